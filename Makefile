@@ -1,0 +1,31 @@
+# make demo   -- install into .venv and run the default pipeline (BasicMotions demo)
+# make test   -- install into .venv and run the test suite
+#
+# TORCH is what pip installs before the project. torch==2.13.0 is the CPU wheel where a
+# local wheel is configured and PyPI's CUDA build on a Linux GPU machine; pass any other
+# pip requirement (and index options) to choose a build, e.g. make TORCH="torch==2.13.0 --index-url URL".
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+CORES ?= 2
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test clean-results
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES)
+
+test: install
+	$(BIN)/pytest -q
+
+clean-results:
+	rm -rf results/* .snakemake/incomplete

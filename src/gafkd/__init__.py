@@ -1,0 +1,3 @@
+"""gafkd: cross-modal knowledge distillation on wearable-sensor data."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import REPO
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from gafkd.config import check_config, resolve_dataset
+from gafkd.errors import ConfigError
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def default_config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_defaults_are_filled():
+    config = default_config()
+    del config["images"]
+    validate(config, SCHEMA)
+    assert config["images"] == {"method": "gasf", "size": 64}
+    check_config(config)
+    assert config["datasets"]["basicmotions"]["split"]["test_fraction"] == 0.2
+
+
+@pytest.mark.parametrize("change,named", [
+    (lambda c: c["datasets"]["basicmotions"].update(windw=100), "windw"),
+    (lambda c: c["images"].update(method="rp"), "rp"),
+    (lambda c: c["images"].update(size="64"), "'64'"),
+    (lambda c: c["datasets"]["basicmotions"]["split"].update(val_fraction=1.5), "1.5"),
+    (lambda c: c["datasets"]["basicmotions"].update(source="geneactiv"), "geneactiv"),
+    (lambda c: c.update(imgs={}), "imgs"),
+])
+def test_schema_names_the_bad_key_or_value(change, named):
+    config = default_config()
+    change(config)
+    with pytest.raises(WorkflowError) as error:
+        validate(config, SCHEMA)
+    assert named in str(error.value.args)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ({"source": "geneactiv_mat", "window": 500}, r"datasets.g.raw: required for source 'geneactiv_mat'"),
+    ({"source": "geneactiv_mat", "raw": "x", "window": 500, "step": 22},
+     r"datasets.g.step: does not apply to source 'geneactiv_mat'"),
+    ({"source": "basicmotions", "raw": "x"}, r"datasets.g.raw: does not apply to source 'basicmotions'"),
+    ({"source": "pamap2", "raw": "x", "channels": "wrist"}, r"datasets.g.channels: unknown PAMAP2 channel set"),
+    ({"source": "pamap2", "raw": "x", "split": {"kind": "predefined"}},
+     r"datasets.g.split.kind: 'predefined' needs a source with a published test set"),
+    ({"source": "basicmotions", "split": {"kind": "loso"}}, r"basicmotions has no subject ids"),
+    ({"source": "pamap2", "raw": "x", "split": {"kind": "random", "val_fraction": 0.5, "test_fraction": 0.5}},
+     r"val_fraction \+ test_fraction must be below 1"),
+    ({"source": "nope"}, r"datasets.g.source: unknown source 'nope'"),
+])
+def test_source_specific_checks(spec, match):
+    spec = copy.deepcopy(spec)
+    spec.setdefault("split", {})
+    spec["split"] = {"val_fraction": 0.2, "test_fraction": 0.2, "seed": 0, **spec["split"]}
+    with pytest.raises(ConfigError, match=match):
+        resolve_dataset("g", spec)
+
+
+def test_source_defaults_are_filled():
+    spec = resolve_dataset("p", {"source": "pamap2", "raw": "x", "split": {"val_fraction": 0.1,
+                                                                            "test_fraction": 0.2, "seed": 0}})
+    assert (spec["window"], spec["step"], spec["downsample"], spec["channels"]) == (100, 22, 3, "lab40")
+    assert spec["split"]["kind"] == "loso"
+
+
+def test_image_larger_than_window():
+    config = default_config()
+    config["images"]["size"] = 128
+    validate(config, SCHEMA)
+    with pytest.raises(ConfigError, match=r"images.size: 128 is larger than the window length 100 of dataset 'basicmotions'"):
+        check_config(config)
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    config = default_config()
+    config["datasets"]["basicmotions"]["split"]["kind"] = "loso"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1"],
+        capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "datasets.basicmotions.split.kind" in run.stdout + run.stderr
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,92 @@
+import h5py
+import numpy as np
+import pytest
+from pyts.image import GramianAngularField, MarkovTransitionField
+
+from gafkd.errors import ConfigError, InputError
+from gafkd.images import build_images, gramian_angular_field, plot_gallery, read_images
+from gafkd.windows import build_windows, read_windows
+
+PYTS_METHOD = {"gasf": "summation", "gadf": "difference"}
+
+
+@pytest.mark.parametrize("method", ["gasf", "gadf"])
+@pytest.mark.parametrize("length,size", [(100, 64), (500, 64), (1000, 64), (64, 64), (37, 16)])
+def test_gaf_matches_pyts(method, length, size):
+    series = np.random.default_rng(length).normal(size=(50, length)).astype(np.float32)
+    expected = GramianAngularField(image_size=size, method=PYTS_METHOD[method]).fit_transform(series)
+    got = gramian_angular_field(series, size, method)
+    assert got.dtype == np.float32 and got.shape == (50, size, size)
+    assert np.abs(got - expected).max() < 3e-5
+
+
+@pytest.mark.parametrize("length", [100, 500])
+def test_constant_series_gives_no_nan_and_matches_pyts(length):
+    series = np.full((2, length), 3.7, dtype=np.float32)
+    series[1] = 0.0
+    got = gramian_angular_field(series, 64, "gasf")
+    assert np.isfinite(got).all()
+    expected = GramianAngularField(image_size=64).fit_transform(series)
+    assert np.abs(got - expected).max() < 3e-5
+
+
+@pytest.fixture
+def demo_windows(tmp_path):
+    h5 = tmp_path / "windows.h5"
+    spec = {"source": "basicmotions", "split": {"kind": "predefined", "val_fraction": 0.25, "seed": 0}}
+    build_windows("basicmotions", spec, h5, tmp_path / "summary.md")
+    return h5
+
+
+@pytest.mark.parametrize("method", ["gasf", "gadf", "mtf"])
+def test_cache_matches_pyts_in_windows_order(demo_windows, tmp_path, method):
+    out = tmp_path / f"images_{method}32.h5"
+    build_images(demo_windows, out, method=method, size=32, chunk_windows=7)  # several chunks
+    windows = read_windows(demo_windows)
+    images = read_images(out, windows.attrs["fingerprint"])
+    assert images.dtype == np.float16 and images.shape == (80, 6, 32, 32)
+    flat = windows.X.reshape(-1, 100)
+    if method == "mtf":
+        expected = MarkovTransitionField(image_size=32).fit_transform(flat)
+    else:
+        expected = GramianAngularField(image_size=32, method=PYTS_METHOD[method]).fit_transform(flat)
+    diff = np.abs(images.reshape(-1, 32, 32).astype(np.float64) - expected).max()
+    assert diff < 1e-3   # float16 storage
+
+
+def test_cache_from_other_windows_is_rejected(demo_windows, tmp_path):
+    out = tmp_path / "images_gasf16.h5"
+    build_images(demo_windows, out, size=16)
+    with pytest.raises(InputError, match="built from other windows"):
+        read_images(out, "0" * 32)
+
+
+def test_unknown_method_and_oversized_image_write_nothing(demo_windows, tmp_path):
+    with pytest.raises(ConfigError, match="unknown method 'rp'"):
+        build_images(demo_windows, tmp_path / "a.h5", method="rp")
+    with pytest.raises(ConfigError, match="between 1 and the window length 100"):
+        build_images(demo_windows, tmp_path / "b.h5", size=128)
+    assert not (tmp_path / "a.h5").exists() and not (tmp_path / "b.h5").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.md", "windows.h5"]
+
+
+def test_gallery_is_a_png(demo_windows, tmp_path):
+    out = tmp_path / "images_gasf16.h5"
+    build_images(demo_windows, out, size=16)
+    png = tmp_path / "gallery.png"
+    plot_gallery(demo_windows, out, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_windows_file_contents(demo_windows, tmp_path):
+    windows = read_windows(demo_windows)
+    assert windows.X.shape == (80, 6, 100)
+    fold = windows.folds["holdout"]
+    assert (fold.split == 2).sum() == 40 and (fold.split[40:] == 2).all()
+    train = windows.X[fold.split == 0]
+    np.testing.assert_allclose(fold.mean, train.mean(axis=(0, 2)), rtol=1e-4, atol=1e-5)
+    with h5py.File(demo_windows) as f:
+        assert f.attrs["source"] == "basicmotions"
+        assert f.attrs["sampling_rate_hz"] == 10.0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| Walking | 8 | 2 | 10 |" in summary

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from gafkd.errors import InputError
+from gafkd.splits import TEST, TRAIN, VAL, channel_stats, check_class_coverage, make_folds
+
+SPEC = {"val_fraction": 0.2, "test_fraction": 0.2, "seed": 0}
+
+
+def labelled(n_subjects=10, per_subject=30, n_classes=3):
+    subject = np.repeat(np.arange(100, 100 + n_subjects), per_subject)
+    y = np.tile(np.arange(per_subject) % n_classes, n_subjects)
+    return y, subject
+
+
+def test_holdout_is_subject_disjoint_and_seeded():
+    y, subject = labelled()
+    fold = make_folds(y, subject, {**SPEC, "kind": "holdout"})["holdout"]
+    parts = [set(subject[fold["split"] == p]) for p in (TRAIN, VAL, TEST)]
+    assert [len(p) for p in parts] == [6, 2, 2]
+    assert parts[0].isdisjoint(parts[1]) and parts[0].isdisjoint(parts[2]) and parts[1].isdisjoint(parts[2])
+    assert sorted(parts[2]) == fold["test_subjects"] and sorted(parts[1]) == fold["val_subjects"]
+    again = make_folds(y, subject, {**SPEC, "kind": "holdout"})["holdout"]
+    assert np.array_equal(again["split"], fold["split"])
+    other = make_folds(y, subject, {**SPEC, "kind": "holdout", "seed": 5})["holdout"]
+    assert not np.array_equal(other["split"], fold["split"])
+
+
+def test_loso_one_fold_per_subject_with_validation_from_training_subjects():
+    y, subject = labelled(n_subjects=9)
+    folds = make_folds(y, subject, {**SPEC, "kind": "loso", "val_fraction": 0.125})
+    assert list(folds) == [f"fold{i}" for i in range(9)]
+    for i, fold in enumerate(folds.values()):
+        assert fold["test_subjects"] == [100 + i]
+        assert np.array_equal(fold["split"] == TEST, subject == 100 + i)
+        assert len(fold["val_subjects"]) == 1 and fold["val_subjects"][0] != 100 + i
+        assert set(subject[fold["split"] == TRAIN]).isdisjoint(fold["val_subjects"])
+
+
+def test_random_split_is_stratified():
+    y, subject = labelled(n_subjects=2, per_subject=150)
+    split = make_folds(y, subject, {**SPEC, "kind": "random"})["holdout"]["split"]
+    for cls in range(3):
+        counts = np.bincount(split[y == cls], minlength=3)
+        assert counts.tolist() == [60, 20, 20]
+
+
+def test_predefined_test_set_stays():
+    y, subject = labelled(n_subjects=1, per_subject=40)
+    test = np.arange(40) >= 20
+    split = make_folds(y, subject, {**SPEC, "kind": "predefined"}, predefined_test=test)["holdout"]["split"]
+    assert np.array_equal(split == TEST, test)
+    per_class = np.bincount(y[~test])
+    assert (split[~test] == VAL).sum() == sum(round(0.2 * n) for n in per_class)
+    assert all(((split == VAL) & (y == c)).any() for c in range(3))
+
+
+def test_too_few_subjects():
+    y, subject = labelled(n_subjects=2)
+    with pytest.raises(InputError, match="needs at least 3 subjects, found 2"):
+        make_folds(y, subject, {**SPEC, "kind": "loso"})
+
+
+def test_class_left_empty_by_a_split():
+    y, subject = labelled(n_subjects=5)
+    y[subject == 100] = 3     # only subject 100 has class 3
+    folds = make_folds(y, subject, {**SPEC, "kind": "holdout"})
+    with pytest.raises(InputError, match=r"dataset 'd', fold 'holdout': class 'd3' has no windows in the (train|val|test) split"):
+        check_class_coverage(folds, y, ["d0", "d1", "d2", "d3"], "holdout", "d")
+    loso = make_folds(y, subject, {**SPEC, "kind": "loso"})
+    with pytest.raises(InputError, match=r"fold 'fold0': class 'd3' has no windows in the train split"):
+        check_class_coverage(loso, y, ["d0", "d1", "d2", "d3"], "loso", "d")
+
+
+def test_channel_stats_use_training_windows_only():
+    rng = np.random.default_rng(0)
+    y, subject = labelled()
+    X = rng.normal(size=(len(y), 4, 25)).astype(np.float32) * [[1], [2], [3], [0]]
+    X[subject == 101, :3] += 100   # a subject far off, so using the wrong windows shows
+    folds = make_folds(y, subject, {**SPEC, "kind": "loso"})
+    stats = channel_stats(X, folds, chunk=7)
+    for fold, info in folds.items():
+        train = X[info["split"] == TRAIN]
+        mean, std = stats[fold]
+        np.testing.assert_allclose(mean, train.mean(axis=(0, 2)), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(std[:3], train.std(axis=(0, 2))[:3], rtol=1e-4)
+        assert std[3] == 1.0    # a constant channel never divides by zero
+
+
+def test_class_with_no_window_at_all():
+    y, subject = labelled()
+    folds = make_folds(y, subject, {**SPEC, "kind": "holdout"})
+    with pytest.raises(InputError, match=r"dataset 'd': class 'never' has no windows at all"):
+        check_class_coverage(folds, y, ["d0", "d1", "d2", "never"], "holdout", "d")

@@ -1,0 +1,104 @@
+"""The Snakemake rules on the demo config and on raw files in the GENEActiv and PAMAP2 formats."""
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, tree_digest
+from rawfiles import gene_name, make_gene_folder, make_pamap2_folder, write_mat_v73
+
+
+def snakemake(workdir, *args, configfile=REPO / "config.yaml"):
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+         "--configfile", str(configfile), "--cores", "2", *args],
+        capture_output=True, text=True)
+
+
+def test_dry_run_of_default_config(tmp_path):
+    run = snakemake(tmp_path, "-n")
+    assert run.returncode == 0, run.stderr
+    assert "build_windows" in run.stdout and "build_images" in run.stdout
+
+
+def test_lint_is_clean():
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                          "-d", str(REPO), "--lint"], capture_output=True, text=True)
+    assert run.returncode == 0 and "Congratulations" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def test_demo_windows_and_images(tmp_path):
+    run = snakemake(tmp_path, "windows", "images")
+    assert run.returncode == 0, run.stderr
+    results = tmp_path / "results" / "basicmotions"
+    with h5py.File(results / "windows.h5") as f:
+        assert f["X"].shape == (80, 6, 100)
+        assert (f["folds/holdout/split"][40:] == 2).all()
+    with h5py.File(results / "images_gasf64.h5") as f:
+        assert f["images"].shape == (80, 6, 64, 64) and f["images"].dtype == np.float16
+    for name in ("images_gasf64.png", "windows_summary.md", "logs/windows.log",
+                 "benchmarks/windows.tsv", "benchmarks/images_gasf64.tsv"):
+        assert (results / name).is_file(), name
+    rerun = snakemake(tmp_path, "windows", "images", "-n")
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+@pytest.fixture
+def raw_config(tmp_path):
+    gene = tmp_path / "raw" / "GENEActiv" / "Window-size-50"
+    make_gene_folder(gene)
+    pamap = tmp_path / "raw" / "PAMAP2_Dataset" / "Protocol"
+    make_pamap2_folder(pamap)
+    config = {
+        "datasets": {
+            "gene7": {"source": "geneactiv_mat", "raw": str(gene), "window": 50,
+                      "class_map": {1: "walk", 2: "rest", 3: "walk"},
+                      "split": {"kind": "holdout", "val_fraction": 0.2, "test_fraction": 0.2}},
+            "pamap2": {"source": "pamap2", "raw": str(pamap), "channels": "acc16",
+                       "class_map": {1: "lying", 4: "walking", 24: "rope jumping"},
+                       "split": {"kind": "loso", "val_fraction": 0.3}},
+        },
+        "images": {"method": "gasf", "size": 32},
+    }
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, gene, pamap
+
+
+def test_rules_on_geneactiv_and_pamap2_raw_files(tmp_path, raw_config):
+    configfile, gene, pamap = raw_config
+    before = tree_digest(tmp_path / "raw")
+    run = snakemake(tmp_path, "images", configfile=configfile)
+    assert run.returncode == 0, run.stderr
+    assert tree_digest(tmp_path / "raw") == before
+    with h5py.File(tmp_path / "results/gene7/windows.h5") as f:
+        assert f["X"].shape == (30, 3, 50)
+        assert set(f["y"][()]) == {0, 1}
+    with h5py.File(tmp_path / "results/pamap2/windows.h5") as f:
+        assert f["X"].shape[1:] == (9, 100)
+        assert sorted(f["folds"]) == ["fold0", "fold1", "fold2", "fold3"]
+    with h5py.File(tmp_path / "results/pamap2/images_gasf32.h5") as f:
+        assert f["images"].shape[1:] == (9, 32, 32)
+
+
+def test_bad_raw_file_fails_the_rule_and_leaves_no_output(tmp_path, raw_config):
+    configfile, gene, _ = raw_config
+    write_mat_v73(gene / gene_name(101, 2, 7), xw=np.zeros((49, 3)))
+    run = snakemake(tmp_path, "results/gene7/windows.h5", configfile=configfile)
+    assert run.returncode != 0
+    log = (tmp_path / "results/gene7/logs/windows.log").read_text()
+    assert "ID-101_CLASS-2_Window-0007.mat: 'xw' has shape (49, 3)" in log
+    leftovers = [p.name for p in (tmp_path / "results/gene7").iterdir() if p.is_file()]
+    assert leftovers == []
+
+
+def test_missing_raw_folder_is_named(tmp_path, raw_config):
+    configfile, gene, _ = raw_config
+    config = yaml.safe_load(configfile.read_text())
+    config["datasets"]["gene7"]["raw"] = str(tmp_path / "elsewhere")
+    configfile.write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "results/gene7/windows.h5", "-n", configfile=configfile)
+    assert run.returncode != 0
+    assert str(tmp_path / "elsewhere") in run.stdout + run.stderr
