@@ -12,6 +12,7 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/teachers.smk"
 
 
 rule all:
@@ -19,3 +20,4 @@ rule all:
     input:
         rules.windows.input,
         rules.images.input,
+        rules.teachers.input,

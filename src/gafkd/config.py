@@ -7,7 +7,8 @@ checks what depends on the source: which keys apply, required ones, channel name
 import copy
 
 from gafkd.errors import ConfigError
-from gafkd.readers import pamap2
+from gafkd.archs import parse_arch
+from gafkd.readers import geneactiv, pamap2
 
 REQUIRED = object()
 SOURCE_OPTIONS = {
@@ -58,6 +59,18 @@ def resolve_dataset(name, spec):
     return resolved
 
 
+def fold_names(name, spec):
+    """Fold names of a resolved dataset, known before its windows are built: `holdout`, or for
+    leave-one-subject-out `fold0`... in the order of the subject ids in the raw file names."""
+    if spec["split"]["kind"] != "loso":
+        return ["holdout"]
+    if spec["source"] == "pamap2":
+        subjects = [s for s, _ in pamap2.list_subject_files(spec["raw"], spec.get("subjects"))]
+    else:
+        subjects = sorted({s for s, _, _, _ in geneactiv.list_window_files(spec["raw"])})
+    return [f"fold{i}" for i in range(len(subjects))]
+
+
 def series_length(spec):
     return SERIES_LENGTH.get(spec["source"], spec.get("window"))
 
@@ -69,6 +82,11 @@ def check_config(config):
         raise ConfigError("datasets: at least one dataset is required")
     for name, spec in datasets.items():
         datasets[name] = resolve_dataset(name, spec)
+    for arch in config["teachers"]["archs"]:
+        try:
+            parse_arch(arch)
+        except ConfigError as exc:
+            raise ConfigError(f"teachers.archs: {exc}") from None
     size = config["images"]["size"]
     for name, spec in datasets.items():
         if size > series_length(spec):

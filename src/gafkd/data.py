@@ -1,0 +1,83 @@
+"""A fold of windows.h5 (signals) or of its image cache, as tensors resident on the device."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gafkd.engine import Split, TrainData
+from gafkd.errors import ConfigError, InputError
+from gafkd.images import read_images
+from gafkd.splits import TEST, TRAIN, VAL
+from gafkd.windows import read_windows
+
+MODALITIES = ("gaf", "sig")
+
+
+@dataclass
+class FoldArrays:
+    X: np.ndarray           # (N, C, L) signals or (N, C, S, S) images, in windows.h5 order
+    y: np.ndarray
+    split: np.ndarray
+    mean: np.ndarray        # (C,)
+    std: np.ndarray
+    class_names: list
+    channel_names: list
+    fingerprint: str        # of the windows the arrays come from
+
+    @property
+    def dims(self):
+        return self.X.ndim - 2
+
+
+def image_channel_stats(images, train, chunk=4096):
+    """Per-channel mean and std of the training images (float64 accumulation)."""
+    index = np.flatnonzero(train)
+    total = np.zeros(images.shape[1])
+    squares = np.zeros(images.shape[1])
+    for start in range(0, len(index), chunk):
+        block = images[index[start:start + chunk]].astype(np.float64)
+        total += block.sum(axis=(0, 2, 3))
+        squares += np.square(block).sum(axis=(0, 2, 3))
+    count = len(index) * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0))
+    std[std < 1e-8] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def load_fold(windows_h5, fold, modality, images_h5=None):
+    if modality not in MODALITIES:
+        raise ConfigError(f"unknown modality '{modality}' (known: {', '.join(MODALITIES)})")
+    windows = read_windows(windows_h5, load_X=modality == "sig")
+    if fold not in windows.folds:
+        raise InputError(f"{windows_h5}: no fold '{fold}' (folds: {', '.join(windows.folds)})")
+    info = windows.folds[fold]
+    if modality == "sig":
+        X, mean, std = windows.X, info.mean, info.std
+    else:
+        if images_h5 is None:
+            raise ConfigError("modality 'gaf' needs an image cache")
+        X = read_images(images_h5, windows.attrs["fingerprint"])
+        if len(X) != len(windows.y):
+            raise InputError(f"{images_h5}: {len(X)} images for {len(windows.y)} windows")
+        mean, std = image_channel_stats(X, info.split == TRAIN)
+    return FoldArrays(X, windows.y, info.split, mean, std, windows.class_names,
+                      windows.channel_names, windows.attrs["fingerprint"])
+
+
+def to_train_data(arrays, device):
+    """Train/val/test tensors on the device (images stay float16 until a batch is standardised)."""
+    shape = (1, -1) + (1,) * arrays.dims
+
+    def part(code):
+        mask = arrays.split == code
+        return Split(torch.from_numpy(np.ascontiguousarray(arrays.X[mask])).to(device),
+                     torch.from_numpy(arrays.y[mask]).to(device))
+
+    return TrainData(
+        train=part(TRAIN), val=part(VAL), test=part(TEST),
+        mean=torch.from_numpy(arrays.mean).reshape(shape).to(device),
+        std=torch.from_numpy(arrays.std).reshape(shape).to(device),
+        num_classes=len(arrays.class_names),
+    )

@@ -1,0 +1,50 @@
+"""One teacher run: a WideResNet on the images (modality `gaf`) or signals (`sig`) of one fold."""
+
+import hashlib
+import json
+import logging
+
+import torch
+
+from gafkd.data import load_fold, to_train_data
+from gafkd.engine import TrainSettings, train
+from gafkd.archs import parse_arch
+from gafkd.models import build_model
+from gafkd.provenance import code_version, device_info, package_versions
+
+log = logging.getLogger(__name__)
+
+
+def run_key(settings, fingerprint):
+    """Identity of a run for resuming: the settings that change the result and the data."""
+    text = json.dumps({"settings": settings, "data": fingerprint}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def provenance(device, claim_description=None):
+    return {"code_version": code_version(), "packages": package_versions(),
+            **device_info(device), "device_claim": claim_description}
+
+
+def train_teacher(windows_h5, images_h5, settings, outputs, resume_path, device, claim=None):
+    """`settings`: dataset, fold, modality, arch, seed, images, training (see teachers.smk)."""
+    parse_arch(settings["arch"])
+    arrays = load_fold(windows_h5, settings["fold"], settings["modality"],
+                       images_h5 if settings["modality"] == "gaf" else None)
+    torch.manual_seed(settings["seed"])
+    model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), arrays.dims)
+    data = to_train_data(arrays, device)
+    log.info("%s teacher %s on %s/%s, seed %d: %d train, %d val, %d test windows, input %s",
+             settings["modality"], settings["arch"], settings["dataset"], settings["fold"],
+             settings["seed"], len(data.train), len(data.val), len(data.test),
+             tuple(arrays.X.shape[1:]))
+    training = TrainSettings(**settings["training"], seed=settings["seed"])
+    return train(
+        model, data, training, device, outputs, resume_path,
+        run_key=run_key(settings, arrays.fingerprint),
+        record={"config": settings, "class_names": arrays.class_names,
+                "provenance": provenance(device, claim)},
+        checkpoint_extra={"arch": settings["arch"], "modality": settings["modality"],
+                          "dims": arrays.dims, "in_channels": arrays.X.shape[1],
+                          "class_names": arrays.class_names},
+    )

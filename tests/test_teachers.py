@@ -1,0 +1,96 @@
+import json
+import re
+from datetime import datetime
+
+import h5py
+import pytest
+import torch
+import yaml
+from conftest import REPO
+from test_workflow import snakemake
+
+from gafkd.errors import InputError
+from gafkd.images import build_images
+from gafkd.teachers import train_teacher
+from gafkd.windows import build_windows
+
+DEMO_SPLIT = {"kind": "predefined", "val_fraction": 0.25, "seed": 0}
+
+
+def settings(modality, epochs=2):
+    return {"dataset": "basicmotions", "fold": "holdout", "modality": modality, "arch": "wrn16-1",
+            "seed": 1, "images": {"method": "gasf", "size": 16},
+            "training": {"epochs": epochs, "batch_size": 8, "lr": 0.05, "momentum": 0.9,
+                         "weight_decay": 1e-4, "bf16": False, "checkpoint_every": 5}}
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    build_windows("basicmotions", {"source": "basicmotions", "split": DEMO_SPLIT},
+                  root / "windows.h5", root / "summary.md")
+    build_images(root / "windows.h5", root / "images.h5", size=16)
+    return root
+
+
+def outputs(root):
+    return {k: root / f"{k}" for k in ("model", "metrics", "history")}
+
+
+def test_gaf_teacher_writes_checkpoint_metrics_and_provenance(demo_files, tmp_path):
+    metrics = train_teacher(demo_files / "windows.h5", demo_files / "images.h5", settings("gaf"),
+                            outputs(tmp_path), tmp_path / "resume.pt", torch.device("cpu"), "test claim")
+    saved = json.loads((tmp_path / "metrics").read_text())
+    assert saved["config"] == settings("gaf")
+    assert saved["class_names"] == ["Badminton", "Running", "Standing", "Walking"]
+    provenance = saved["provenance"]
+    assert provenance["code_version"].startswith("0.1.0")
+    assert provenance["packages"]["torch"] == torch.__version__
+    assert provenance["device"] == "cpu" and provenance["device_claim"] == "test claim"
+    assert metrics["test_at_best_val"]["n"] == 40
+    checkpoint = torch.load(tmp_path / "model", weights_only=False)
+    assert checkpoint["dims"] == 2 and checkpoint["in_channels"] == 6 and checkpoint["arch"] == "wrn16-1"
+    assert checkpoint["mean"].shape == (1, 6, 1, 1)
+
+
+def test_image_cache_of_other_windows_is_rejected(demo_files, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    build_windows("basicmotions", {"source": "basicmotions", "split": {**DEMO_SPLIT, "seed": 1}},
+                  other / "windows.h5", other / "summary.md")
+    # Same windows in the same order: the fingerprint matches whatever the split.
+    train_teacher(other / "windows.h5", demo_files / "images.h5", settings("gaf", epochs=1),
+                  outputs(other), other / "resume.pt", torch.device("cpu"))
+    with h5py.File(other / "windows.h5", "r+") as f:
+        f.attrs["fingerprint"] = "0" * 32
+    (other / "metrics").unlink()
+    with pytest.raises(InputError, match="image cache was built from other windows"):
+        train_teacher(other / "windows.h5", demo_files / "images.h5", settings("gaf", epochs=1),
+                      outputs(other), other / "resume.pt", torch.device("cpu"))
+    assert not (other / "metrics").exists()
+
+
+def log_interval(path):
+    stamps = [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+              for line in path.read_text().splitlines() if re.match(r"\d{4}-", line)]
+    return stamps[0], stamps[-1]
+
+
+def test_concurrent_teachers_on_distinct_slots_and_demo_accuracy(tmp_path, monkeypatch):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["teachers"] = {"modalities": ["sig"], "archs": ["wrn16-1"], "seeds": [1, 2]}
+    config["devices"] = {"lock_dir": str(tmp_path / "locks"), "threads": 1}
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("GAFKD_DEVICE_COUNT", "2")     # two pretend GPUs: slots, CPU compute
+    run = snakemake(tmp_path, "teachers", "--resources", "gpu=2", configfile=configfile)
+    assert run.returncode == 0, run.stderr
+    logs = sorted((tmp_path / "results/basicmotions/logs/teachers/holdout").glob("*.log"))
+    assert len(logs) == 2
+    slots = [re.search(r"device: slot (\d) of 2", p.read_text()).group(1) for p in logs]
+    assert sorted(slots) == ["0", "1"]
+    (a0, a1), (b0, b1) = map(log_interval, logs)
+    assert a0 < b1 and b0 < a1, "the two teacher jobs should have run at the same time"
+    for seed in (1, 2):
+        metrics = json.loads((tmp_path / f"results/basicmotions/holdout/teachers/sig/wrn16-1/seed{seed}/metrics.json").read_text())
+        assert metrics["test_at_best_val"]["accuracy"] >= 0.9
