@@ -13,6 +13,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teachers.smk"
+include: "workflow/rules/students.smk"
 
 
 rule all:
@@ -21,3 +22,4 @@ rule all:
         rules.windows.input,
         rules.images.input,
         rules.teachers.input,
+        rules.students.input,

@@ -79,6 +79,7 @@ def log_interval(path):
 def test_concurrent_teachers_on_distinct_slots_and_demo_accuracy(tmp_path, monkeypatch):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["teachers"] = {"modalities": ["sig"], "archs": ["wrn16-1"], "seeds": [1, 2]}
+    config["students"] = {"methods": ["kd-sig"], "seeds": [1, 2]}
     config["devices"] = {"lock_dir": str(tmp_path / "locks"), "threads": 1}
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))

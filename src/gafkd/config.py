@@ -7,6 +7,7 @@ checks what depends on the source: which keys apply, required ones, channel name
 import copy
 
 from gafkd.errors import ConfigError
+from gafkd.grid import teacher_modalities
 from gafkd.archs import parse_arch
 from gafkd.readers import geneactiv, pamap2
 
@@ -87,9 +88,30 @@ def check_config(config):
             parse_arch(arch)
         except ConfigError as exc:
             raise ConfigError(f"teachers.archs: {exc}") from None
+    check_students(config)
     size = config["images"]["size"]
     for name, spec in datasets.items():
         if size > series_length(spec):
             raise ConfigError(f"images.size: {size} is larger than the window length "
                               f"{series_length(spec)} of dataset '{name}'")
     return config
+
+
+def check_students(config):
+    """Students can only learn from teachers the config trains; fills teacher_archs."""
+    students, teachers = config["students"], config["teachers"]
+    parse_arch(students["arch"])
+    if students["teacher_archs"] is None:
+        students["teacher_archs"] = list(teachers["archs"])
+    missing = [a for a in students["teacher_archs"] if a not in teachers["archs"]]
+    if missing:
+        raise ConfigError(f"students.teacher_archs: {missing} are not in teachers.archs {teachers['archs']}")
+    needed = {m for method in students["methods"] for m in teacher_modalities(method)}
+    absent = sorted(needed - set(teachers["modalities"]))
+    if absent:
+        raise ConfigError(f"students.methods need {absent} teachers, but teachers.modalities is "
+                          f"{teachers['modalities']}")
+    seeds = students["seeds"] if students["teacher_seed"] == "same" else [students["teacher_seed"]]
+    if needed and set(seeds) - set(teachers["seeds"]):
+        raise ConfigError(f"students need teachers of seed(s) {sorted(set(seeds) - set(teachers['seeds']))} "
+                          f"(students.teacher_seed: {students['teacher_seed']!r}), not in teachers.seeds")

@@ -94,22 +94,25 @@ def _autocast(device, bf16):
 
 
 @torch.inference_mode()
-def predict(model, data, x, settings, device):
-    """Logits (float32, on the CPU) of every row of x, in eval mode."""
+def predict(model, normalize, x, batch_size, device, bf16=False):
+    """Logits (float32, on the CPU) of every row of x, in eval mode; x may live on the CPU."""
     model.eval()
     out = []
-    for start in range(0, len(x), settings.eval_batch_size):
-        with _autocast(device, settings.bf16):
-            logits, _ = model(data.normalize(x[start:start + settings.eval_batch_size]))
+    for start in range(0, len(x), batch_size):
+        batch = torch.as_tensor(x[start:start + batch_size]).to(device)
+        with _autocast(device, bf16):
+            logits, _ = model(normalize(batch))
         out.append(logits.float().cpu())
-    return torch.cat(out) if out else torch.empty(0, data.num_classes)
+    return torch.cat(out)
 
 
 def evaluate(model, data, split, settings, device):
-    logits = predict(model, data, split.x, settings, device)
+    if len(split) == 0:
+        return {"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0, "confusion": [], "loss": float("nan")}
+    logits = predict(model, data.normalize, split.x, settings.eval_batch_size, device, settings.bf16)
     y = split.y.cpu()
     result = summarize(y.numpy(), logits.argmax(1).numpy(), data.num_classes)
-    result["loss"] = float(F.cross_entropy(logits, y)) if len(y) else float("nan")
+    result["loss"] = float(F.cross_entropy(logits, y))
     return result
 
 

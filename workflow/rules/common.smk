@@ -13,6 +13,14 @@ if SRC not in sys.path:
 
 from gafkd.config import check_config, fold_names
 from gafkd.errors import ConfigError
+from gafkd.grid import (
+    METHODS as STUDENT_METHODS,
+    alpha_tag,
+    check_alpha,
+    fixed_alpha,
+    parse_teachers_tag,
+    teachers_tag,
+)
 
 validate(config, "../schemas/config.schema.yaml")
 try:
@@ -26,7 +34,7 @@ IMAGE_TAG = f"{config['images']['method']}{config['images']['size']}"
 
 wildcard_constraints:
     dataset="|".join(re.escape(d) for d in DATASETS),
-    method="gasf|gadf|mtf",
+    encoding="gasf|gadf|mtf",
     size=r"\d+",
 
 
@@ -85,4 +93,93 @@ def teacher_targets(filename):
         for modality in teachers["modalities"]
         for arch in teachers["archs"]
         for seed in teachers["seeds"]
+    ]
+
+
+STUDENT_RUN = (
+    "results/{dataset}/{fold}/students/{arch}/{method}/{teachers}/alpha{alpha}/seed{seed}"
+)
+
+
+wildcard_constraints:
+    method="|".join(STUDENT_METHODS),
+    teachers=r"none|gaf-wrn\d+-\d+|sig-wrn\d+-\d+|gaf-wrn\d+-\d+\+sig-wrn\d+-\d+",
+    alpha=r"[0-9.]+",
+
+
+def teacher_seed(student_seed):
+    fixed = config["students"]["teacher_seed"]
+    return int(student_seed) if fixed == "same" else fixed
+
+
+def teacher_dir(wildcards, modality, arch):
+    return (
+        f"results/{wildcards.dataset}/{wildcards.fold}/teachers/{modality}/{arch}/"
+        f"seed{teacher_seed(wildcards.seed)}"
+    )
+
+
+def student_inputs(wildcards):
+    method = wildcards.method
+    try:
+        teachers = parse_teachers_tag(method, wildcards.teachers)
+        check_alpha(method, wildcards.alpha)
+    except ConfigError as error:
+        raise WorkflowError(f"{wildcards}: {error}") from None
+    inputs = {"windows": f"results/{wildcards.dataset}/windows.h5"}
+    for modality, arch in teachers.items():
+        inputs[f"{modality}_outputs"] = f"{teacher_dir(wildcards, modality, arch)}/outputs.h5"
+    if method.endswith("-sp"):
+        for modality, arch in teachers.items():
+            inputs[f"{modality}_model"] = f"{teacher_dir(wildcards, modality, arch)}/model.pt"
+        inputs["images"] = images_file(wildcards.dataset)
+    if "-anneal" in method:
+        inputs["init"] = (
+            f"results/{wildcards.dataset}/{wildcards.fold}/students/{wildcards.arch}/"
+            f"scratch/none/alpha0/seed{wildcards.seed}/model.pt"
+        )
+    return inputs
+
+
+def student_settings(wildcards):
+    """Exactly what changes a student's result."""
+    settings = {
+        "dataset": wildcards.dataset,
+        "fold": wildcards.fold,
+        "arch": wildcards.arch,
+        "method": wildcards.method,
+        "teachers": wildcards.teachers,
+        "alpha": float(wildcards.alpha),
+        "seed": int(wildcards.seed),
+        "training": config["training"],
+    }
+    if wildcards.method != "scratch":
+        settings["kd"] = config["students"]["kd"]
+        settings["teacher_seed"] = teacher_seed(wildcards.seed)
+    if wildcards.method.endswith("-sp"):
+        settings["images"] = config["images"]
+    return settings
+
+
+def student_runs():
+    """(method, teachers tag, alpha) of every configured student run of one seed and fold."""
+    students = config["students"]
+    runs = []
+    for method in students["methods"]:
+        archs = [None] if method == "scratch" else students["teacher_archs"]
+        alphas = [fixed_alpha(method)] if fixed_alpha(method) is not None else students["alphas"]
+        for arch in archs:
+            for alpha in alphas:
+                runs.append((method, teachers_tag(method, arch), alpha_tag(alpha)))
+    return runs
+
+
+def student_targets(filename):
+    arch = config["students"]["arch"]
+    return [
+        f"results/{dataset}/{fold}/students/{arch}/{method}/{teachers}/alpha{alpha}/seed{seed}/{filename}"
+        for dataset in DATASETS
+        for fold in FOLDS[dataset]
+        for seed in config["students"]["seeds"]
+        for method, teachers, alpha in student_runs()
     ]

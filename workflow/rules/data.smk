@@ -23,12 +23,12 @@ rule build_images:
     input:
         "results/{dataset}/windows.h5",
     output:
-        h5="results/{dataset}/images_{method}{size}.h5",
-        gallery="results/{dataset}/images_{method}{size}.png",
+        h5="results/{dataset}/images_{encoding}{size}.h5",
+        gallery="results/{dataset}/images_{encoding}{size}.png",
     log:
-        "results/{dataset}/logs/images_{method}{size}.log",
+        "results/{dataset}/logs/images_{encoding}{size}.log",
     benchmark:
-        "results/{dataset}/benchmarks/images_{method}{size}.tsv"
+        "results/{dataset}/benchmarks/images_{encoding}{size}.tsv"
     conda:
         "../../envs/data.yaml"
     script:

@@ -1,0 +1,45 @@
+"""Names of the student grid: methods, teacher tags, alphas (torch-free, for the workflow)."""
+
+import re
+
+from gafkd.errors import ConfigError
+
+METHODS = ("scratch", "kd-gaf", "kd-sig", "kd2", "kd2-anneal", "kd2-anneal-sp")
+TEACHERS_PATTERN = re.compile(r"^(?:none|gaf-(wrn\d+-\d+)|sig-(wrn\d+-\d+)|gaf-(wrn\d+-\d+)\+sig-(wrn\d+-\d+))$")
+
+
+def teacher_modalities(method):
+    return {"scratch": (), "kd-gaf": ("gaf",), "kd-sig": ("sig",)}.get(method, ("gaf", "sig"))
+
+
+def fixed_alpha(method):
+    """α of the methods that have no α grid (None for the kd2 family)."""
+    return {"scratch": 0.0, "kd-gaf": 1.0, "kd-sig": 0.0}.get(method)
+
+
+def alpha_tag(alpha):
+    return f"{float(alpha):g}"
+
+
+def teachers_tag(method, teacher_arch):
+    """'none', 'gaf-wrn16-3', 'sig-wrn16-3' or 'gaf-wrn16-3+sig-wrn16-3'."""
+    return "+".join(f"{m}-{teacher_arch}" for m in teacher_modalities(method)) or "none"
+
+
+def parse_teachers_tag(method, tag):
+    """{'gaf': arch, 'sig': arch} of a teachers tag, checked against the method."""
+    if TEACHERS_PATTERN.match(tag) is None:
+        raise ConfigError(f"teachers '{tag}' is not none, gaf-<arch>, sig-<arch> or gaf-<arch>+sig-<arch>")
+    parsed = {} if tag == "none" else dict(part.split("-", 1) for part in tag.split("+"))
+    if tuple(parsed) != teacher_modalities(method):
+        raise ConfigError(f"method '{method}' takes teachers {teacher_modalities(method) or 'none'}, "
+                          f"not '{tag}'")
+    return parsed
+
+
+def check_alpha(method, alpha):
+    fixed = fixed_alpha(method)
+    if fixed is not None and float(alpha) != fixed:
+        raise ConfigError(f"method '{method}' has α = {fixed:g}, not {alpha}")
+    if not 0 <= float(alpha) <= 1:
+        raise ConfigError(f"α must be within [0, 1], got {alpha}")

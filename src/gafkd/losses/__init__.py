@@ -1,0 +1,8 @@
+"""Distillation losses, one short module each."""
+
+from gafkd.losses.kd import soft_kl, hinton_kd, standardize_logits
+from gafkd.losses.multi_teacher import two_teacher_loss
+from gafkd.losses.similarity import gram_map, merged_teacher_map, similarity_preserving
+
+__all__ = ["soft_kl", "hinton_kd", "standardize_logits", "two_teacher_loss", "gram_map",
+           "merged_teacher_map", "similarity_preserving"]

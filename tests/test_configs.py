@@ -1,0 +1,75 @@
+"""Every ready experiment in configs/ dry-runs on fixture raw data, scheduling exactly its grid."""
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+from rawfiles import make_gene_folder, make_pamap2_folder
+from test_workflow import snakemake
+
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def job_counts(output):
+    counts = {}
+    block = output.split("Job stats:")[1]
+    for line in block.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if match is None:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def expected_counts(config, folds):
+    teachers, students = config["teachers"], config["students"]
+    tarchs = students.get("teacher_archs") or teachers["archs"]
+    n_alphas = len(students["alphas"])
+    per_seed = 0
+    for method in students["methods"]:
+        if method == "scratch":
+            per_seed += 1
+        elif method in ("kd-gaf", "kd-sig"):
+            per_seed += len(tarchs)
+        else:
+            per_seed += len(tarchs) * n_alphas
+    used_modalities = {m for method in students["methods"]
+                       for m in {"scratch": [], "kd-gaf": ["gaf"], "kd-sig": ["sig"]}.get(method, ["gaf", "sig"])}
+    return {
+        "build_windows": 1,
+        "build_images": 1,
+        "train_teacher": folds * len(teachers["modalities"]) * len(teachers["archs"]) * len(teachers["seeds"]),
+        "teacher_outputs": folds * len(used_modalities) * len(tarchs) * len(students["seeds"]),
+        "train_student": folds * len(students["seeds"]) * per_seed,
+        "all": 1,
+    }
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_dry_run_schedules_its_grid(path, tmp_path):
+    config = yaml.safe_load(path.read_text())
+    (name, spec), = config["datasets"].items()
+    raw = tmp_path / spec["raw"]
+    if spec["source"] == "geneactiv_mat":
+        make_gene_folder(raw, window=spec["window"], subjects=(1, 2, 3), classes=tuple(spec["class_map"]),
+                         per_class=1)
+        folds = 1
+    else:
+        folds = len(make_pamap2_folder(raw))
+    run = snakemake(tmp_path, "-n", configfile=path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert job_counts(run.stdout) == expected_counts(config, folds)
+
+
+def test_configs_carry_the_labs_recipe():
+    assert {p.stem for p in CONFIGS} == {"gene14_w500", "gene14_w1000", "gene7_w500", "pamap2_loso"}
+    for path in CONFIGS:
+        config = yaml.safe_load(path.read_text())
+        assert config["training"]["epochs"] == 200 and config["training"]["batch_size"] == 64
+        assert config["students"]["kd"]["temperature"] == 4 and config["students"]["kd"]["lambda"] == 0.7
+        assert config["students"]["alphas"] == [0.1, 0.3, 0.5, 0.7, 0.9]
+        assert config["teachers"]["archs"] == ["wrn16-1", "wrn16-3", "wrn28-1", "wrn28-3"]
+        assert config["students"]["seeds"] == [1, 2, 3] and config["students"]["arch"] == "wrn16-1"
+    assert yaml.safe_load(Path(REPO / "configs/pamap2_loso.yaml").read_text())["students"]["kd"]["beta"] == 200

@@ -1,0 +1,132 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gafkd.errors import ConfigError, InputError
+from gafkd.images import build_images, read_images
+from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss
+from gafkd.students import DistillationLoss, train_student
+from gafkd.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
+from gafkd.teachers import train_teacher
+from gafkd.windows import build_windows, read_windows
+
+CPU = torch.device("cpu")
+TRAINING = {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
+            "bf16": False, "checkpoint_every": 5}
+KD = {"lambda": 0.7, "temperature": 4.0, "beta": 700.0, "standardize_logits": False}
+
+
+def run_files(root):
+    root.mkdir(parents=True, exist_ok=True)
+    return {k: root / k for k in ("model", "metrics", "history")}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("students")
+    split = {"kind": "predefined", "val_fraction": 0.25, "seed": 0}
+    build_windows("basicmotions", {"source": "basicmotions", "split": split},
+                  root / "windows.h5", root / "summary.md")
+    build_images(root / "windows.h5", root / "images.h5", size=16)
+    files = {"root": root, "windows": root / "windows.h5", "images": root / "images.h5"}
+    for modality in ("gaf", "sig"):
+        settings = {"dataset": "basicmotions", "fold": "holdout", "modality": modality,
+                    "arch": "wrn10-1", "seed": 1, "training": TRAINING}
+        out = run_files(root / f"teacher-{modality}")
+        train_teacher(files["windows"], files["images"], settings, out, root / "resume.pt", CPU)
+        write_teacher_outputs(out["model"], files["windows"], files["images"],
+                              root / f"outputs-{modality}.h5", CPU)
+        files[f"{modality}_model"] = out["model"]
+        files[f"{modality}_outputs"] = root / f"outputs-{modality}.h5"
+    return files
+
+
+def student(demo, out, method, alpha, teachers="gaf-wrn10-1+sig-wrn10-1", init=None, **training):
+    settings = {"dataset": "basicmotions", "fold": "holdout", "arch": "wrn10-1", "method": method,
+                "teachers": teachers, "alpha": alpha, "seed": 3, "kd": KD,
+                "training": {**TRAINING, **training}}
+    return train_student(
+        demo["windows"], settings,
+        teacher_outputs={m: demo[f"{m}_outputs"] for m in ("gaf", "sig")},
+        teacher_models={m: demo[f"{m}_model"] for m in ("gaf", "sig")},
+        images_h5=demo["images"], init_model=init, outputs=run_files(out),
+        resume_path=out / "resume.pt", device=CPU)
+
+
+def test_cached_outputs_give_the_loss_of_an_online_teacher(demo):
+    windows = read_windows(demo["windows"])
+    train = windows.folds["holdout"].split == 0
+    fingerprint = windows.attrs["fingerprint"]
+    cached = {m: torch.from_numpy(read_teacher_logits(demo[f"{m}_outputs"], fingerprint)[train])
+              for m in ("gaf", "sig")}
+    teachers = {m: load_teacher(demo[f"{m}_model"], CPU) for m in ("gaf", "sig")}
+    inputs = {"sig": torch.from_numpy(windows.X[train]),
+              "gaf": torch.from_numpy(read_images(demo["images"], fingerprint)[train])}
+    sp = {m: (teachers[m], inputs[m]) for m in ("gaf", "sig")}
+    loss_fn = DistillationLoss("kd2-anneal-sp", 0.3, KD, cached, sp)
+    index = torch.tensor([3, 17, 0, 25, 8, 11, 30, 2])
+    student_logits = torch.randn(8, 4)
+    student_groups = [torch.randn(8, 5, 7), torch.randn(8, 3, 4), torch.randn(8, 2, 2)]
+    targets = torch.from_numpy(windows.y[train])[index]
+    with torch.no_grad():
+        online = {}
+        groups = {}
+        for m, teacher in teachers.items():
+            online[m], groups[m] = teacher.model(teacher.normalize(inputs[m][index]))
+    expected = two_teacher_loss(student_logits, targets, online["gaf"], online["sig"], 0.3, 0.7, 4.0)
+    expected = expected + 700 * similarity_preserving(
+        student_groups, [merged_teacher_map(g, s, 0.3) for g, s in zip(groups["gaf"], groups["sig"])])
+    got = loss_fn(student_logits, student_groups, targets, index)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def stable(metrics):
+    return {k: v for k, v in metrics.items() if k not in ("config", "provenance", "wall_seconds",
+                                                          "epochs_per_second")}
+
+
+def test_kd2_at_alpha_one_equals_kd_gaf(demo, tmp_path):
+    kd2 = student(demo, tmp_path / "kd2", "kd2", 1.0)
+    kd_gaf = student(demo, tmp_path / "kdgaf", "kd-gaf", 1.0, teachers="gaf-wrn10-1")
+    assert stable(kd2) == stable(kd_gaf)
+    kd2_mixed = student(demo, tmp_path / "kd2mixed", "kd2", 0.5)
+    assert stable(kd2_mixed)["val_loss"] != stable(kd2)["val_loss"]
+
+
+def test_annealed_student_starts_from_the_scratch_student(demo, tmp_path):
+    student(demo, tmp_path / "scratch", "scratch", 0.0, teachers="none")
+    # With a vanishing learning rate the weights stay where they started.
+    student(demo, tmp_path / "anneal", "kd2-anneal", 0.5, init=tmp_path / "scratch" / "model", lr=1e-12,
+            epochs=1)
+    start = torch.load(tmp_path / "scratch" / "model", weights_only=True)["state_dict"]
+    after = torch.load(tmp_path / "anneal" / "model", weights_only=True)["state_dict"]
+    assert torch.allclose(start["conv1.weight"], after["conv1.weight"], atol=1e-8)
+    fresh = student(demo, tmp_path / "kd2", "kd2", 0.5, lr=1e-12, epochs=1)
+    fresh_weights = torch.load(tmp_path / "kd2" / "model", weights_only=True)["state_dict"]
+    assert not torch.allclose(start["conv1.weight"], fresh_weights["conv1.weight"])
+    assert fresh["best_epoch"] == 1
+
+
+def test_similarity_preserving_student_runs(demo, tmp_path):
+    student(demo, tmp_path / "scratch", "scratch", 0.0, teachers="none")
+    metrics = student(demo, tmp_path / "sp", "kd2-anneal-sp", 0.3, init=tmp_path / "scratch" / "model")
+    saved = json.loads((tmp_path / "sp" / "metrics").read_text())
+    assert saved["config"]["method"] == "kd2-anneal-sp" and saved["config"]["alpha"] == 0.3
+    assert 0 <= metrics["test_at_best_val"]["accuracy"] <= 1
+
+
+def test_bad_student_requests(demo, tmp_path):
+    with pytest.raises(ConfigError, match="method 'kd-gaf' has α = 1, not 0.5"):
+        student(demo, tmp_path / "a", "kd-gaf", 0.5, teachers="gaf-wrn10-1")
+    with pytest.raises(InputError, match="cannot start the annealed student"):
+        student(demo, tmp_path / "b", "kd2-anneal", 0.5, init=tmp_path / "missing.pt")
+    assert not (tmp_path / "b" / "metrics").exists()
+
+
+def test_teacher_outputs_of_other_windows_are_rejected(demo):
+    with pytest.raises(InputError, match="computed on other windows"):
+        read_teacher_logits(demo["gaf_outputs"], "f" * 32)
+    logits = read_teacher_logits(demo["gaf_outputs"], read_windows(demo["windows"]).attrs["fingerprint"])
+    assert logits.shape == (80, 4) and np.isfinite(logits).all()

@@ -1,0 +1,50 @@
+# Teacher outputs (logits of every window, once per teacher) and the student grid.
+
+
+rule teacher_outputs:
+    input:
+        unpack(teacher_inputs),
+        model="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/model.pt",
+    output:
+        "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/outputs.h5",
+    params:
+        devices=config["devices"],
+    threads: config["devices"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}-outputs.log",
+    benchmark:
+        "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}-outputs.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/teacher_outputs.py"
+
+
+rule train_student:
+    input:
+        unpack(student_inputs),
+    output:
+        model=f"{STUDENT_RUN}/model.pt",
+        metrics=f"{STUDENT_RUN}/metrics.json",
+        history=f"{STUDENT_RUN}/history.csv",
+    params:
+        settings=student_settings,
+        devices=config["devices"],
+    threads: config["devices"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/{dataset}/logs/students/{fold}/{arch}-{method}-{teachers}-alpha{alpha}-seed{seed}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/students/{fold}/{arch}-{method}-{teachers}-alpha{alpha}-seed{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_student.py"
+
+
+rule students:
+    input:
+        student_targets("metrics.json"),
