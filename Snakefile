@@ -2,6 +2,7 @@
 #   snakemake --cores 12 --resources gpu=1      the whole grid
 #   snakemake windows | images                  one stage for every dataset
 #   snakemake results/<dataset>/windows.h5      one target
+#   snakemake --report results/report.html      the browsable report (after a run)
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -10,16 +11,17 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teachers.smk"
 include: "workflow/rules/students.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.windows.input,
-        rules.images.input,
-        rules.teachers.input,
-        rules.students.input,
+        rules.report.input,

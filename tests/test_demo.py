@@ -32,3 +32,29 @@ def test_signal_teachers_reach_90_percent_on_basicmotions(demo):
     for seed in config["teachers"]["seeds"]:
         path = workdir / f"results/basicmotions/holdout/teachers/sig/wrn16-1/seed{seed}/metrics.json"
         assert json.loads(path.read_text())["test_at_best_val"]["accuracy"] >= 0.9
+
+
+def test_tables_figures_and_report(demo):
+    workdir, config = demo
+    report = workdir / "results/report"
+    tables = (report / "tables.md").read_text()
+    assert "| GAF teacher |" in tables and "| + SP, α = 0.5 |" in tables
+    assert "!" not in tables.split("\n", 4)[-1].replace("`!` marks", "")   # every group complete
+    for name in ("alpha", "teachers_vs_students", "confusion", "learning_curves"):
+        assert (report / f"basicmotions_{name}.png").read_bytes()[:4] == b"\x89PNG"
+    html = workdir / "report.html"
+    run = snakemake(workdir, "--report", str(html))
+    assert run.returncode == 0, run.stderr
+    text = html.read_text(errors="replace")
+    assert "basicmotions_alpha.png" in text and "weight of the GAF teacher" in text
+
+
+def test_changed_report_option_retrains_nothing(demo, tmp_path):
+    workdir, config = demo
+    changed = {**config, "report": {"decimals": 1}}
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(changed))
+    run = snakemake(workdir, "-n", configfile=configfile)
+    assert run.returncode == 0, run.stderr
+    scheduled = {line.split()[1] for line in run.stdout.splitlines() if line.startswith("rule ")}
+    assert scheduled == {"aggregate:", "figures:", "all:"} or scheduled == {"aggregate:", "figures:"}, scheduled

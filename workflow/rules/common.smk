@@ -1,4 +1,5 @@
 # Config validation (before any job runs), grids and input helpers shared by the rule files.
+import json
 import re
 import sys
 from pathlib import Path
@@ -38,8 +39,13 @@ wildcard_constraints:
     size=r"\d+",
 
 
+def canonical(value):
+    """Params with sorted keys: the order of keys in a config file must not rerun anything."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
 def dataset_spec(wildcards):
-    return config["datasets"][wildcards.dataset]
+    return canonical(config["datasets"][wildcards.dataset])
 
 
 def raw_input(wildcards):
@@ -78,7 +84,7 @@ def teacher_settings(wildcards):
     }
     if wildcards.modality == "gaf":
         settings["images"] = config["images"]
-    return settings
+    return canonical(settings)
 
 
 FOLDS = {name: fold_names(name, spec) for name, spec in config["datasets"].items()}
@@ -158,7 +164,7 @@ def student_settings(wildcards):
         settings["teacher_seed"] = teacher_seed(wildcards.seed)
     if wildcards.method.endswith("-sp"):
         settings["images"] = config["images"]
-    return settings
+    return canonical(settings)
 
 
 def student_runs():
@@ -183,3 +189,17 @@ def student_targets(filename):
         for seed in config["students"]["seeds"]
         for method, teachers, alpha in student_runs()
     ]
+
+
+REPORT_OPTIONS = canonical(config["report"])
+
+
+def expected_runs_per_group():
+    """{dataset: {role: runs per table cell}}: seeds x folds."""
+    return {
+        dataset: {
+            "teacher": len(config["teachers"]["seeds"]) * len(FOLDS[dataset]),
+            "student": len(config["students"]["seeds"]) * len(FOLDS[dataset]),
+        }
+        for dataset in DATASETS
+    }

@@ -24,7 +24,11 @@ rule build_images:
         "results/{dataset}/windows.h5",
     output:
         h5="results/{dataset}/images_{encoding}{size}.h5",
-        gallery="results/{dataset}/images_{encoding}{size}.png",
+        gallery=report(
+            "results/{dataset}/images_{encoding}{size}.png",
+            caption="../report/gallery.rst",
+            category="Images",
+        ),
     log:
         "results/{dataset}/logs/images_{encoding}{size}.log",
     benchmark:

@@ -7,8 +7,6 @@ rule teacher_outputs:
         model="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/model.pt",
     output:
         "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/outputs.h5",
-    params:
-        devices=config["devices"],
     threads: config["devices"]["threads"]
     resources:
         gpu=1,
@@ -31,7 +29,6 @@ rule train_student:
         history=f"{STUDENT_RUN}/history.csv",
     params:
         settings=student_settings,
-        devices=config["devices"],
     threads: config["devices"]["threads"]
     resources:
         gpu=1,

@@ -10,7 +10,6 @@ rule train_teacher:
         history="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/history.csv",
     params:
         settings=teacher_settings,
-        devices=config["devices"],
     threads: config["devices"]["threads"]
     resources:
         gpu=1,

@@ -7,7 +7,7 @@ from gafkd.logs import logged
 from gafkd.teacher_outputs import write_teacher_outputs
 
 with logged(snakemake.log[0]) as log:
-    devices = snakemake.params.devices
+    devices = snakemake.config["devices"]  # not params: where a job runs never reruns it
     with claim_device(devices["jobs_per_gpu"], devices["lock_dir"]) as claim:
         log.info("device: %s", claim.description)
         torch.set_num_threads(snakemake.threads)

@@ -1,0 +1,135 @@
+"""Figures of the report (matplotlib/seaborn, Agg backend, written atomically)."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from gafkd.atomic import atomic_path  # noqa: E402
+from gafkd.reporting import ROW_LABELS  # noqa: E402
+
+KD2_METHODS = ("kd2", "kd2-anneal", "kd2-anneal-sp")
+REFERENCES = (("scratch", "0.3", ":"), ("kd-gaf", "tab:orange", "--"), ("kd-sig", "tab:green", "--"))
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def alpha_figure(runs, dataset, path, metric="test_accuracy"):
+    """Accuracy against α (mean ± std) per teacher architecture, with reference lines."""
+    runs = runs[(runs["dataset"] == dataset) & (runs["role"] == "student")]
+    archs = sorted(a for a in runs["teacher_arch"].unique() if a)
+    fig, axes = plt.subplots(1, max(len(archs), 1), figsize=(4.2 * max(len(archs), 1), 3.6),
+                             squeeze=False, sharey=True)
+    for ax, arch in zip(axes[0], archs):
+        for method in KD2_METHODS:
+            part = runs[(runs["method"] == method) & (runs["teacher_arch"] == arch)]
+            if part.empty:
+                continue
+            stats = part.groupby("alpha")[metric].agg(["mean", "std"]) * 100
+            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                        label=ROW_LABELS[method])
+        for method, color, style in REFERENCES:
+            part = runs[(runs["method"] == method) & ((runs["teacher_arch"] == arch) | (method == "scratch"))]
+            if not part.empty:
+                ax.axhline(100 * part[metric].mean(), color=color, linestyle=style, label=ROW_LABELS[method])
+        ax.set_title(f"teachers {arch}")
+        ax.set_xlabel("α (weight of the GAF teacher)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric.replace('_', ' ')} (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{dataset}: students against α (mean ± std over seeds)", fontsize=10)
+    _save(fig, path)
+
+
+def teachers_vs_students_figure(runs, dataset, path, metric="test_accuracy"):
+    """Teachers and students per teacher architecture; the kd2 family at its best mean-validation α."""
+    runs = runs[runs["dataset"] == dataset].copy()
+    runs["group"] = runs["method"].map(ROW_LABELS)
+    kd2 = runs[runs["method"].isin(KD2_METHODS)]
+    if not kd2.empty:
+        val = kd2.groupby(["method", "teacher_arch", "alpha"])["val_accuracy"].mean().reset_index()
+        best = val.loc[val.groupby(["method", "teacher_arch"])["val_accuracy"].idxmax()]
+        keep = kd2.merge(best[["method", "teacher_arch", "alpha"]], on=["method", "teacher_arch", "alpha"])
+        runs = pd.concat([runs[~runs["method"].isin(KD2_METHODS)], keep])
+    archs = sorted(a for a in runs["teacher_arch"].unique() if a)
+    scratch = runs[runs["method"] == "scratch"]
+    runs = pd.concat([runs[runs["method"] != "scratch"]] + [scratch.assign(teacher_arch=a) for a in archs])
+    runs["accuracy (%)"] = 100 * runs[metric]
+    order = [ROW_LABELS[m] for m in ROW_LABELS if ROW_LABELS[m] in set(runs["group"])]
+    fig, ax = plt.subplots(figsize=(4.5 + 1.6 * len(archs), 3.8))
+    sns.barplot(data=runs, x="teacher_arch", y="accuracy (%)", hue="group", hue_order=order,
+                order=archs, errorbar="sd", capsize=0.1, ax=ax)
+    low = max(0, runs["accuracy (%)"].min() - 10)
+    ax.set_ylim(low, 101)
+    ax.set_xlabel("teacher architecture")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="mean ± sd over seeds",
+              title_fontsize=7)
+    ax.set_title(f"{dataset}: teachers and students\n(2-teacher rows at their best validation α)",
+                 fontsize=9)
+    _save(fig, path)
+
+
+def best_student(runs, dataset):
+    students = runs[(runs["dataset"] == dataset) & (runs["role"] == "student")]
+    return students.sort_values(["val_accuracy", "test_accuracy"], ascending=False).iloc[0]
+
+
+def confusion_figure(runs, dataset, path):
+    """Confusion matrix (test split, at the best-validation checkpoint) of the best student."""
+    best = best_student(runs, dataset)
+    metrics = json.loads(open(best["path"]).read())
+    matrix = np.array(metrics["test_at_best_val"]["confusion"])
+    names = metrics["class_names"]
+    size = 1.2 + 0.45 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", xticklabels=names, yticklabels=names,
+                cbar=False, ax=ax)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    alpha = "" if pd.isna(best["alpha"]) else f", α {best['alpha']:g}"
+    ax.set_title(f"{dataset}: best student by validation accuracy\n{best['method']}, "
+                 f"{best['teachers']}{alpha}, seed {best['seed']}, fold {best['fold']}: "
+                 f"test {100 * best['test_accuracy']:.1f} %", fontsize=9)
+    _save(fig, path)
+
+
+def learning_curves_figure(runs, dataset, path):
+    """Training loss and validation accuracy per epoch, mean over seeds, one line per method."""
+    runs = runs[runs["dataset"] == dataset]
+    frames = []
+    for _, run in runs.iterrows():
+        history = pd.read_csv(run["path"].replace("metrics.json", "history.csv"))
+        label = ROW_LABELS[run["method"]] + ("" if pd.isna(run["alpha"]) or run["method"] in
+                                              ("scratch", "kd-gaf", "kd-sig") else f" α {run['alpha']:g}")
+        frames.append(history.assign(run=label + (f" {run['teacher_arch']}" if run["teacher_arch"] else "")))
+    curves = pd.concat(frames)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, column in zip(axes, ("train_loss", "val_accuracy")):
+        sns.lineplot(data=curves, x="epoch", y=column, hue="run", errorbar=None, ax=ax, linewidth=1,
+                     palette="tab20")
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[0].get_legend().remove()
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.suptitle(f"{dataset}: learning curves (mean over seeds and folds)", fontsize=10)
+    _save(fig, path)
+
+
+def write_figures(runs_csv, dataset, out, metric="test_accuracy"):
+    runs = pd.read_csv(runs_csv, keep_default_na=True)
+    runs["teacher_arch"] = runs["teacher_arch"].fillna("")
+    runs["teachers"] = runs["teachers"].fillna("")
+    alpha_figure(runs, dataset, out["alpha"], metric)
+    teachers_vs_students_figure(runs, dataset, out["teachers_vs_students"], metric)
+    confusion_figure(runs, dataset, out["confusion"])
+    learning_curves_figure(runs, dataset, out["learning_curves"])

@@ -1,0 +1,73 @@
+# Aggregation of every run into tables and figures, and the Snakemake report's captions.
+
+
+rule aggregate:
+    input:
+        teacher_targets("metrics.json") + student_targets("metrics.json"),
+    output:
+        runs=report(
+            "results/report/runs.csv", caption="../report/runs.rst", category="Tables"
+        ),
+        summary=report(
+            "results/report/summary.csv", caption="../report/summary.rst", category="Tables"
+        ),
+        tables="results/report/tables.md",
+        tables_html=report(
+            "results/report/tables.html", caption="../report/tables.rst", category="Tables"
+        ),
+    params:
+        teacher_archs=config["students"]["teacher_archs"],
+        alphas=config["students"]["alphas"],
+        expected=expected_runs_per_group(),
+        options=REPORT_OPTIONS,
+    log:
+        "results/report/logs/aggregate.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/aggregate.py"
+
+
+rule figures:
+    input:
+        runs="results/report/runs.csv",
+    output:
+        alpha=report(
+            "results/report/{dataset}_alpha.png",
+            caption="../report/alpha.rst",
+            category="Figures",
+            subcategory="{dataset}",
+        ),
+        teachers_vs_students=report(
+            "results/report/{dataset}_teachers_vs_students.png",
+            caption="../report/teachers_vs_students.rst",
+            category="Figures",
+            subcategory="{dataset}",
+        ),
+        confusion=report(
+            "results/report/{dataset}_confusion.png",
+            caption="../report/confusion.rst",
+            category="Figures",
+            subcategory="{dataset}",
+        ),
+        learning_curves=report(
+            "results/report/{dataset}_learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Figures",
+            subcategory="{dataset}",
+        ),
+    params:
+        options=REPORT_OPTIONS,
+    log:
+        "results/report/logs/figures_{dataset}.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule report:
+    input:
+        rules.aggregate.output,
+        expand(rules.figures.output, dataset=DATASETS),
+        expand("results/{dataset}/images_{tag}.png", dataset=DATASETS, tag=IMAGE_TAG),
