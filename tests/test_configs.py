@@ -43,6 +43,8 @@ def expected_counts(config, folds):
         "train_teacher": folds * len(teachers["modalities"]) * len(teachers["archs"]) * len(teachers["seeds"]),
         "teacher_outputs": folds * len(used_modalities) * len(tarchs) * len(students["seeds"]),
         "train_student": folds * len(students["seeds"]) * per_seed,
+        "aggregate": 1,
+        "figures": len(config["datasets"]),
         "all": 1,
     }
 
