@@ -1,4 +1,5 @@
-# make demo   -- install into .venv and run the default pipeline (BasicMotions demo)
+# make demo   -- install into .venv, run the default pipeline (BasicMotions demo) and write
+#                results/report.html
 # make test   -- install into .venv and run the test suite
 #
 # TORCH is what pip installs before the project. torch==2.13.0 is the CPU wheel where a
@@ -23,6 +24,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 
 test: install
 	$(BIN)/pytest -q

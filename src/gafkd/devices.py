@@ -103,3 +103,13 @@ def _describe(device):
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return "the CPU (CUDA not available)"
+
+
+@contextlib.contextmanager
+def job_device(devices, threads):
+    """A training job's device: claim a slot per the config's `devices` section, log it, and
+    give torch the job's CPU threads."""
+    with claim_device(devices["jobs_per_gpu"], devices["lock_dir"]) as claim:
+        log.info("device: %s", claim.description)
+        torch.set_num_threads(threads)
+        yield claim
