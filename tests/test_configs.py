@@ -75,3 +75,9 @@ def test_configs_carry_the_labs_recipe():
         assert config["teachers"]["archs"] == ["wrn16-1", "wrn16-3", "wrn28-1", "wrn28-3"]
         assert config["students"]["seeds"] == [1, 2, 3] and config["students"]["arch"] == "wrn16-1"
     assert yaml.safe_load(Path(REPO / "configs/pamap2_loso.yaml").read_text())["students"]["kd"]["beta"] == 200
+
+
+def test_loso_config_without_raw_data_names_the_folder(tmp_path):
+    run = snakemake(tmp_path, "-n", configfile=REPO / "configs/pamap2_loso.yaml")
+    assert run.returncode != 0
+    assert "Cannot list the folds: PAMAP2 raw folder data/PAMAP2_Dataset/Protocol does not exist" in run.stdout + run.stderr

@@ -13,7 +13,7 @@ if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
 from gafkd.config import check_config, fold_names
-from gafkd.errors import ConfigError
+from gafkd.errors import ConfigError, GafkdError
 from gafkd.grid import (
     METHODS as STUDENT_METHODS,
     alpha_tag,
@@ -87,7 +87,10 @@ def teacher_settings(wildcards):
     return canonical(settings)
 
 
-FOLDS = {name: fold_names(name, spec) for name, spec in config["datasets"].items()}
+try:
+    FOLDS = {name: fold_names(name, spec) for name, spec in config["datasets"].items()}
+except GafkdError as error:  # leave-one-subject-out folds come from the raw file names
+    raise WorkflowError(f"Cannot list the folds: {error}") from None
 
 
 def teacher_targets(filename):
