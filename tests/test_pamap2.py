@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from conftest import tree_digest
-from rawfiles import (SUBJECT101, SUBJECT101_EXPECTED, make_pamap2_folder, pamap2_table,
+from rawfiles import (SUBJECT101_EXPECTED, pamap2_table,
                       write_pamap2)
 
 from gafkd.errors import ConfigError, InputError

@@ -5,7 +5,6 @@ strides 1, 2, 2, then BN-ReLU, global average pooling and a linear layer. The fo
 returns the logits and the three group outputs (used by similarity-preserving KD).
 """
 
-import torch
 from torch import nn
 from torch.nn import functional as F
 
