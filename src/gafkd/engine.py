@@ -163,16 +163,18 @@ def _load_resume(path, run_key, model, optimizer, generator):
     path = Path(path)
     if not path.exists():
         return None
+    initial_weights = {k: v.clone() for k, v in model.state_dict().items()}
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("run_key") != run_key:
             log.warning("resume checkpoint %s belongs to other settings: starting over", path)
             return None
+        progress = Progress(**state["progress"])
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
-        progress = Progress(**state["progress"])
     except Exception as exc:  # a torn or foreign file must never stop a run
+        model.load_state_dict(initial_weights)   # starting over means from the initial weights
         log.warning("resume checkpoint %s is unreadable (%s): starting over", path,
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return None
@@ -192,7 +194,6 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
                                 weight_decay=settings.weight_decay)
     generator = torch.Generator().manual_seed(settings.seed)
     progress = _load_resume(resume_path, run_key, model, optimizer, generator) or Progress()
-    model.to(device)
     n = len(data.train)
     started = time.perf_counter()
     epochs_here = 0

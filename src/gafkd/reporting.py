@@ -145,8 +145,6 @@ def write_report_tables(metrics_paths, out, teacher_archs, alphas, expected, met
                 + "; columns are teacher architectures; `!` marks a group with fewer runs than configured.")
         sections.append(f"## {dataset}\n\n{note}\n\n{markdown_table(frame)}\n")
         html.append(f"<h2>{dataset}</h2><p>{note}</p>" + frame.to_html(escape=True))
-    for key, path in out.items():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out["runs"]) as tmp:
         runs.to_csv(tmp, index=False)
     with atomic_path(out["summary"]) as tmp:
