@@ -60,7 +60,7 @@ def resolve_dataset(name, spec):
     return resolved
 
 
-def fold_names(name, spec):
+def fold_names(spec):
     """Fold names of a resolved dataset, known before its windows are built: `holdout`, or for
     leave-one-subject-out `fold0`... in the order of the subject ids in the raw file names."""
     if spec["split"]["kind"] != "loso":

@@ -59,8 +59,6 @@ def load_fold(windows_h5, fold, modality, images_h5=None):
         if images_h5 is None:
             raise ConfigError("modality 'gaf' needs an image cache")
         X = read_images(images_h5, windows.attrs["fingerprint"])
-        if len(X) != len(windows.y):
-            raise InputError(f"{images_h5}: {len(X)} images for {len(windows.y)} windows")
         mean, std = image_channel_stats(X, info.split == TRAIN)
     return FoldArrays(X, windows.y, info.split, mean, std, windows.class_names,
                       windows.channel_names, windows.attrs["fingerprint"])

@@ -16,6 +16,7 @@ beside the data nor a cheap read per step; the extra forward costs a fraction of
 """
 
 import logging
+
 import torch
 from torch.nn import functional as F
 
@@ -31,6 +32,7 @@ from gafkd.teacher_outputs import load_teacher, read_teacher_logits
 from gafkd.teachers import provenance, run_key
 
 log = logging.getLogger(__name__)
+
 
 class DistillationLoss:
     """(1−λ)·CE + λ·T²·[α·KL_gaf + (1−α)·KL_sig] from cached logits, + β·SP from online teachers."""

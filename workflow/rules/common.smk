@@ -88,7 +88,7 @@ def teacher_settings(wildcards):
 
 
 try:
-    FOLDS = {name: fold_names(name, spec) for name, spec in config["datasets"].items()}
+    FOLDS = {name: fold_names(spec) for name, spec in config["datasets"].items()}
 except GafkdError as error:  # leave-one-subject-out folds come from the raw file names
     raise WorkflowError(f"Cannot list the folds: {error}") from None
 
