@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -196,6 +197,7 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
     progress = _load_resume(resume_path, run_key, model, optimizer, generator) or Progress()
     n = len(data.train)
     started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat()
     epochs_here = 0
     with _StopFlag() as stop:
         while progress.epoch < settings.epochs:
@@ -270,6 +272,8 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
         "epochs": settings.epochs,
         "wall_seconds": progress.elapsed + seconds_here,
         "epochs_per_second": epochs_here / seconds_here if epochs_here else None,
+        "started_at": started_at,       # this invocation's, when resumed
+        "finished_at": datetime.now(timezone.utc).isoformat(),
         **(record or {}),
     }
     with atomic_path(outputs["model"]) as tmp:

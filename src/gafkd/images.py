@@ -1,15 +1,16 @@
 """Image encodings of windows: Gramian Angular Fields (summation/difference) and Markov
 Transition Fields, one image per channel, stacked as image channels.
 
-The GAF builder is a batched float32 version of pyts' `GramianAngularField` (PAA with pyts'
-segment bounds, min-max of each series to [-1, 1], cos/sin outer products) and agrees with it
-to float32 rounding; MTF calls pyts on whole batches.
+The GAF builder computes what pyts' `GramianAngularField` computes (PAA with pyts' segment
+bounds, min-max of each series to [-1, 1], cos/sin outer products) in one compiled parallel
+pass per series and agrees with it to float32 rounding; MTF calls pyts on whole batches.
 """
 
 import json
 import logging
 
 import h5py
+import numba
 import numpy as np
 
 from gafkd.atomic import atomic_path
@@ -20,72 +21,112 @@ log = logging.getLogger(__name__)
 METHODS = ("gasf", "gadf", "mtf")
 
 
-def paa_matrix(length, size):
-    """(length, size) matrix whose product with a series is its piecewise aggregate approximation,
-    with pyts' segment bounds linspace(0, length, size + 1).astype(int)."""
-    bounds = np.linspace(0, length, size + 1).astype(np.int64)
-    matrix = np.zeros((length, size), dtype=np.float32)
-    for j in range(size):
-        matrix[bounds[j]:bounds[j + 1], j] = 1.0 / (bounds[j + 1] - bounds[j])
-    return matrix
+def segment_bounds(length, size):
+    """pyts' PAA segment bounds: linspace(0, length, size + 1) truncated to integers."""
+    return np.linspace(0, length, size + 1).astype(np.int64)
 
 
-def scale_to_unit_interval(series, constant=None):
-    """Min-max of each row to [-1, 1]; a constant row becomes -1 (as scikit-learn's scaler does).
+@numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _gaf_kernel(series, bounds, difference, threads, out):
+    n, length = series.shape
+    size = len(bounds) - 1
+    per_thread = (n + threads - 1) // threads
+    for thread in numba.prange(threads):
+        paa = np.empty(size, np.float64)
+        cos = np.empty(size, np.float32)
+        sin = np.empty(size, np.float32)
+        for k in range(thread * per_thread, min(n, (thread + 1) * per_thread)):
+            x = series[k]
+            low = x[0]
+            high = x[0]
+            for t in range(1, length):
+                low = min(low, x[t])
+                high = max(high, x[t])
+            for j in range(size):
+                total = 0.0
+                for t in range(bounds[j], bounds[j + 1]):
+                    total += x[t]
+                paa[j] = total / (bounds[j + 1] - bounds[j])
+            paa_low = paa.min()
+            span = paa.max() - paa_low
+            for j in range(size):
+                # A constant series is -1 everywhere (as scikit-learn's min-max scaler makes it),
+                # decided on the raw series: rounding can leave its PAA not quite constant.
+                if low == high or span == 0:
+                    value = -1.0
+                else:
+                    value = min(1.0, max(-1.0, (paa[j] - paa_low) / span * 2 - 1))
+                cos[j] = value
+                sin[j] = np.sqrt(max(0.0, 1 - value * value))
+            image = out[k]
+            for i in range(size):
+                row = image[i]
+                if difference:
+                    for j in range(size):
+                        row[j] = sin[i] * cos[j] - cos[i] * sin[j]
+                else:
+                    for j in range(size):
+                        row[j] = cos[i] * cos[j] - sin[i] * sin[j]
 
-    `constant` marks rows known to be constant before float32 rounding could make them not so.
+
+def gramian_angular_field(series, size, method="gasf", out=None):
+    """(n, L) series -> (n, size, size) float32 GASF or GADF, written into `out` when given.
+
+    One pass per series (PAA in float64, min-max to [-1, 1], cos/sin outer products), parallel
+    over series on numba's threads; each image element is written once.
     """
-    low = series.min(axis=1, keepdims=True)
-    span = series.max(axis=1, keepdims=True) - low
-    constant = span == 0 if constant is None else (span == 0) | constant[:, None]
-    scaled = (series - low) / np.where(constant, 1, span) * 2 - 1
-    return np.clip(np.where(constant, -1, scaled), -1, 1)
+    if method not in ("gasf", "gadf"):
+        raise ConfigError(f"unknown GAF method '{method}' (known: gasf, gadf)")
+    series = np.ascontiguousarray(series, dtype=np.float32)
+    n, length = series.shape
+    if out is None:
+        out = np.empty((n, size, size), dtype=np.float32)
+    elif out.shape != (n, size, size) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, size, size)}")
+    _gaf_kernel(series, segment_bounds(length, size), method == "gadf", numba.get_num_threads(), out)
+    return out
 
 
-def gramian_angular_field(series, size, method="gasf", paa=None):
-    """(n, L) float series -> (n, size, size) float32 GASF or GADF."""
-    series = np.asarray(series, dtype=np.float32)
-    if paa is None:
-        paa = paa_matrix(series.shape[1], size)
-    constant = series.min(axis=1) == series.max(axis=1)
-    cos = scale_to_unit_interval(series @ paa if size != series.shape[1] else series, constant)
-    sin = np.sqrt(np.clip(1 - cos * cos, 0, 1))
-    if method == "gasf":
-        return cos[:, :, None] * cos[:, None, :] - sin[:, :, None] * sin[:, None, :]
-    if method == "gadf":
-        return sin[:, :, None] * cos[:, None, :] - cos[:, :, None] * sin[:, None, :]
-    raise ConfigError(f"unknown GAF method '{method}' (known: gasf, gadf)")
-
-
-def encode(series, size, method, paa=None):
+def encode(series, size, method, out=None):
     """(n, L) -> (n, size, size) float32 image of any supported method."""
     if method in ("gasf", "gadf"):
-        return gramian_angular_field(series, size, method, paa)
+        return gramian_angular_field(series, size, method, out)
     if method == "mtf":
         from pyts.image import MarkovTransitionField
-        return MarkovTransitionField(image_size=size).fit_transform(series).astype(np.float32)
+        images = MarkovTransitionField(image_size=size).fit_transform(series)
+        if out is None:
+            return images.astype(np.float32)
+        out[...] = images
+        return out
     raise ConfigError(f"images.method: unknown method '{method}' (known: {', '.join(METHODS)})")
 
 
-def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024):
+def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024, threads=None):
     """Write (N, C, size, size) float16 images of every window, in windows.h5 order, streaming
-    `chunk_windows` windows at a time so memory stays bounded for any dataset size."""
+    `chunk_windows` windows at a time through reused buffers so memory stays bounded for any
+    dataset size. `threads` caps the encoder's threads (default: numba's)."""
     if method not in METHODS:
         raise ConfigError(f"images.method: unknown method '{method}' (known: {', '.join(METHODS)})")
+    if threads:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     with h5py.File(windows_h5, "r") as src:
         X = src["X"]
         n, channels, length = X.shape
         if not 1 <= size <= length:
             raise ConfigError(f"images.size: {size} must be between 1 and the window length {length}")
-        paa = paa_matrix(length, size)
+        chunk = min(n, chunk_windows)
+        encoded = np.empty((chunk * channels, size, size), dtype=np.float32)
+        stored = np.empty((chunk, channels, size, size), dtype=np.float16)
         with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as dst:
             images = dst.create_dataset("images", shape=(n, channels, size, size), dtype=np.float16,
                                         chunks=(min(n, 256), channels, size, size))
-            for start in range(0, n, chunk_windows):
-                block = X[start:start + chunk_windows]
-                flat = block.reshape(-1, length)
-                encoded = encode(flat, size, method, paa).reshape(len(block), channels, size, size)
-                images[start:start + len(block)] = encoded.astype(np.float16)
+            for start in range(0, n, chunk):
+                block = X[start:start + chunk]
+                count = len(block)
+                encode(block.reshape(-1, length), size, method, encoded[:count * channels])
+                np.copyto(stored[:count], encoded[:count * channels].reshape(count, channels, size, size),
+                          casting="same_kind")
+                images[start:start + count] = stored[:count]
             dst.attrs.update({
                 "method": method,
                 "size": size,

@@ -1,5 +1,6 @@
 """What produced a result: code version, package versions, device."""
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -9,6 +10,7 @@ import torch
 
 import gafkd
 
+SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "CUDA_VISIBLE_DEVICES")
 PACKAGES = ("torch", "numpy", "scipy", "h5py", "pyts", "pandas", "snakemake")
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +39,8 @@ def package_versions():
 
 
 def device_info(device):
-    info = {"device": str(device), "host": platform.node(), "torch_threads": torch.get_num_threads()}
+    info = {"device": str(device), "host": platform.node(), "torch_threads": torch.get_num_threads(),
+            "scheduler": {name: os.environ[name] for name in SCHEDULER_VARIABLES if name in os.environ}}
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda

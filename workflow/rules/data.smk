@@ -31,6 +31,7 @@ rule build_images:
         ),
     log:
         "results/{dataset}/logs/images_{encoding}{size}.log",
+    threads: 4
     benchmark:
         "results/{dataset}/benchmarks/images_{encoding}{size}.tsv"
     conda:

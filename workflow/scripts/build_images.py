@@ -5,5 +5,5 @@ from gafkd.logs import logged
 
 with logged(snakemake.log[0]):
     build_images(snakemake.input[0], snakemake.output.h5,
-                 method=snakemake.wildcards.encoding, size=int(snakemake.wildcards.size))
+                 method=snakemake.wildcards.encoding, size=int(snakemake.wildcards.size), threads=snakemake.threads)
     plot_gallery(snakemake.input[0], snakemake.output.h5, snakemake.output.gallery)

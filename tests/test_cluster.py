@@ -1,0 +1,124 @@
+"""The demo pipeline submitted through profiles/slurm to a real single-node SLURM with two fake
+GPUs. The grid is cut down (two teacher seeds, one student seed and α, few epochs) to keep the
+suite short; every rule of the pipeline still runs as a SLURM job."""
+import collections
+import itertools
+import json
+import re
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+import yaml
+from conftest import REPO
+from slurm_cluster import Unavailable, ensure_installed, single_node_slurm
+
+GPU_RULES = ("train_teacher", "teacher_outputs", "train_student")
+
+
+def cluster_profile(folder):
+    """profiles/slurm with this test cluster's partition, sizes and status command."""
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    profile["default-resources"].update(slurm_partition="test", mem_mb=1000, runtime=30)
+    for rule, resources in profile["set-resources"].items():
+        resources.update(slurm_partition="test", mem_mb=1000)
+        if "cpus_per_gpu" in resources:
+            resources["cpus_per_gpu"] = 1
+    profile["set-threads"] = {rule: 1 for rule in profile["set-threads"]}
+    profile.update({
+        "slurm-status-command": "squeue",          # no accounting database here
+        "slurm-no-account": True,
+        "slurm-keep-successful-logs": True,
+        "slurm-init-seconds-before-status-checks": 1,
+        "seconds-between-status-checks": 2,
+        "latency-wait": 5,
+        "retries": 0,
+        "keep-going": False,
+    })
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+    return folder
+
+
+def small_demo_config(path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["training"]["epochs"] = 4
+    config["teachers"]["seeds"] = [1, 2]
+    config["students"].update(alphas=[0.5], seeds=[1], teacher_seed=1)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory):
+    try:
+        ensure_installed()
+        folder = tmp_path_factory.mktemp("slurm")
+        with single_node_slurm(folder / "cluster", gpus=2) as env:
+            workdir = folder / "work"
+            workdir.mkdir()
+            configfile = small_demo_config(folder / "config.yaml")
+            command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                       "-d", str(workdir), "--configfile", str(configfile)]
+            planned = subprocess.run(command + ["-n", "--quiet", "rules"], capture_output=True, text=True)
+            assert planned.returncode == 0, planned.stderr
+            run = subprocess.run(command + ["--profile", str(cluster_profile(folder / "profile"))],
+                                 capture_output=True, text=True, env=env, timeout=900)
+            assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+            yield {"workdir": workdir, "command": command, "planned": planned.stdout,
+                   "log": run.stdout + run.stderr}
+    except Unavailable as reason:
+        print(f"SLURM cluster test skipped: {reason}")
+        pytest.skip(str(reason))
+
+
+def planned_jobs(dry_run_text):
+    """{rule: count} from `snakemake -n --quiet rules`, without the target-only rules."""
+    counts = {}
+    for line in dry_run_text.splitlines():
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if match and match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return {rule: n for rule, n in counts.items() if rule not in ("all",)}
+
+
+def training_runs(workdir):
+    return sorted((workdir / "results").rglob("metrics.json"))
+
+
+def test_every_job_ran_as_a_slurm_job(cluster_run):
+    planned = planned_jobs(cluster_run["planned"])
+    assert planned["train_teacher"] == 4 and planned["train_student"] == 6
+    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", cluster_run["log"])
+    job_ids = {job for job, _ in submitted}
+    assert len(job_ids) == len(submitted)
+    assert collections.Counter(rule for _, rule in submitted) == planned
+    logs = cluster_run["workdir"] / "results/slurm_logs"
+    for rule, count in planned.items():
+        assert len(list((logs / f"rule_{rule}").rglob("*.log"))) == count, rule
+    for path in training_runs(cluster_run["workdir"]):
+        scheduler = json.loads(path.read_text())["provenance"]["scheduler"]
+        assert scheduler["SLURM_JOB_ID"] in job_ids, path
+
+
+def test_all_outputs_are_complete(cluster_run):
+    workdir = cluster_run["workdir"]
+    assert len(training_runs(workdir)) == 4 + 6
+    assert (workdir / "results/report/tables.md").exists()
+    again = subprocess.run(cluster_run["command"] + ["-n", "--cores", "1"], capture_output=True, text=True)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout
+
+
+def test_concurrent_gpu_jobs_saw_distinct_devices(cluster_run):
+    jobs = []
+    for path in training_runs(cluster_run["workdir"]):
+        metrics = json.loads(path.read_text())
+        visible = metrics["provenance"]["scheduler"]["CUDA_VISIBLE_DEVICES"]
+        assert visible in ("0", "1"), (path, visible)
+        jobs.append((datetime.fromisoformat(metrics["started_at"]),
+                     datetime.fromisoformat(metrics["finished_at"]), visible, path))
+    overlapping = [(a, b) for a, b in itertools.combinations(jobs, 2) if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, "no two GPU jobs ran at the same time; the check would prove nothing"
+    for a, b in overlapping:
+        assert a[2] != b[2], f"{a[3]} and {b[3]} ran at the same time on CUDA_VISIBLE_DEVICES={a[2]}"
