@@ -13,8 +13,7 @@ import pytest
 import yaml
 from conftest import REPO
 from slurm_cluster import Unavailable, ensure_installed, single_node_slurm
-
-GPU_RULES = ("train_teacher", "teacher_outputs", "train_student")
+from test_workflow import scheduled_jobs
 
 
 def cluster_profile(folder):
@@ -61,26 +60,15 @@ def cluster_run(tmp_path_factory):
             configfile = small_demo_config(folder / "config.yaml")
             command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                        "-d", str(workdir), "--configfile", str(configfile)]
-            planned = subprocess.run(command + ["-n", "--quiet", "rules"], capture_output=True, text=True)
-            assert planned.returncode == 0, planned.stderr
+            planned = scheduled_jobs(workdir, configfile=configfile)
             run = subprocess.run(command + ["--profile", str(cluster_profile(folder / "profile"))],
                                  capture_output=True, text=True, env=env, timeout=900)
             assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-            yield {"workdir": workdir, "command": command, "planned": planned.stdout,
+            yield {"workdir": workdir, "command": command, "planned": planned,
                    "log": run.stdout + run.stderr}
     except Unavailable as reason:
         print(f"SLURM cluster test skipped: {reason}")
         pytest.skip(str(reason))
-
-
-def planned_jobs(dry_run_text):
-    """{rule: count} from `snakemake -n --quiet rules`, without the target-only rules."""
-    counts = {}
-    for line in dry_run_text.splitlines():
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if match and match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return {rule: n for rule, n in counts.items() if rule not in ("all",)}
 
 
 def training_runs(workdir):
@@ -88,7 +76,7 @@ def training_runs(workdir):
 
 
 def test_every_job_ran_as_a_slurm_job(cluster_run):
-    planned = planned_jobs(cluster_run["planned"])
+    planned = cluster_run["planned"]
     assert planned["train_teacher"] == 4 and planned["train_student"] == 6
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", cluster_run["log"])
     job_ids = {job for job, _ in submitted}

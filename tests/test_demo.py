@@ -1,10 +1,21 @@
-"""The default pipeline end to end on the CPU: BasicMotions to the whole student grid."""
+"""The default pipeline end to end on the CPU: BasicMotions to the whole student grid, then
+partial reruns on copies of the finished run."""
 import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from conftest import REPO
-from test_workflow import snakemake
+from test_workflow import scheduled_jobs, snakemake, snakemake_command
+
+STUDENTS = "results/basicmotions/holdout/students/wrn16-1"
+KD2_RUN = f"{STUDENTS}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed2"
+GAF_TEACHER = "results/basicmotions/holdout/teachers/gaf/wrn16-1/seed2"
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +69,93 @@ def test_changed_report_option_retrains_nothing(demo, tmp_path):
     assert run.returncode == 0, run.stderr
     scheduled = {line.split()[1] for line in run.stdout.splitlines() if line.startswith("rule ")}
     assert scheduled == {"aggregate:", "figures:", "all:"} or scheduled == {"aggregate:", "figures:"}, scheduled
+
+
+def with_config(tmp_path, config, **changes):
+    """A config file: the demo config with some top-level sections replaced."""
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump({**config, **changes}))
+    return path
+
+
+def copy_of(workdir, tmp_path):
+    """The finished demo run (outputs, logs and Snakemake's metadata, mtimes kept)."""
+    return Path(shutil.copytree(workdir, tmp_path / "run", symlinks=True))
+
+
+def mtimes(root):
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and ".snakemake" not in p.parts}
+
+
+def test_changed_device_settings_rerun_nothing(demo, tmp_path):
+    workdir, config = demo
+    changed = with_config(tmp_path, config, devices={"threads": 2, "jobs_per_gpu": 3})
+    assert scheduled_jobs(workdir, configfile=changed) == {}
+
+
+def test_deleted_student_output_asked_by_path_reruns_exactly_that_job(demo, tmp_path):
+    workdir = copy_of(demo[0], tmp_path)
+    target = workdir / KD2_RUN / "metrics.json"
+    target.unlink()
+    before = mtimes(workdir / "results")
+    assert scheduled_jobs(workdir, f"{KD2_RUN}/metrics.json") == {"train_student": 1}
+    run = snakemake(workdir, f"{KD2_RUN}/metrics.json")
+    assert run.returncode == 0, run.stderr[-3000:]
+    after = mtimes(workdir / "results")
+    changed = {p.relative_to(workdir).as_posix() for p in after if before.get(p) != after[p]}
+    assert target.exists()
+    run_files = {f"{KD2_RUN}/{name}" for name in ("metrics.json", "model.pt", "history.csv")}
+    assert run_files <= changed
+    assert all(p in run_files or "/logs/" in p or "/benchmarks/" in p for p in changed), changed
+    original = json.loads((demo[0] / KD2_RUN / "metrics.json").read_text())
+    assert json.loads(target.read_text())["test_at_best_val"] == original["test_at_best_val"]
+
+
+def test_new_alpha_schedules_only_its_runs_and_the_aggregation(demo, tmp_path):
+    workdir, config = demo
+    students = {**config["students"], "alphas": [*config["students"]["alphas"], 0.3]}
+    changed = with_config(tmp_path, config, students=students)
+    kd2_family = 3                                           # kd2, kd2-anneal, kd2-anneal-sp
+    assert scheduled_jobs(workdir, configfile=changed) == {
+        "train_student": kd2_family * len(students["seeds"]), "aggregate": 1, "figures": 1}
+    run = snakemake(workdir, "-n", configfile=changed)
+    new_runs = [line for line in run.stdout.splitlines() if line.strip().startswith("wildcards:")
+                and "method=kd" in line]
+    assert len(new_runs) == kd2_family * len(students["seeds"])
+    assert all("alpha=0.3" in line for line in new_runs), new_runs
+
+
+def test_changed_epochs_retrain_every_training_job(demo, tmp_path):
+    workdir, config = demo
+    changed = with_config(tmp_path, config, training={**config["training"], "epochs": 61})
+    planned = scheduled_jobs(workdir, configfile=changed)
+    teachers = len(config["teachers"]["modalities"]) * len(config["teachers"]["seeds"])
+    students = len(list((workdir / STUDENTS).rglob("metrics.json")))
+    assert planned["train_teacher"] == teachers and planned["train_student"] == students
+    assert "build_windows" not in planned and "build_images" not in planned
+
+
+def test_killed_training_job_resumes_from_its_checkpoint(demo, tmp_path):
+    workdir = copy_of(demo[0], tmp_path)
+    run_dir = workdir / GAF_TEACHER
+    for name in ("metrics.json", "model.pt", "history.csv"):
+        (run_dir / name).unlink()
+    snakemake_process = subprocess.Popen(snakemake_command(workdir, f"{GAF_TEACHER}/metrics.json"),
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "resume.pt").exists() and snakemake_process.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    jobs = [p for p in psutil.Process(snakemake_process.pid).children(recursive=True)
+            if any("train_teacher.py" in part for part in p.cmdline())]
+    assert len(jobs) == 1, "the job ended before its first checkpoint"
+    jobs[0].kill()                                        # as the OOM killer or a lost node would
+    assert snakemake_process.wait(timeout=60) != 0
+    assert (run_dir / "resume.pt").exists() and not (run_dir / "metrics.json").exists()
+    run = snakemake(workdir, "--rerun-incomplete", f"{GAF_TEACHER}/metrics.json")
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = (workdir / "results/basicmotions/logs/teachers/holdout/gaf-wrn16-1-seed2.log").read_text()
+    resumed = re.search(r"resuming from \S+ at epoch (\d+)", log)
+    assert resumed and int(resumed.group(1)) > 1, log[-2000:]
+    assert (run_dir / "history.csv").read_text() == (demo[0] / GAF_TEACHER / "history.csv").read_text()
+    assert not (run_dir / "resume.pt").exists()

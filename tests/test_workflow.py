@@ -1,4 +1,5 @@
 """The Snakemake rules on the demo config and on raw files in the GENEActiv and PAMAP2 formats."""
+import re
 import subprocess
 import sys
 
@@ -10,11 +11,26 @@ from conftest import REPO, tree_digest
 from rawfiles import gene_name, make_gene_folder, make_pamap2_folder, write_mat_v73
 
 
+def snakemake_command(workdir, *args, configfile=REPO / "config.yaml"):
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(configfile), "--cores", "2", *args]
+
+
 def snakemake(workdir, *args, configfile=REPO / "config.yaml"):
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--configfile", str(configfile), "--cores", "2", *args],
-        capture_output=True, text=True)
+    return subprocess.run(snakemake_command(workdir, *args, configfile=configfile),
+                          capture_output=True, text=True)
+
+
+def scheduled_jobs(workdir, *args, configfile=REPO / "config.yaml"):
+    """{rule: number of jobs} a dry run would run, target-only rules left out."""
+    run = snakemake(workdir, *args, "-n", "--quiet", "rules", configfile=configfile)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    counts = {}
+    for line in run.stdout.splitlines():
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if match and match.group(1) not in ("total", "all"):
+            counts[match.group(1)] = int(match.group(2))
+    return counts
 
 
 def test_dry_run_of_default_config(tmp_path):

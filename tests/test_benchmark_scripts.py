@@ -1,0 +1,50 @@
+"""The training-step and grid-projection benchmarks run on a tiny size and write consistent CSVs."""
+import csv
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+
+def run_quick(script, out):
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", "--device", "cpu",
+                          "--csv", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return run.stdout, list(csv.DictReader(out.open()))
+
+
+def test_train_step_benchmark_runs(tmp_path):
+    stdout, rows = run_quick("train_step.py", tmp_path / "train_step.csv")
+    assert [r["method"] for r in rows] == ["naive", "engine"]
+    assert all(r["device"] == "cpu" and float(r["samples_per_s"]) > 0 for r in rows)
+    assert float(rows[0]["ratio_to_naive"]) == 1.0
+    speedup = float(rows[1]["samples_per_s"]) / float(rows[0]["samples_per_s"])
+    assert float(rows[1]["ratio_to_naive"]) == pytest.approx(speedup, rel=0.05)
+    assert "samples/s" in stdout and "engine/naive" in stdout
+
+
+def test_grid_projection_benchmark_runs(tmp_path):
+    stdout, rows = run_quick("grid_projection.py", tmp_path / "grid_projection.csv")
+    config = yaml.safe_load((REPO / "configs/gene14_w500.yaml").read_text())
+    teachers = config["teachers"]
+    *parts, total = rows
+    assert total["job"] == "total"
+    trained = {(r["arch"], r["modality"]) for r in parts if r["job"] == "teacher"}
+    assert trained == {(a, m) for a in teachers["archs"] for m in teachers["modalities"]}
+    assert {(r["arch"], r["modality"]) for r in parts if r["job"] == "outputs"} == trained
+    sp = [r for r in parts if r["job"] == "student" and "kd2-anneal-sp" in r["methods"]]
+    assert len(sp) == len(teachers["archs"])
+    assert all(float(r["s_per_epoch"]) > 0 and float(r["hours"]) > 0 for r in parts)
+    assert all(int(r["epochs"]) == config["training"]["epochs"] for r in parts if r["job"] != "outputs")
+    students = config["students"]
+    per_seed = sum(1 if method == "scratch" else len(teachers["archs"]) * (
+        1 if method in ("kd-gaf", "kd-sig") else len(students["alphas"])) for method in students["methods"])
+    assert sum(int(r["runs"]) for r in parts if r["job"] == "teacher") == (
+        len(teachers["archs"]) * len(teachers["modalities"]) * len(teachers["seeds"]))
+    assert sum(int(r["runs"]) for r in parts if r["job"] == "student") == per_seed * len(students["seeds"])
+    assert float(total["hours"]) > 0
+    assert float(total["hours"]) == pytest.approx(sum(float(r["hours"]) for r in parts), abs=1e-5)
+    assert "s/epoch" in stdout and "hours" in stdout and "total" in stdout
