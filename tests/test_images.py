@@ -1,3 +1,5 @@
+import tracemalloc
+
 import h5py
 import numpy as np
 import pytest
@@ -90,3 +92,22 @@ def test_windows_file_contents(demo_windows, tmp_path):
         assert f.attrs["sampling_rate_hz"] == 10.0
     summary = (tmp_path / "summary.md").read_text()
     assert "| Walking | 8 | 2 | 10 |" in summary
+
+
+def test_image_cache_memory_is_bounded_by_the_chunk_not_the_dataset(tmp_path):
+    n, channels, length, size = 2000, 3, 128, 32            # 31 chunks of 64 and one of 16
+    windows = tmp_path / "windows.h5"
+    with h5py.File(windows, "w") as f:
+        f["X"] = np.random.default_rng(0).normal(size=(n, channels, length)).astype(np.float32)
+        f.attrs.update(fingerprint="synthetic", channel_names='["x", "y", "z"]')
+    tracemalloc.start()
+    try:
+        build_images(windows, tmp_path / "images.h5", size=size, chunk_windows=64)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    whole_dataset = n * channels * size * size * 4
+    assert peak < whole_dataset / 8, (peak, whole_dataset)
+    with h5py.File(windows) as wf, h5py.File(tmp_path / "images.h5") as imf:
+        last = imf["images"][-1].astype(np.float32)
+        assert np.abs(last - gramian_angular_field(wf["X"][-1], size)).max() < 1e-3

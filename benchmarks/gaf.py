@@ -1,0 +1,99 @@
+"""GASF images: pyts once per window, pyts on a whole batch, and gafkd's builder, against the
+machine's write-bound limit.
+
+    python benchmarks/gaf.py [--quick] [--series N] [--length L] [--size S] [--csv PATH]
+
+Every method encodes the same N random float32 series of length L into S x S float32 GASF
+images. "pyts per window" calls `GramianAngularField.fit_transform` on one series at a time, as
+hand-written loops do (timed on the first 1,000 series); "pyts batch" calls it once on all N;
+"gafkd" is `gafkd.images.gramian_angular_field` writing into a reused buffer, as
+`build_images` streams its chunks ("gafkd, new array" allocates the output each call). The
+write-bound limit is the copy bandwidth (np.copyto between two arrays the size of all the
+images, measured in the same run) divided by the bytes of one image: no encoder that writes its
+output once can beat it. Medians of repeats; numba's JIT (pyts' and gafkd's) is warmed up first.
+"""
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+from pyts.image import GramianAngularField
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from gafkd.images import gramian_angular_field  # noqa: E402
+
+
+def median_seconds(function, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def copy_bandwidth(nbytes, repeats):
+    source = np.ones(nbytes // 4, dtype=np.float32)
+    target = np.zeros_like(source)
+    seconds = median_seconds(lambda: np.copyto(target, source), repeats)
+    return nbytes / seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--series", type=int, default=20000)
+    parser.add_argument("--length", type=int, default=500)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--csv", default="benchmarks/results/gaf.csv")
+    args = parser.parse_args(argv)
+    n = 200 if args.quick else args.series
+    repeats = 2 if args.quick else 5
+    series = np.random.default_rng(0).normal(size=(n, args.length)).astype(np.float32)
+    image_bytes = args.size * args.size * 4
+    pyts = GramianAngularField(image_size=args.size)
+    pyts.fit_transform(series[:10])
+
+    per_window = series[:min(n, 50 if args.quick else 1000)]
+    rates = {"pyts per window": len(per_window) / median_seconds(
+        lambda: [pyts.fit_transform(row[None]) for row in per_window], max(1, repeats // 2))}
+    reference = pyts.fit_transform(series)
+    rates["pyts batch"] = n / median_seconds(lambda: pyts.fit_transform(series), max(1, repeats // 2))
+    out = np.empty((n, args.size, args.size), dtype=np.float32)
+    gramian_angular_field(series, args.size, out=out)
+    rates["gafkd"] = n / median_seconds(lambda: gramian_angular_field(series, args.size, out=out), repeats)
+    rates["gafkd, new array"] = n / median_seconds(lambda: gramian_angular_field(series, args.size), repeats)
+    max_diff = float(np.abs(out - reference).max())
+
+    bandwidth = copy_bandwidth(n * image_bytes, repeats)
+    limit = bandwidth / image_bytes
+    rows = [{"method": method, "series": n, "length": args.length, "size": args.size,
+             "threads": numba.get_num_threads(), "series_per_s": round(rate),
+             "x_pyts_batch": round(rate / rates["pyts batch"], 2),
+             "fraction_of_write_bound": round(rate / limit, 3)}
+            for method, rate in rates.items()]
+    rows.append({"method": "write-bound limit", "series": n, "length": args.length, "size": args.size,
+                 "threads": 1, "series_per_s": round(limit),
+                 "x_pyts_batch": round(limit / rates["pyts batch"], 2), "fraction_of_write_bound": 1.0})
+
+    print(f"{n} series of length {args.length} -> {args.size}x{args.size} float32 GASF; "
+          f"copy bandwidth {bandwidth / 1e9:.2f} GB/s; gafkd vs pyts max abs diff {max_diff:.2e}")
+    print(f"{'method':<18} {'series/s':>10} {'x pyts batch':>13} {'of write-bound':>15}")
+    for row in rows:
+        print(f"{row['method']:<18} {row['series_per_s']:>10} {row['x_pyts_batch']:>13} "
+              f"{row['fraction_of_write_bound']:>15}")
+    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.csv, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows, max_diff
+
+
+if __name__ == "__main__":
+    main()
