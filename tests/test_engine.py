@@ -14,7 +14,7 @@ from gafkd.engine import TrainingError, TrainSettings, learning_rate, train
 from gafkd.models import build_model
 
 JOB = Path(__file__).with_name("train_job.py")
-VOLATILE = {"wall_seconds", "epochs_per_second"}
+VOLATILE = {"wall_seconds", "epochs_per_second", "started_at", "finished_at"}
 
 
 def stable(metrics):

@@ -79,6 +79,8 @@ def gramian_angular_field(series, size, method="gasf", out=None):
         raise ConfigError(f"unknown GAF method '{method}' (known: gasf, gadf)")
     series = np.ascontiguousarray(series, dtype=np.float32)
     n, length = series.shape
+    if not 1 <= size <= length:
+        raise ConfigError(f"images.size: {size} must be between 1 and the series length {length}")
     if out is None:
         out = np.empty((n, size, size), dtype=np.float32)
     elif out.shape != (n, size, size) or out.dtype != np.float32 or not out.flags.c_contiguous:

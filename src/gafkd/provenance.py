@@ -11,7 +11,7 @@ import torch
 import gafkd
 
 SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "CUDA_VISIBLE_DEVICES")
-PACKAGES = ("torch", "numpy", "scipy", "h5py", "pyts", "pandas", "snakemake")
+PACKAGES = ("torch", "numpy", "scipy", "h5py", "pyts", "numba", "pandas", "snakemake")
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -4,6 +4,6 @@ from gafkd.images import build_images, plot_gallery
 from gafkd.logs import logged
 
 with logged(snakemake.log[0]):
-    build_images(snakemake.input[0], snakemake.output.h5,
-                 method=snakemake.wildcards.encoding, size=int(snakemake.wildcards.size), threads=snakemake.threads)
+    build_images(snakemake.input[0], snakemake.output.h5, method=snakemake.wildcards.encoding,
+                 size=int(snakemake.wildcards.size), threads=snakemake.threads)
     plot_gallery(snakemake.input[0], snakemake.output.h5, snakemake.output.gallery)

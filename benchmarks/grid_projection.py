@@ -1,0 +1,233 @@
+"""Projected wall time of the lab grid on this device, from steps timed in gafkd's engine.
+
+    python benchmarks/grid_projection.py [--quick] [--device cpu|cuda] [--windows N]
+                                         [--config PATH] [--csv PATH]
+
+The grid is read from the config (default configs/gene14_w500.yaml, its first dataset, one
+fold): every teacher architecture x modality x seed, one teacher-outputs pass per teacher, and
+the student runs as the workflow expands them (scratch once per seed; per teacher architecture
+kd-gaf, kd-sig and the kd2 family over the alphas), each for training.epochs epochs.
+
+Seconds per epoch of a job = training steps per epoch x seconds per step + the validation and
+test windows x seconds per predicted window (the engine evaluates both after every epoch). The
+windows per split come from --windows (default 32,000, GENE-sized) and the config's split
+fractions. A step is timed inside gafkd.engine.train itself: its loss function is wrapped to
+take a timestamp every few calls after a warm-up, so a timed step is exactly the engine's
+(forward, loss, backward, SGD update, bookkeeping) with the config's batch size and bf16
+setting; median over the repeats. Students use gafkd.students.DistillationLoss over cached
+teacher logits; kd2-anneal-sp students also run both teachers online for the similarity maps,
+timed for each teacher architecture. Evaluation and teacher outputs are timed with
+gafkd.engine.predict.
+
+Inputs are random tensors with the dataset's per-sample shapes (3 x window signals, 3 x size x
+size float16 images). The resident training split holds only the batches that are timed, not
+a 32,000-window set: a step's cost does not depend on the size of the tensor it indexes.
+Not counted: building windows.h5 and the image cache, loading them at the start of each job,
+resume checkpoints every few epochs, the report. Jobs run one at a time on this device.
+"""
+
+import argparse
+import csv
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from gafkd.engine import Split, TrainData, TrainSettings, cross_entropy, predict, train  # noqa: E402
+from gafkd.grid import METHODS, fixed_alpha  # noqa: E402
+from gafkd.models import build_model  # noqa: E402
+from gafkd.students import DistillationLoss  # noqa: E402
+from gafkd.teacher_outputs import Teacher  # noqa: E402
+
+CHANNELS = 3
+KD_DEFAULTS = {"lambda": 0.7, "temperature": 4, "beta": 700, "standardize_logits": False}
+
+
+@dataclass
+class Timing:
+    warmup: int
+    steps: int
+    repeats: int
+    eval_windows: int
+
+    def train_windows(self, batch):
+        return (self.warmup + self.steps * self.repeats + 1) * batch
+
+
+class StepClock:
+    """A loss function for gafkd.engine.train that takes a timestamp every `steps` calls after
+    `warmup` calls: the time between two timestamps is that many of the engine's own steps."""
+
+    def __init__(self, loss_fn, device, warmup, steps):
+        self.loss_fn, self.device, self.warmup, self.steps = loss_fn, device, warmup, steps
+        self.calls, self.stamps = 0, []
+
+    def __call__(self, logits, groups, targets, index):
+        if self.calls >= self.warmup and (self.calls - self.warmup) % self.steps == 0:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.stamps.append(time.perf_counter())
+        self.calls += 1
+        return self.loss_fn(logits, groups, targets, index)
+
+    def seconds_per_step(self):
+        return statistics.median(b - a for a, b in zip(self.stamps, self.stamps[1:])) / self.steps
+
+
+def standardization(x):
+    shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
+    return torch.zeros(shape, device=x.device), torch.ones(shape, device=x.device)
+
+
+def step_seconds(model, x, y, loss_fn, settings, device, timing, folder):
+    """Median seconds of one training step of `model` inside gafkd.engine.train."""
+    clock = StepClock(loss_fn, device, timing.warmup, timing.steps)
+    empty = Split(x[:0], y[:0])
+    data = TrainData(Split(x, y), empty, empty, *standardization(x), num_classes=model.fc.out_features)
+    outputs = {k: folder / f"run.{k}" for k in ("model", "metrics", "history")}
+    train(model, data, settings, device, outputs, folder / "resume.pt", "benchmark", loss_fn=clock)
+    return clock.seconds_per_step()
+
+
+def predict_seconds(model, x, batch_size, device, bf16, repeats):
+    """Median seconds per window of gafkd.engine.predict."""
+    model.to(device)
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        predict(model, lambda b: b.float(), x, batch_size, device, bf16)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:]) / len(x)
+
+
+def student_runs(students, teacher_archs):
+    """{(group, teacher arch or None): runs per seed} and {group: methods}, as the workflow
+    expands the student grid: scratch once, every other method per teacher architecture."""
+    runs, methods = Counter(), {}
+    for method in students.get("methods", METHODS):
+        alphas = 1 if fixed_alpha(method) is not None else len(students["alphas"])
+        group = "scratch" if method == "scratch" else "online" if method.endswith("-sp") else "cached"
+        methods.setdefault(group, []).append(method)
+        for arch in [None] if group == "scratch" else teacher_archs:
+            runs[group, arch] += alphas
+    return runs, methods
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--csv", default="benchmarks/results/grid_projection.csv")
+    parser.add_argument("--config", default=str(REPO / "configs/gene14_w500.yaml"))
+    parser.add_argument("--windows", type=int, help="windows of the dataset (default 32000, quick 256)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    config = yaml.safe_load(Path(args.config).read_text())
+    dataset = next(iter(config["datasets"].values()))
+    teachers, students, training = config["teachers"], config["students"], config["training"]
+    classes = len(dataset["class_map"])
+    window, size, batch = dataset["window"], config["images"]["size"], training["batch_size"]
+    if args.quick:
+        windows, window, size, batch = 256, 100, 16, 16
+        timing = Timing(warmup=1, steps=1, repeats=2, eval_windows=32)
+    elif device.type == "cuda":
+        windows, timing = 32000, Timing(warmup=5, steps=20, repeats=5, eval_windows=2048)
+    else:
+        windows, timing = 32000, Timing(warmup=1, steps=2, repeats=3, eval_windows=128)
+    windows = args.windows or windows
+    split = dataset.get("split", {})
+    n_eval = round(windows * split.get("val_fraction", 0)) + round(windows * split.get("test_fraction", 0))
+    steps_per_epoch = math.ceil((windows - n_eval) / batch)
+    epochs = training["epochs"]
+    settings = TrainSettings(epochs=1, batch_size=batch, bf16=training.get("bf16", False))
+    kd = {**KD_DEFAULTS, **students.get("kd", {})}
+    teacher_archs = students.get("teacher_archs") or teachers["archs"]
+    seeds = len(students["seeds"])
+
+    torch.manual_seed(0)
+    n = timing.train_windows(batch)
+    inputs = {"sig": torch.randn(n, CHANNELS, window, device=device),
+              "gaf": torch.rand(n, CHANNELS, size, size, device=device).half()}
+    y = torch.randint(0, classes, (n,), device=device)
+
+    def model(arch, modality):
+        return build_model(arch, CHANNELS, classes, 1 if modality == "sig" else 2)
+
+    def predicted(net, modality, bf16):
+        return predict_seconds(net, inputs[modality][:timing.eval_windows], settings.eval_batch_size,
+                               device, bf16, timing.repeats)
+
+    rows = []
+
+    def add(job, arch, modality, methods, s_per_epoch, runs, job_epochs):
+        rows.append({"job": job, "arch": arch, "modality": modality, "methods": methods,
+                     "s_per_epoch": round(s_per_epoch, 6), "runs": runs, "epochs": job_epochs,
+                     "hours": round(runs * job_epochs * s_per_epoch / 3600, 6)})
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for modality in teachers["modalities"]:
+            for arch in teachers["archs"]:
+                net = model(arch, modality)
+                step = step_seconds(net, inputs[modality], y, cross_entropy, settings, device, timing, folder)
+                evaluation = predicted(net, modality, settings.bf16)
+                outputs = evaluation if device.type == "cpu" or not settings.bf16 else predicted(net, modality, False)
+                add("teacher", arch, modality, "-", steps_per_epoch * step + n_eval * evaluation,
+                    len(teachers["seeds"]), epochs)
+                add("outputs", arch, modality, "-", windows * outputs, len(teachers["seeds"]), 1)
+
+        runs, methods = student_runs(students, teacher_archs)
+        evaluation = predicted(model(students["arch"], "sig"), "sig", settings.bf16)
+        logits = {m: torch.randn(n, classes, device=device) for m in ("gaf", "sig")}
+        alpha = students["alphas"][len(students["alphas"]) // 2]
+
+        def student_step(loss):
+            return step_seconds(model(students["arch"], "sig"), inputs["sig"], y, loss, settings, device,
+                                timing, folder)
+
+        cached = {"scratch": DistillationLoss("scratch", 0.0, kd, {}),
+                  "cached": DistillationLoss("kd2", alpha, kd, logits)}
+        seconds = {group: student_step(loss) for group, loss in cached.items() if group in methods}
+        for (group, arch), count in runs.items():
+            if group == "online":
+                frozen = {m: (Teacher(model(arch, m).eval().requires_grad_(False), *standardization(inputs[m]),
+                                      m, arch, []).to(device), inputs[m]) for m in ("gaf", "sig")}
+                step = student_step(DistillationLoss("kd2-anneal-sp", alpha, kd, logits, frozen))
+            else:
+                step = seconds[group]
+            label = "/".join(methods[group]) + ("" if arch is None else f" (teachers {arch})")
+            add("student", students["arch"], "sig", label, steps_per_epoch * step + n_eval * evaluation,
+                count * seeds, epochs)
+
+    total = round(sum(r["hours"] for r in rows), 6)
+    rows.append({"job": "total", "arch": "-", "modality": "-", "methods": "-", "s_per_epoch": "",
+                 "runs": sum(r["runs"] for r in rows), "epochs": "", "hours": total})
+    print(f"{windows} windows ({windows - n_eval} train, {n_eval} val+test), batch {batch}: "
+          f"{steps_per_epoch} steps/epoch; window {window}, images {size}x{size}; device {device}")
+    print(f"{'job':<8} {'arch':<8} {'modality':<8} {'s/epoch':>10} {'runs':>5} {'epochs':>6} {'hours':>10}  methods")
+    for row in rows:
+        s = f"{row['s_per_epoch']:.3f}" if row["s_per_epoch"] != "" else ""
+        print(f"{row['job']:<8} {row['arch']:<8} {row['modality']:<8} {s:>10} {row['runs']:>5} "
+              f"{row['epochs']:>6} {row['hours']:>10.3f}  {row['methods']}")
+    by_job = {job: sum(r["hours"] for r in rows if r["job"] == job) for job in ("teacher", "outputs", "student")}
+    print(f"total {total:.2f} h on {device}, one job at a time (teachers {by_job['teacher']:.2f} h, "
+          f"teacher outputs {by_job['outputs']:.2f} h, students {by_job['student']:.2f} h)")
+    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.csv, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
