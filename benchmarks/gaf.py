@@ -14,7 +14,6 @@ output once can beat it. Medians of repeats; numba's JIT (pyts' and gafkd's) is 
 """
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ from pyts.image import GramianAngularField
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.images import gramian_angular_field  # noqa: E402
+from tables import print_table, write_csv  # noqa: E402
 
 
 def median_seconds(function, repeats):
@@ -83,15 +83,9 @@ def main(argv=None):
 
     print(f"{n} series of length {args.length} -> {args.size}x{args.size} float32 GASF; "
           f"copy bandwidth {bandwidth / 1e9:.2f} GB/s; gafkd vs pyts max abs diff {max_diff:.2e}")
-    print(f"{'method':<18} {'series/s':>10} {'x pyts batch':>13} {'of write-bound':>15}")
-    for row in rows:
-        print(f"{row['method']:<18} {row['series_per_s']:>10} {row['x_pyts_batch']:>13} "
-              f"{row['fraction_of_write_bound']:>15}")
-    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    print_table(rows, {"method": "method", "series_per_s": "series/s", "x_pyts_batch": "x pyts batch",
+                       "fraction_of_write_bound": "of write-bound"})
+    write_csv(rows, args.csv)
     return rows, max_diff
 
 

@@ -27,7 +27,6 @@ resume checkpoints every few epochs, the report. Jobs run one at a time on this 
 """
 
 import argparse
-import csv
 import math
 import statistics
 import sys
@@ -47,6 +46,7 @@ from gafkd.grid import METHODS, fixed_alpha  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
 from gafkd.students import DistillationLoss  # noqa: E402
 from gafkd.teacher_outputs import Teacher  # noqa: E402
+from tables import print_table, write_csv  # noqa: E402
 
 CHANNELS = 3
 KD_DEFAULTS = {"lambda": 0.7, "temperature": 4, "beta": 700, "standardize_logits": False}
@@ -213,19 +213,12 @@ def main(argv=None):
                  "runs": sum(r["runs"] for r in rows), "epochs": "", "hours": total})
     print(f"{windows} windows ({windows - n_eval} train, {n_eval} val+test), batch {batch}: "
           f"{steps_per_epoch} steps/epoch; window {window}, images {size}x{size}; device {device}")
-    print(f"{'job':<8} {'arch':<8} {'modality':<8} {'s/epoch':>10} {'runs':>5} {'epochs':>6} {'hours':>10}  methods")
-    for row in rows:
-        s = f"{row['s_per_epoch']:.3f}" if row["s_per_epoch"] != "" else ""
-        print(f"{row['job']:<8} {row['arch']:<8} {row['modality']:<8} {s:>10} {row['runs']:>5} "
-              f"{row['epochs']:>6} {row['hours']:>10.3f}  {row['methods']}")
+    print_table(rows, {"job": "job", "arch": "arch", "modality": "modality", "s_per_epoch": "s/epoch",
+                       "runs": "runs", "epochs": "epochs", "hours": "hours", "methods": "methods"})
     by_job = {job: sum(r["hours"] for r in rows if r["job"] == job) for job in ("teacher", "outputs", "student")}
     print(f"total {total:.2f} h on {device}, one job at a time (teachers {by_job['teacher']:.2f} h, "
           f"teacher outputs {by_job['outputs']:.2f} h, students {by_job['student']:.2f} h)")
-    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, args.csv)
     return rows
 
 

@@ -10,7 +10,6 @@ are needed for the Gram maps, so the teachers run anyway). Prints medians and th
 """
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
+from tables import print_table, write_csv  # noqa: E402
 
 
 def make_step(kind, student, teachers, data, optimizer, batch_size, generator):
@@ -92,14 +92,9 @@ def main(argv=None):
     base = rows[0]["samples_per_s"]
     for row in rows:
         row["cached_speedup"] = round(base / row["samples_per_s"], 2)
-    print(f"{'step':<10} {'ms/step':>9} {'samples/s':>10} {'cached is x faster':>19}")
-    for row in rows:
-        print(f"{row['step']:<10} {row['ms_per_step']:>9} {row['samples_per_s']:>10} {row['cached_speedup']:>19}")
-    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    print_table(rows, {"step": "step", "ms_per_step": "ms/step", "samples_per_s": "samples/s",
+                       "cached_speedup": "cached is x faster"})
+    write_csv(rows, args.csv)
     return rows
 
 

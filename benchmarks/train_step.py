@@ -24,7 +24,6 @@ the median of repeats. samples/s = training windows processed per second.
 """
 
 import argparse
-import csv
 import json
 import statistics
 import sys
@@ -47,6 +46,7 @@ from gafkd.splits import TRAIN  # noqa: E402
 from gafkd.students import DistillationLoss  # noqa: E402
 from gafkd.teacher_outputs import Teacher  # noqa: E402
 from gafkd.windows import fingerprint  # noqa: E402
+from tables import print_table, write_csv  # noqa: E402
 
 ARCH, CLASSES, CHANNELS, ALPHA = "wrn16-1", 14, 3, 0.3
 KD = {"lambda": 0.7, "temperature": 4.0, "beta": 700, "standardize_logits": False}
@@ -177,15 +177,9 @@ def main(argv=None):
              "epoch_s": round(seconds, 4), "samples_per_s": round(n / seconds, 1),
              "ratio_to_naive": round(naive / seconds, 2)}
             for method, seconds in (("naive", naive), ("engine", engine))]
-    print(f"{'method':<8} {'device':<6} {'precision':<9} {'epoch s':>9} {'samples/s':>10} {'engine/naive':>13}")
-    for row in rows:
-        print(f"{row['method']:<8} {row['device']:<6} {row['precision']:<9} {row['epoch_s']:>9} "
-              f"{row['samples_per_s']:>10} {row['ratio_to_naive']:>13}")
-    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    print_table(rows, {"method": "method", "device": "device", "precision": "precision",
+                       "epoch_s": "epoch s", "samples_per_s": "samples/s", "ratio_to_naive": "engine/naive"})
+    write_csv(rows, args.csv)
     return rows
 
 
