@@ -6,21 +6,20 @@ import itertools
 import json
 import re
 import subprocess
-import sys
 from datetime import datetime
 
 import pytest
 import yaml
 from conftest import REPO
 from slurm_cluster import Unavailable, ensure_installed, single_node_slurm
-from test_workflow import scheduled_jobs
+from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
 
 def cluster_profile(folder):
     """profiles/slurm with this test cluster's partition, sizes and status command."""
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     profile["default-resources"].update(slurm_partition="test", mem_mb=1000, runtime=30)
-    for rule, resources in profile["set-resources"].items():
+    for resources in profile["set-resources"].values():
         resources.update(slurm_partition="test", mem_mb=1000)
         if "cpus_per_gpu" in resources:
             resources["cpus_per_gpu"] = 1
@@ -58,13 +57,12 @@ def cluster_run(tmp_path_factory):
             workdir = folder / "work"
             workdir.mkdir()
             configfile = small_demo_config(folder / "config.yaml")
-            command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-                       "-d", str(workdir), "--configfile", str(configfile)]
             planned = scheduled_jobs(workdir, configfile=configfile)
-            run = subprocess.run(command + ["--profile", str(cluster_profile(folder / "profile"))],
+            profile = cluster_profile(folder / "profile")
+            run = subprocess.run(snakemake_command(workdir, "--profile", str(profile), configfile=configfile),
                                  capture_output=True, text=True, env=env, timeout=900)
             assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-            yield {"workdir": workdir, "command": command, "planned": planned,
+            yield {"workdir": workdir, "configfile": configfile, "planned": planned,
                    "log": run.stdout + run.stderr}
     except Unavailable as reason:
         print(f"SLURM cluster test skipped: {reason}")
@@ -94,7 +92,7 @@ def test_all_outputs_are_complete(cluster_run):
     workdir = cluster_run["workdir"]
     assert len(training_runs(workdir)) == 4 + 6
     assert (workdir / "results/report/tables.md").exists()
-    again = subprocess.run(cluster_run["command"] + ["-n", "--cores", "1"], capture_output=True, text=True)
+    again = snakemake(workdir, "-n", configfile=cluster_run["configfile"])
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout
 
 
