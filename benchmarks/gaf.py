@@ -14,9 +14,7 @@ output once can beat it. Medians of repeats; numba's JIT (pyts' and gafkd's) is 
 """
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numba
@@ -25,16 +23,7 @@ from pyts.image import GramianAngularField
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.images import gramian_angular_field  # noqa: E402
-from tables import print_table, write_csv  # noqa: E402
-
-
-def median_seconds(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 
 def copy_bandwidth(nbytes, repeats):

@@ -46,7 +46,7 @@ from gafkd.grid import METHODS, fixed_alpha  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
 from gafkd.students import DistillationLoss  # noqa: E402
 from gafkd.teacher_outputs import Teacher  # noqa: E402
-from tables import print_table, write_csv  # noqa: E402
+from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 CHANNELS = 3
 KD_DEFAULTS = {"lambda": 0.7, "temperature": 4, "beta": 700, "standardize_logits": False}
@@ -101,12 +101,8 @@ def step_seconds(model, x, y, loss_fn, settings, device, timing, folder):
 def predict_seconds(model, x, batch_size, device, bf16, repeats):
     """Median seconds per window of gafkd.engine.predict."""
     model.to(device)
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        predict(model, lambda b: b.float(), x, batch_size, device, bf16)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:]) / len(x)
+    return median_seconds(lambda: predict(model, lambda b: b.float(), x, batch_size, device, bf16),
+                          repeats, warmup=1, device=device) / len(x)
 
 
 def student_runs(students, teacher_archs):

@@ -10,9 +10,7 @@ are needed for the Gram maps, so the teachers run anyway). Prints medians and th
 """
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -20,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
-from tables import print_table, write_csv  # noqa: E402
+from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 
 def make_step(kind, student, teachers, data, optimizer, batch_size, generator):
@@ -46,22 +44,6 @@ def make_step(kind, student, teachers, data, optimizer, batch_size, generator):
     return step
 
 
-def measure(step, steps, repeats, device):
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) / steps)
-    return statistics.median(times)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
@@ -85,7 +67,8 @@ def main(argv=None):
         student = build_model("wrn16-1", 3, 14, 1).to(device).train()
         optimizer = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
         step = make_step(kind, student, teachers, data, optimizer, batch, torch.Generator().manual_seed(0))
-        seconds = measure(step, steps, repeats, device)
+        seconds = median_seconds(lambda: [step() for _ in range(steps)], repeats, warmup=1,
+                                 device=device) / steps
         rows.append({"step": kind, "device": str(device), "teacher_arch": args.teacher_arch,
                      "batch": batch, "window": length, "image": size,
                      "ms_per_step": round(1e3 * seconds, 2), "samples_per_s": round(batch / seconds, 1)})

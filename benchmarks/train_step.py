@@ -25,10 +25,8 @@ the median of repeats. samples/s = training windows processed per second.
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import h5py
@@ -46,7 +44,7 @@ from gafkd.splits import TRAIN  # noqa: E402
 from gafkd.students import DistillationLoss  # noqa: E402
 from gafkd.teacher_outputs import Teacher  # noqa: E402
 from gafkd.windows import fingerprint  # noqa: E402
-from tables import print_table, write_csv  # noqa: E402
+from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 ARCH, CLASSES, CHANNELS, ALPHA = "wrn16-1", 14, 3, 0.3
 KD = {"lambda": 0.7, "temperature": 4.0, "beta": 700, "standardize_logits": False}
@@ -108,20 +106,6 @@ def naive_epoch(student, teachers, loader, optimizer, stats, device):
         optimizer.step()
 
 
-def median_epoch_seconds(run_epoch, repeats, device):
-    run_epoch()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run_epoch()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
@@ -161,15 +145,15 @@ def main(argv=None):
         loader = DataLoader(WindowsAndImages(windows_h5, images_h5), batch_size=batch, shuffle=True,
                             num_workers=args.workers)
         stats = {m: (data[m].mean, data[m].std) for m in data}
-        naive = median_epoch_seconds(
-            lambda: naive_epoch(naive_student, teachers, loader, optimizer, stats, device), repeats, device)
+        naive = median_seconds(lambda: naive_epoch(naive_student, teachers, loader, optimizer, stats, device),
+                               repeats, warmup=1, device=device)
 
         engine_student = student()
         loss = DistillationLoss("kd2", ALPHA, KD, cached)
         outputs = {k: folder / f"engine.{k}" for k in ("model", "metrics", "history")}
-        engine = median_epoch_seconds(
+        engine = median_seconds(
             lambda: train(engine_student, data["sig"], settings, device, outputs, folder / "resume.pt",
-                          "benchmark", loss_fn=loss), repeats, device)
+                          "benchmark", loss_fn=loss), repeats, warmup=1, device=device)
 
     rows = [{"method": method, "device": str(device), "windows": n, "batch": batch,
              "workers": args.workers if method == "naive" else 0,
