@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 import yaml
 from conftest import REPO
-from slurm_cluster import Unavailable, ensure_installed, single_node_slurm
+from slurm_cluster import Unavailable, single_node_slurm
 from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
 
@@ -51,7 +51,6 @@ def small_demo_config(path):
 @pytest.fixture(scope="module")
 def cluster_run(tmp_path_factory):
     try:
-        ensure_installed()
         folder = tmp_path_factory.mktemp("slurm")
         with single_node_slurm(folder / "cluster", gpus=2) as env:
             workdir = folder / "work"

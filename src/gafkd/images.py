@@ -116,7 +116,7 @@ def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024,
         n, channels, length = X.shape
         if not 1 <= size <= length:
             raise ConfigError(f"images.size: {size} must be between 1 and the window length {length}")
-        chunk = min(n, chunk_windows)
+        chunk = max(1, min(n, chunk_windows))
         encoded = np.empty((chunk * channels, size, size), dtype=np.float32)
         stored = np.empty((chunk, channels, size, size), dtype=np.float16)
         with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as dst:
