@@ -49,7 +49,8 @@ from gafkd.teacher_outputs import Teacher  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 CHANNELS = 3
-KD_DEFAULTS = {"lambda": 0.7, "temperature": 4, "beta": 700, "standardize_logits": False}
+KD_DEFAULTS = {"lambda": 0.7, "temperature": 4, "reduction": "mean", "beta": 700, "sp_merge": "raw",
+               "standardize_logits": False}
 
 
 @dataclass

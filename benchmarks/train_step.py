@@ -47,7 +47,8 @@ from gafkd.windows import fingerprint  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 ARCH, CLASSES, CHANNELS, ALPHA = "wrn16-1", 14, 3, 0.3
-KD = {"lambda": 0.7, "temperature": 4.0, "beta": 700, "standardize_logits": False}
+KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700, "sp_merge": "raw",
+      "standardize_logits": False}
 
 
 def write_windows(path, X, y):
@@ -57,16 +58,17 @@ def write_windows(path, X, y):
         f.create_dataset("X", data=X)
         f.create_dataset("y", data=y)
         f.create_dataset("subject", data=subject)
-        fold = f.create_group("folds/holdout")
+        fold = f.create_group("folds/predefined")
         fold.create_dataset("split", data=np.full(len(y), TRAIN, dtype=np.int8))
         fold.create_dataset("mean", data=X.mean(axis=(0, 2)))
         fold.create_dataset("std", data=X.std(axis=(0, 2)))
-        fold.attrs.update({"val_subjects": "[]", "test_subjects": "[]"})
+        fold.attrs.update({"val_subjects": "[]", "test_subjects": "[]", "val_missing_classes": "[]"})
         f.attrs.update({
             "class_names": json.dumps([f"class{c}" for c in range(CLASSES)]),
             "channel_names": json.dumps(["x", "y", "z"]),
             "sampling_rate_hz": 100.0,
-            "fold_names": json.dumps(["holdout"]),
+            "fold_names": json.dumps(["predefined"]),
+            "standardize": "pooled_std",
             "fingerprint": fingerprint(X, y, subject),
         })
 
@@ -100,7 +102,8 @@ def naive_epoch(student, teachers, loader, optimizer, stats, device):
             gaf_logits, _ = teachers["gaf"].model(image)
             sig_logits, _ = teachers["sig"].model(x)
         logits, _ = student(x)
-        loss = two_teacher_loss(logits, y, gaf_logits, sig_logits, ALPHA, KD["lambda"], KD["temperature"])
+        loss = two_teacher_loss(logits, y, gaf_logits, sig_logits, ALPHA, KD["lambda"], KD["temperature"],
+                                reduction=KD["reduction"])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -125,8 +128,8 @@ def main(argv=None):
         write_windows(windows_h5, rng.standard_normal((n, CHANNELS, length), dtype=np.float32),
                       rng.integers(0, CLASSES, n))
         build_images(windows_h5, images_h5, "gasf", size)
-        folds = {"sig": load_fold(windows_h5, "holdout", "sig"),
-                 "gaf": load_fold(windows_h5, "holdout", "gaf", images_h5)}
+        folds = {"sig": load_fold(windows_h5, "predefined", "sig"),
+                 "gaf": load_fold(windows_h5, "predefined", "gaf", images_h5)}
         data = {m: to_train_data(folds[m], device) for m in folds}
         teachers = {m: Teacher(build_model(ARCH, CHANNELS, CLASSES, folds[m].dims).eval().requires_grad_(False),
                                data[m].mean, data[m].std, m, ARCH, folds[m].class_names).to(device)

@@ -13,9 +13,9 @@ import yaml
 from conftest import REPO
 from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
-STUDENTS = "results/basicmotions/holdout/students/wrn16-1"
+STUDENTS = "results/basicmotions/predefined/students/wrn16-1"
 KD2_RUN = f"{STUDENTS}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed2"
-GAF_TEACHER = "results/basicmotions/holdout/teachers/gaf/wrn16-1/seed2"
+GAF_TEACHER = "results/basicmotions/predefined/teachers/gaf/wrn16-1/seed2"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def demo(tmp_path_factory):
 def test_whole_student_grid_is_built(demo):
     workdir, config = demo
     students = config["students"]
-    runs = sorted((workdir / "results/basicmotions/holdout/students").rglob("metrics.json"))
+    runs = sorted((workdir / "results/basicmotions/predefined/students").rglob("metrics.json"))
     per_seed = 1 + 2 + 3 * len(students["alphas"])     # scratch, kd-gaf, kd-sig, kd2 family × α
     assert len(runs) == per_seed * len(students["seeds"])
     for path in runs:
@@ -41,7 +41,7 @@ def test_whole_student_grid_is_built(demo):
 def test_signal_teachers_reach_90_percent_on_basicmotions(demo):
     workdir, config = demo
     for seed in config["teachers"]["seeds"]:
-        path = workdir / f"results/basicmotions/holdout/teachers/sig/wrn16-1/seed{seed}/metrics.json"
+        path = workdir / f"results/basicmotions/predefined/teachers/sig/wrn16-1/seed{seed}/metrics.json"
         assert json.loads(path.read_text())["test_at_best_val"]["accuracy"] >= 0.9
 
 
@@ -149,7 +149,7 @@ def test_killed_training_job_resumes_from_its_checkpoint(demo, tmp_path):
     assert (run_dir / "resume.pt").exists() and not (run_dir / "metrics.json").exists()
     run = snakemake(workdir, "--rerun-incomplete", f"{GAF_TEACHER}/metrics.json")
     assert run.returncode == 0, run.stderr[-3000:]
-    log = (workdir / "results/basicmotions/logs/teachers/holdout/gaf-wrn16-1-seed2.log").read_text()
+    log = (workdir / "results/basicmotions/logs/teachers/predefined/gaf-wrn16-1-seed2.log").read_text()
     resumed = re.search(r"resuming from \S+ at epoch (\d+)", log)
     assert resumed and int(resumed.group(1)) > 1, log[-2000:]
     assert (run_dir / "history.csv").read_text() == (demo[0] / GAF_TEACHER / "history.csv").read_text()

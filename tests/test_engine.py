@@ -25,12 +25,24 @@ def read_metrics(out_dir):
     return stable(json.loads((Path(out_dir) / "metrics.out").read_text()))
 
 
-def test_lab_learning_rate_schedule():
-    lrs = [learning_rate(e, 200, 0.05) for e in range(200)]
-    assert lrs[0] == lrs[11] == 0.05       # until E/18 = 11.1
-    assert lrs[12] == lrs[66] == 0.01      # from E/18 to E/3 = 66.7
-    assert lrs[67] == lrs[133] == 0.001    # to 2E/3 = 133.3
-    assert lrs[134] == lrs[199] == 0.0001
+def test_lab_learning_rate_steps():
+    """TDA_KD train_ad.py adjust_learning_rate, transcribed."""
+    def lab(epoch, epochs):
+        if epoch < int(epochs / 18.0):
+            return 0.05
+        if epoch < int(epochs / 3.0):
+            return 0.1 * 0.1
+        if epoch < int(epochs * 2 / 3.0):
+            return 0.1 * 0.01
+        return 0.1 * 0.001
+    for epochs in (200, 60, 18, 7):
+        for epoch in range(epochs):
+            assert learning_rate(epoch, epochs, 0.05, "lab") == pytest.approx(lab(epoch, epochs), rel=1e-12)
+    got = [learning_rate(e, 200, 0.05, "lab") for e in (10, 11, 65, 66, 132, 133)]
+    assert got == pytest.approx([0.05, 0.01, 0.01, 0.001, 0.001, 0.0001])
+    # fraction: each step from the first epoch at or after E/18, E/3, 2E/3 (one epoch later here)
+    got = [learning_rate(e, 200, 0.05, "fraction") for e in (11, 12, 66, 67, 133, 134)]
+    assert got == pytest.approx([0.05, 0.01, 0.01, 0.001, 0.001, 0.0001])
 
 
 def test_same_seed_same_metrics_and_files(tmp_path):

@@ -83,7 +83,7 @@ def test_gallery_is_a_png(demo_windows, tmp_path):
 def test_windows_file_contents(demo_windows, tmp_path):
     windows = read_windows(demo_windows)
     assert windows.X.shape == (80, 6, 100)
-    fold = windows.folds["holdout"]
+    fold = windows.folds["predefined"]
     assert (fold.split == 2).sum() == 40 and (fold.split[40:] == 2).all()
     train = windows.X[fold.split == 0]
     np.testing.assert_allclose(fold.mean, train.mean(axis=(0, 2)), rtol=1e-4, atol=1e-5)

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from gafkd.losses import (gram_map, hinton_kd, merged_teacher_map, similarity_preserving,
                           soft_kl, standardize_logits, two_teacher_loss)
@@ -74,3 +75,63 @@ def test_teacher_maps_merged_by_alpha():
     row = [0.25 + 0.75 * r, 0.75 * r]
     norm = math.hypot(*row)
     assert merged[0].tolist() == pytest.approx([row[0] / norm, row[1] / norm], rel=1e-6)
+
+
+# The lab's code, transcribed: TDA_KD train_ad.py / TGD main_train.py.
+def lab_kd(student, teacher, temperature):
+    """nn.KLDivLoss()(log_softmax(s/T), softmax(t/T)): with the default reduction of the lab's
+    torch, Σ p (log p − log q) over batch × classes, divided by batch × classes."""
+    p = F.softmax(teacher / temperature, dim=1)
+    pointwise = torch.xlogy(p, p) - p * F.log_softmax(student / temperature, dim=1)
+    return pointwise.sum() / pointwise.numel()
+
+
+def lab_gram(features):
+    flat = features.view(features.size(0), -1)
+    return torch.mm(flat, flat.t())
+
+
+def random_logits(seed, batch=6, classes=14):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, classes, generator=generator) * 3
+
+
+def test_kd_mean_reduction_is_the_labs_kldivloss():
+    student, teacher = random_logits(0), random_logits(1)
+    by_hand = lab_kd(student, teacher, 4.0).item()
+    assert soft_kl(student, teacher, 4.0, "mean").item() == pytest.approx(by_hand, rel=1e-5)
+    # batchmean is K = 14 times larger
+    assert soft_kl(student, teacher, 4.0, "batchmean").item() == pytest.approx(14 * by_hand, rel=1e-5)
+
+
+def test_two_teacher_loss_with_the_labs_reduction():
+    student, gaf, sig = random_logits(2), random_logits(3), random_logits(4)
+    targets = torch.arange(6) % 14
+    lam, temperature, alpha = 0.7, 4.0, 0.3
+    lab = ((1 - lam) * torch.nn.CrossEntropyLoss()(student, targets)
+           + lam * temperature**2 * (alpha * lab_kd(student, gaf, temperature)
+                                     + (1 - alpha) * lab_kd(student, sig, temperature)))
+    got = two_teacher_loss(student, targets, gaf, sig, alpha, lam, temperature, reduction="mean")
+    assert got.item() == pytest.approx(lab.item(), rel=1e-5)
+
+
+def test_raw_merged_sp_is_tgds_loss():
+    """TGD main_train.py: maps of the raw Gram matrices mixed by alpha, then normalised;
+    sp = Σ_g mse_loss(student map, teacher map); loss += sp / 3.0 * 3000.0 (β = 1000)."""
+    generator = torch.Generator().manual_seed(5)
+    shapes_2d = [(8, 16, 8, 8), (8, 32, 4, 4), (8, 64, 2, 2)]
+    shapes_1d = [(8, 16, 50), (8, 32, 25), (8, 64, 13)]
+    gaf = [torch.randn(s, generator=generator) * 4 for s in shapes_2d]     # another scale
+    sig = [torch.randn(s, generator=generator) for s in shapes_1d]
+    student = [torch.randn(s, generator=generator) for s in shapes_1d]
+    alpha = 0.3
+    sp = 0.0
+    for s, t1, t2 in zip(student, gaf, sig):
+        tmap = F.normalize(lab_gram(t1) * alpha + lab_gram(t2) * (1 - alpha), p=2, dim=1)
+        sp = sp + F.mse_loss(F.normalize(lab_gram(s), p=2, dim=1), tmap)
+    tgd = sp / 3.0 * 3000.0
+    maps = [merged_teacher_map(g, s, alpha, "raw") for g, s in zip(gaf, sig)]
+    assert (1000 * similarity_preserving(student, maps)).item() == pytest.approx(tgd.item(), rel=1e-5)
+    normalized = [merged_teacher_map(g, s, alpha, "normalized") for g, s in zip(gaf, sig)]
+    assert not torch.allclose(normalized[0], maps[0], atol=1e-3)   # the switch changes the maps
+

@@ -5,12 +5,13 @@ from rawfiles import (SUBJECT101_EXPECTED, pamap2_table,
                       write_pamap2)
 
 from gafkd.errors import ConfigError, InputError
-from gafkd.readers.pamap2 import CHANNEL_SETS, COLUMNS, DEFAULT_CLASS_MAP, read_pamap2
+from gafkd.readers.pamap2 import (ACTIVITIES, CHANNEL_SETS, COLUMNS, DEFAULT_CLASS_MAP, DEFAULTS,
+                                  LAB_THRESHOLDS, PROTOCOLS, check_protocol, read_pamap2)
 
 
-def test_lab_protocol_windows(pamap2_folder):
+def test_clean_protocol_windows(pamap2_folder):
     folder, tables = pamap2_folder
-    ws = read_pamap2(folder, subjects=[101])
+    ws = read_pamap2(folder, subjects=[101], protocol="clean")
     assert ws.X.shape == (sum(SUBJECT101_EXPECTED.values()), 40, 100)
     assert len(ws.channel_names) == 40 and ws.channel_names[0] == "heart_rate"
     assert not any("orientation" in c for c in ws.channel_names)
@@ -22,9 +23,9 @@ def test_lab_protocol_windows(pamap2_folder):
     assert ws.class_names == [DEFAULT_CLASS_MAP[a] for a in DEFAULT_CLASS_MAP]
 
 
-def test_window_contents_are_downsampled_raw_rows(pamap2_folder):
+def test_clean_window_contents_are_downsampled_raw_rows(pamap2_folder):
     folder, tables = pamap2_folder
-    ws = read_pamap2(folder, subjects=[101])
+    ws = read_pamap2(folder, subjects=[101], protocol="clean")
     down = tables[101][::3]
     heart_rate = np.array(
         [tables[101][: 3 * i + 1, 2][~np.isnan(tables[101][: 3 * i + 1, 2])][-1]
@@ -40,7 +41,7 @@ def test_window_contents_are_downsampled_raw_rows(pamap2_folder):
 def test_named_channel_set_and_class_map(pamap2_folder):
     folder, _ = pamap2_folder
     ws = read_pamap2(folder, channels="hand_acc16", class_map={1: "rest", 4: "move", 24: "move"},
-                     subjects=[101])
+                     subjects=[101], protocol="clean")
     assert ws.channel_names == CHANNEL_SETS["hand_acc16"]
     assert ws.class_names == ["rest", "move"]
     assert np.bincount(ws.y).tolist() == [5, 6 + 1]
@@ -48,7 +49,7 @@ def test_named_channel_set_and_class_map(pamap2_folder):
 
 def test_all_subjects_and_short_ones(pamap2_folder):
     folder, _ = pamap2_folder
-    ws = read_pamap2(folder)
+    ws = read_pamap2(folder, protocol="clean")
     # Short subjects: 330 rows per activity -> runs [0, 110), [110, 220), [220, 330) after
     # downsampling; the starts 0, 110 and 220 (multiples of 22) give one window per activity.
     for subject in (102, 103, 104):
@@ -114,7 +115,15 @@ def test_unknown_activity_id(pamap2_folder):
 def test_subject_without_usable_window(pamap2_folder):
     folder, _ = pamap2_folder
     write_pamap2(folder / "subject106.dat", pamap2_table([(9, 600), (0, 300)]))
-    expect_error(folder, r"subject106.dat: subject 106 has no usable window")
+    expect_error(folder, r"subject106.dat: subject 106 has no usable window", protocol="clean")
+
+
+def test_lab_subject_without_usable_window(pamap2_folder):
+    folder, _ = pamap2_folder
+    # 200 samples, lying up to 96: the starts 22, 44, 66, 88 all begin in lying and end in walking.
+    write_pamap2(folder / "subject106.dat", pamap2_table([(1, 290), (4, 310)]))
+    expect_error(folder, r"subject106.dat: subject 106 has no usable window "
+                         r"\(4 dropped for a label change\)", subjects=[106], protocol="lab")
 
 
 def test_all_nan_subject_is_counted_not_zero_filled(pamap2_folder):
@@ -123,13 +132,39 @@ def test_all_nan_subject_is_counted_not_zero_filled(pamap2_folder):
     table[:, COLUMNS.index("chest_gyro_y")] = np.nan
     write_pamap2(folder / "subject107.dat", table)
     expect_error(folder, r"subject107.dat: subject 107 has no usable window \(5 dropped for NaN\)",
-                 subjects=[107])
+                 subjects=[107], protocol="clean")
 
 
-def test_recording_shorter_than_window(pamap2_folder):
+def test_lab_sets_nan_to_zero_before_scaling(pamap2_folder):
+    folder, _ = pamap2_folder
+    table = pamap2_table([(1, 600)])
+    table[:, COLUMNS.index("chest_gyro_y")] = np.nan
+    write_pamap2(folder / "subject107.dat", table)
+    ws = read_pamap2(folder, subjects=[107], protocol="lab")
+    low, high = LAB_THRESHOLDS["chest_gyro_y"]
+    gyro = ws.X[:, ws.channel_names.index("chest_gyro_y")]
+    np.testing.assert_allclose(gyro, -low / (high - low), rtol=1e-6)
+    assert ws.dropped == {"label_change": 0} and len(ws.X) == 4   # starts 22, 44, 66, 88
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_recording_shorter_than_window(pamap2_folder, protocol):
     folder, _ = pamap2_folder
     write_pamap2(folder / "subject108.dat", pamap2_table([(1, 240)]))
-    expect_error(folder, r"subject108.dat: recording has 80 samples .* shorter than the window of 100")
+    expect_error(folder, r"subject108.dat: recording has 80 samples .* shorter than the window of 100",
+                 protocol=protocol)
+
+
+def test_lab_recording_shorter_than_window_once_transients_are_deleted(pamap2_folder):
+    folder, _ = pamap2_folder
+    write_pamap2(folder / "subject108.dat", pamap2_table([(0, 600), (1, 240)]))
+    expect_error(folder, r"subject108.dat: recording has 80 samples after deleting the rows "
+                         r"outside the class map and downsampling by 3, shorter than the window "
+                         r"of 100",
+                 subjects=[108], protocol="lab")
+    # The clean protocol keeps the transient samples: 280 of them, but no lying window.
+    expect_error(folder, r"subject108.dat: subject 108 has no usable window", subjects=[108],
+                 protocol="clean")
 
 
 def test_unknown_channel_set(pamap2_folder):
@@ -143,3 +178,171 @@ def test_class_map_with_non_pamap2_id(pamap2_folder):
     folder, _ = pamap2_folder
     expect_error(folder, r"\[8\] are not PAMAP2 activity ids", error=ConfigError,
                  class_map={1: "lying", 8: "nothing"})
+
+
+def test_check_protocol():
+    assert PROTOCOLS == ("lab", "clean") and DEFAULTS["protocol"] == "lab"
+    check_protocol("lab", "lab40")
+    check_protocol("lab", "acc16")
+    check_protocol("clean", ["hand_orientation_0"])
+    with pytest.raises(ConfigError, match=r"unknown PAMAP2 protocol 'paper' \(known: lab, clean\)"):
+        check_protocol("paper", "lab40")
+    with pytest.raises(ConfigError, match=r"\['hand_orientation_0'\] cannot be used with protocol "
+                                          r"'lab'.*fixed thresholds.*use protocol: clean"):
+        check_protocol("lab", ["heart_rate", "hand_orientation_0"])
+
+
+def test_lab_protocol_rejects_channels_without_thresholds(pamap2_folder):
+    folder, _ = pamap2_folder
+    expect_error(folder, r"\['chest_orientation_3'\] cannot be used with protocol 'lab'",
+                 error=ConfigError, channels=["heart_rate", "chest_orientation_3"])
+    expect_error(folder, "unknown PAMAP2 protocol 'paper'", error=ConfigError, protocol="paper")
+
+
+# The lab's thresholds for its 40 columns (preprocessing_pamap2_2.py).
+NORM_MAX = [202.0, 35.5, 47.6314, 155.532, 157.76, 45.5484, 62.2598, 61.728, 21.8452,
+            13.1222, 14.2184, 137.544, 109.181, 100.543, 38.5625, 26.386, 153.582,
+            37.2936, 23.9101, 61.9328, 36.9676, 15.5171, 5.97964, 2.94183, 80.4739,
+            39.7391, 95.8415, 35.4375, 157.232, 157.293, 150.99, 61.9509, 62.0461,
+            60.9357, 17.4204, 13.5882, 13.9617, 91.4247, 92.867, 146.651]
+NORM_MIN = [0., 0., -114.755, -104.301, -73.0384, -61.1938, -61.8086, -61.4193, -27.8044,
+            -17.8495, -14.2647, -103.941, -200.043, -163.608, 0., -29.0888, -38.1657, -57.2366,
+            -32.9627, -39.7561, -56.0108, -10.1563, -5.06858, -3.99487, -70.0627, -122.48,
+            -66.6847, 0., -155.068, -155.617, -156.179, -60.3067, -61.9064, -62.2629, -14.162,
+            -13.0401, -14.0196, -172.865, -137.908, -102.232]
+
+
+def lab_reference(path, window, step, downsample, class_ids):
+    """The lab's steps, one loop each: raw ids of the kept windows, their (40, window)
+    signals, the number left out, and how many kept windows have a label change inside."""
+    data = np.loadtxt(path)
+    rows = [row for row in data if row[1] in class_ids]
+    y = [row[1] for row in rows]
+    # Columns 2.. without the 3 x 4 orientation columns, as the lab's select_columns_opp.
+    x = np.delete(np.array([row[2:] for row in rows]), np.r_[14:18, 31:35, 48:52], axis=1)
+    last_hr = np.nan
+    for t in range(len(x)):
+        if np.isnan(x[t, 0]):
+            x[t, 0] = last_hr
+        else:
+            last_hr = x[t, 0]
+    for t in range(len(x)):
+        for c in range(40):
+            v = 0.0 if np.isnan(x[t, c]) else x[t, c]
+            v = (v - NORM_MIN[c]) / (NORM_MAX[c] - NORM_MIN[c])
+            if v > 1:
+                v = 0.99
+            if v < 0:
+                v = 0.0
+            x[t, c] = v
+    x = [x[t] for t in range(0, len(x), downsample)]
+    y = [y[t] for t in range(0, len(y), downsample)]
+    windows, labels, left_out, mixed = [], [], 0, 0
+    for j in range(step, len(y) - window, step):
+        if y[j] == y[j + window - 1]:
+            windows.append(np.array(x[j:j + window]).T)
+            labels.append(y[j])
+            mixed += len(set(y[j:j + window])) > 1
+        else:
+            left_out += 1
+    return labels, np.array(windows), left_out, mixed
+
+
+# Transients at the start and in the middle, watching TV (not a protocol activity) between
+# walking and rope jumping, and 12 rows of running inside rope jumping.
+LAB_SEGMENTS = [(0, 50), (1, 400), (0, 40), (4, 500), (9, 200), (24, 300), (5, 12), (24, 300)]
+
+
+def make_lab_recording(path):
+    table = pamap2_table(LAB_SEGMENTS, seed=7)
+    hr, readings = COLUMNS.index("heart_rate"), np.arange(0, len(table), 11)
+    table[readings, hr] = 80 + readings % 40
+    table[451:490:11, hr] = 150            # readings inside the middle transient
+    table[550, hr] = 202.0                 # scales to exactly 1.0
+    table[605, hr] = 230.0                 # above the maximum: 0.99
+    table[660, hr] = 201.0                 # 0.995, kept as it is
+    table[671, hr] = 202.000005            # 0.99 in float64 (1.0 if computed in float32)
+    table[700:703, COLUMNS.index("hand_gyro_x")] = np.nan
+    table[720:723, COLUMNS.index("hand_acc16_y")] = -500.0    # below the minimum: 0
+    table[740:743, COLUMNS.index("ankle_acc6_z")] = 50.0      # above the maximum: 0.99
+    write_pamap2(path, table)
+    return table
+
+
+@pytest.mark.parametrize("window, step, downsample", [(100, 22, 3), (20, 7, 2), (16, 1, 1)])
+def test_lab_protocol_matches_the_labs_steps(tmp_path, window, step, downsample):
+    make_lab_recording(tmp_path / "subject101.dat")
+    ws = read_pamap2(tmp_path, window=window, step=step, downsample=downsample, protocol="lab")
+    labels, windows, left_out, mixed = lab_reference(
+        tmp_path / "subject101.dat", window, step, downsample, set(DEFAULT_CLASS_MAP))
+    assert ws.X.dtype == np.float32 and ws.X.shape == (len(labels), 40, window)
+    np.testing.assert_allclose(ws.X, windows, rtol=0, atol=1e-7)
+    assert [ws.class_names[i] for i in ws.y] == [ACTIVITIES[a] for a in labels]
+    assert ws.dropped == {"label_change": left_out}
+    assert ws.sampling_rate_hz == pytest.approx(100 / downsample)
+    # The recording exercises every rule.
+    assert left_out > 0 and mixed > 0
+    assert (windows == 1.0).any() and (windows == 0.99).any() and (windows == 0.0).any()
+    assert ((windows > 0.99) & (windows < 1.0)).any()
+
+
+def test_lab_protocol_deletes_rows_outside_the_class_map(tmp_path):
+    make_lab_recording(tmp_path / "subject101.dat")
+    class_map = {4: "walking", 24: "rope jumping"}
+    ws = read_pamap2(tmp_path, channels="lab40", class_map=class_map, protocol="lab")
+    labels, windows, left_out, _ = lab_reference(tmp_path / "subject101.dat", 100, 22, 3, {4, 24})
+    np.testing.assert_allclose(ws.X, windows, rtol=0, atol=1e-7)
+    assert [ws.class_names[i] for i in ws.y] == [class_map[a] for a in labels]
+    assert ws.dropped == {"label_change": left_out}
+
+
+def lab_scale(values, channel):
+    """Min-max scaling of values inside the channel's thresholds."""
+    low, high = LAB_THRESHOLDS[channel]
+    return (values - low) / (high - low)
+
+
+def test_lab_starts_one_step_in_and_stops_before_the_last_sample(tmp_path):
+    # 894 rows -> 298 samples: clean starts 0, 22, ..., 198 (the last ends at the last sample),
+    # lab starts 22, ..., 176.
+    write_pamap2(tmp_path / "subject101.dat", pamap2_table([(1, 894)]))
+    clean = read_pamap2(tmp_path, channels="acc16", protocol="clean")
+    lab = read_pamap2(tmp_path, channels="acc16", protocol="lab")
+    assert len(clean.X) == 10 and len(lab.X) == 8
+    for c, channel in enumerate(lab.channel_names):
+        np.testing.assert_allclose(lab.X[:, c], lab_scale(clean.X[1:9, c], channel), atol=1e-6)
+
+
+def test_lab_deletes_transients_before_downsampling(tmp_path):
+    table = pamap2_table([(1, 600), (0, 1), (1, 600)])
+    write_pamap2(tmp_path / "subject101.dat", table)
+    acc = "hand_acc16_x"
+    clean = read_pamap2(tmp_path, channels=[acc], protocol="clean")
+    lab = read_pamap2(tmp_path, channels=[acc], protocol="lab")
+    # Clean: 401 samples, starts 0..286; the transient is sample 200, inside the windows
+    # starting at 110..198.
+    assert len(clean.X) == 14 - 5
+    # Lab: one lying stream of 1200 rows, 400 samples, starts 22..286, none left out.
+    assert len(lab.X) == 13 and lab.dropped == {"label_change": 0}
+    column = COLUMNS.index(acc)
+    deleted = lab_scale(np.delete(table, 600, axis=0)[::3, column], acc)
+    kept_raw = lab_scale(table[::3, column], acc)
+    last = lab.X[-1, 0]                                  # samples 286..385
+    np.testing.assert_allclose(last, deleted[286:386], atol=1e-6)
+    assert not np.allclose(last, kept_raw[286:386], atol=1e-3)
+
+
+def test_lab_heart_rate_ignores_readings_of_deleted_rows(tmp_path):
+    # Readings every 11th row: 0, 11, ..., 44 fall in the transient, the first lying one is 55.
+    table = pamap2_table([(0, 50), (1, 600)])
+    hr = COLUMNS.index("heart_rate")
+    table[0:50:11, hr] = 150.0
+    table[55, hr] = 101.0
+    write_pamap2(tmp_path / "subject101.dat", table)
+    kwargs = dict(channels=["heart_rate"], window=10, step=1, downsample=1)
+    lab = read_pamap2(tmp_path, protocol="lab", **kwargs)
+    # Lab window 0 starts at kept row 1 (raw row 51): no reading yet, so 0 until row 55.
+    np.testing.assert_allclose(lab.X[0, 0], [0] * 4 + [101 / 202] * 6, atol=1e-7)
+    # Clean carries the transient's last reading into the lying rows.
+    clean = read_pamap2(tmp_path, protocol="clean", **kwargs)
+    np.testing.assert_allclose(clean.X[0, 0], [150] * 5 + [101] * 5)

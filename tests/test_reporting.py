@@ -1,34 +1,68 @@
 import json
 import math
+import statistics
 
 import pandas as pd
 import pytest
 
 from gafkd.errors import InputError
+from gafkd.grid import SPLIT_DESCRIPTIONS
 from gafkd.reporting import collect_runs, dataset_table, summarize, write_report_tables
 
 EXPECTED = {"gene": {"teacher": 3, "student": 3}}
+WEIGHTED = ("test_accuracy", "test_macro_f1", "test_accuracy_last", "optimistic_test_accuracy")
 
 
 def write_run(root, accuracy, seed, method=None, modality=None, arch="wrn16-1", teacher_arch="wrn16-1",
-              alpha=0.0, fold="holdout"):
+              alpha=0.0, fold="holdout", dataset="gene", n=100, split=None, optimistic=None):
     if modality:
-        config = {"dataset": "gene", "fold": fold, "modality": modality, "arch": arch, "seed": seed}
-        path = root / f"teacher-{modality}-{arch}-{seed}" / "metrics.json"
+        config = {"dataset": dataset, "fold": fold, "modality": modality, "arch": arch, "seed": seed}
+        path = root / dataset / fold / f"teacher-{modality}-{arch}-{seed}" / "metrics.json"
     else:
         teachers = {"scratch": "none", "kd-gaf": f"gaf-{teacher_arch}", "kd-sig": f"sig-{teacher_arch}"}.get(
             method, f"gaf-{teacher_arch}+sig-{teacher_arch}")
-        config = {"dataset": "gene", "fold": fold, "arch": "wrn16-1", "method": method,
+        config = {"dataset": dataset, "fold": fold, "arch": "wrn16-1", "method": method,
                   "teachers": teachers, "alpha": alpha, "seed": seed}
-        path = root / f"{method}-{teacher_arch}-{alpha}-{seed}" / "metrics.json"
+        path = root / dataset / fold / f"{method}-{teacher_arch}-{alpha}-{seed}" / "metrics.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({
+    metrics = {
         "config": config, "val_accuracy": accuracy - 0.01, "best_epoch": 10, "epochs": 20,
-        "test_at_best_val": {"accuracy": accuracy, "macro_f1": accuracy - 0.05, "n": 100, "confusion": []},
+        "test_at_best_val": {"accuracy": accuracy, "macro_f1": accuracy - 0.05, "n": n, "confusion": []},
         "test_at_last_epoch": {"accuracy": accuracy - 0.02},
-        "optimistic_best_test_accuracy": {"accuracy": accuracy + 0.01, "epoch": 12},
-        "wall_seconds": 5.0, "provenance": {"device": "cpu", "code_version": "0.1.0"}}))
+        "optimistic_best_test_accuracy": {"accuracy": accuracy + 0.01 if optimistic is None else optimistic,
+                                          "epoch": 12},
+        "wall_seconds": 5.0, "provenance": {"device": "cpu", "code_version": "0.1.0"}}
+    if split is not None:
+        metrics["split"] = split
+    path.write_text(json.dumps(metrics))
     return path
+
+
+def outputs(root):
+    return {k: root / "report" / n for k, n in
+            (("runs", "runs.csv"), ("summary", "summary.csv"), ("tables", "tables.md"),
+             ("tables_html", "tables.html"))}
+
+
+def section(markdown, dataset):
+    """The text of one dataset's section of tables.md."""
+    return markdown.split(f"## {dataset}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def table_cells(markdown, row):
+    """The cells of a markdown table row, by its label."""
+    line = next(line for line in markdown.splitlines() if line.startswith(f"| {row} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")[1:]]
+
+
+def table_header(markdown, first_column):
+    line = next(line for line in markdown.splitlines() if line.startswith("| |") and first_column in line)
+    return [cell.strip() for cell in line.strip("|").split("|")[1:]]
+
+
+def cell(values, seeds=None, decimals=2):
+    std = "–" if len(values) < 2 else f"{100 * statistics.stdev(values):.{decimals}f}"
+    return f"{100 * statistics.mean(values):.{decimals}f} ± {std} ({seeds or len(values)})"
 
 
 @pytest.fixture
@@ -44,9 +78,48 @@ def runs(tmp_path):
     return paths
 
 
+# LOSO: 3 folds of unequal test sizes; accuracies[seed][fold] of the kd2 student (α 0.3).
+LOSO_SIZES = {"fold0": 15, "fold1": 100, "fold2": 300}
+LOSO_SUBJECTS = {"fold0": ([101], [102]), "fold1": ([102], [103]), "fold2": ([103], [101])}
+LOSO_ACCURACY = {1: {"fold0": 0.40, "fold1": 0.70, "fold2": 0.90},
+                 2: {"fold0": 0.60, "fold1": 0.65, "fold2": 0.80},
+                 3: {"fold0": 0.20, "fold1": 0.75, "fold2": 0.85}}
+LOSO_OPTIMISTIC = {seed: {fold: acc + 0.04 + 0.01 * seed for fold, acc in folds.items()}
+                   for seed, folds in LOSO_ACCURACY.items()}
+
+
+def loso_split(fold):
+    test, val = LOSO_SUBJECTS[fold]
+    return {"kind": "loso", "fold": fold, "test_subjects": test, "val_subjects": val,
+            "val_missing_classes": ["running", "rope jumping"] if fold == "fold1" else [],
+            "windows": {"train": 900, "val": 15, "test": LOSO_SIZES[fold]}}
+
+
+@pytest.fixture
+def loso_runs(tmp_path):
+    paths = []
+    for seed, folds in LOSO_ACCURACY.items():
+        for fold, acc in folds.items():
+            common = dict(fold=fold, dataset="pamap", n=LOSO_SIZES[fold], split=loso_split(fold))
+            paths.append(write_run(tmp_path, acc, seed, method="kd2", alpha=0.3,
+                                   optimistic=LOSO_OPTIMISTIC[seed][fold], **common))
+            paths.append(write_run(tmp_path, acc - 0.1, seed, modality="gaf", **common))
+    return paths
+
+
+def fold_means(per_seed, weighted):
+    """Each seed's mean over folds, by hand: unweighted or weighted by the folds' test windows."""
+    if weighted:
+        return [sum(a * LOSO_SIZES[f] for f, a in folds.items()) / sum(LOSO_SIZES[f] for f in folds)
+                for folds in per_seed.values()]
+    return [statistics.mean(folds.values()) for folds in per_seed.values()]
+
+
 def test_summary_against_pandas(runs):
     table = collect_runs(runs)
     assert len(table) == len(runs)
+    assert set(table["split"]) == {"holdout"}
+    assert list(table["test_n"]) == [100] * len(runs)
     summary = summarize(table, EXPECTED)
     frame = pd.DataFrame([json.loads(p.read_text()) for p in runs])
     accuracies = frame["test_at_best_val"].map(lambda m: m["accuracy"])
@@ -55,12 +128,16 @@ def test_summary_against_pandas(runs):
     for (method, alpha), values in accuracies.groupby([methods, alphas]):
         row = summary[(summary["method"] == method) & (summary["alpha"].fillna(-1) == alpha)].iloc[0]
         assert row["test_accuracy_mean"] == pytest.approx(values.mean())
-        assert row["n"] == len(values)
+        # a single split: the weighted fold mean is the run itself
+        assert row["test_accuracy_weighted_mean"] == pytest.approx(values.mean())
+        assert (row["seeds"], row["runs"], row["folds"]) == (len(values), len(values), 1)
         if len(values) > 1:
             assert row["test_accuracy_std"] == pytest.approx(values.std(ddof=1))
+            assert row["test_accuracy_weighted_std"] == pytest.approx(values.std(ddof=1))
         else:
             assert math.isnan(row["test_accuracy_std"])
         assert row["complete"] == (len(values) == 3)
+    assert "val_accuracy_weighted_mean" not in summary
 
 
 def test_table_layout_and_marks(runs):
@@ -69,23 +146,148 @@ def test_table_layout_and_marks(runs):
     assert list(table.index) == ["GAF teacher", "signal teacher", "student from scratch",
                                  "2 teachers, α = 0.3", "2 teachers, α = 0.5"]
     assert list(table.columns) == ["wrn16-1", "wrn28-3"]
-    gaf = pd.Series([0.60, 0.62, 0.66])
-    assert table.loc["GAF teacher", "wrn16-1"] == f"{100 * gaf.mean():.2f} ± {100 * gaf.std():.2f} (3)"
-    assert table.loc["2 teachers, α = 0.3", "wrn16-1"] == "70.50 ± 0.71 (2 of 3 !)"
-    assert table.loc["2 teachers, α = 0.5", "wrn16-1"] == "69.00 ± – (1 of 3 !)"
+    assert table.loc["GAF teacher", "wrn16-1"] == cell([0.60, 0.62, 0.66])
+    assert table.loc["2 teachers, α = 0.3", "wrn16-1"] == "70.50 ± 0.71 (2; 2 of 3 runs !)"
+    assert table.loc["2 teachers, α = 0.5", "wrn16-1"] == "69.00 ± – (1; 1 of 3 runs !)"
     assert table.loc["GAF teacher", "wrn28-3"] == ""
     # the scratch student has no teacher: the same cell in every column
     assert table.loc["student from scratch", "wrn28-3"] == table.loc["student from scratch", "wrn16-1"]
 
 
 def test_written_files(runs, tmp_path):
-    out = {k: tmp_path / "report" / n for k, n in
-           (("runs", "runs.csv"), ("summary", "summary.csv"), ("tables", "tables.md"), ("tables_html", "tables.html"))}
+    out = outputs(tmp_path)
     write_report_tables(runs, out, ["wrn16-1"], [0.3, 0.5], EXPECTED)
     markdown = out["tables"].read_text()
-    assert "| 2 teachers, α = 0.3 | 70.50 ± 0.71 (2 of 3 !) |" in markdown
-    assert pd.read_csv(out["runs"]).shape[0] == len(runs)
+    assert "| 2 teachers, α = 0.3 | 70.50 ± 0.71 (2; 2 of 3 runs !) |" in markdown
+    assert f"Split: {SPLIT_DESCRIPTIONS['holdout']}." in markdown
+    assert "over 1–3 seeds" in markdown
+    assert "fold mean" not in markdown and "per fold" not in markdown      # one split, one table
+    written = pd.read_csv(out["runs"])
+    assert written.shape[0] == len(runs)
+    assert {"split", "test_n", "test_subjects", "val_missing_classes"} <= set(written.columns)
+    summary = pd.read_csv(out["summary"])
+    assert {"seeds", "folds", "runs", "n_expected", "complete", "test_accuracy_weighted_mean"} <= set(summary)
     assert "<table" in out["tables_html"].read_text()
+
+
+def test_loso_summary_by_hand(loso_runs):
+    runs = collect_runs(loso_runs)
+    assert set(runs["split"]) == {"loso"}
+    assert runs.loc[runs["fold"] == "fold0", "test_subjects"].iloc[0] == "101"
+    assert runs.loc[runs["fold"] == "fold1", "val_missing_classes"].iloc[0] == "running, rope jumping"
+    summary = summarize(runs, {"pamap": {"teacher": 9, "student": 9}})
+    row = summary[summary["method"] == "kd2"].iloc[0]
+    assert (row["split"], row["seeds"], row["folds"], row["runs"], row["complete"]) == ("loso", 3, 3, 9, True)
+    plain, weighted = fold_means(LOSO_ACCURACY, False), fold_means(LOSO_ACCURACY, True)
+    assert abs(statistics.mean(plain) - statistics.mean(weighted)) > 0.05     # the fixture tells them apart
+    assert row["test_accuracy_mean"] == pytest.approx(statistics.mean(plain))
+    assert row["test_accuracy_std"] == pytest.approx(statistics.stdev(plain))
+    assert row["test_accuracy_weighted_mean"] == pytest.approx(statistics.mean(weighted))
+    assert row["test_accuracy_weighted_std"] == pytest.approx(statistics.stdev(weighted))
+    optimistic = fold_means(LOSO_OPTIMISTIC, True)
+    assert row["optimistic_test_accuracy_weighted_mean"] == pytest.approx(statistics.mean(optimistic))
+    f1 = fold_means({s: {f: a - 0.05 for f, a in folds.items()} for s, folds in LOSO_ACCURACY.items()}, True)
+    assert row["test_macro_f1_weighted_std"] == pytest.approx(statistics.stdev(f1))
+    # validation accuracy is not on the test windows: unweighted only
+    val = fold_means({s: {f: a - 0.01 for f, a in folds.items()} for s, folds in LOSO_ACCURACY.items()}, False)
+    assert row["val_accuracy_mean"] == pytest.approx(statistics.mean(val))
+    incomplete = summarize(runs.iloc[1:], {"pamap": {"teacher": 9, "student": 9}})
+    assert set(incomplete["runs"]) == {8, 9} and not incomplete["complete"].all()
+
+
+def test_loso_tables(loso_runs, tmp_path):
+    out = outputs(tmp_path)
+    write_report_tables(loso_runs, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}})
+    markdown = section(out["tables"].read_text(), "pamap")
+    assert f"Split: {SPLIT_DESCRIPTIONS['loso']}, 3 folds." in markdown
+    unweighted, rest = markdown.split("window-weighted fold mean", 1)
+    weighted, rest = rest.split("per fold", 1)
+    assert "unweighted fold mean" in unweighted
+    assert "mean ± std (ddof 1) over 3 seeds of the per-seed mean over 3 folds (unweighted" in unweighted
+    assert table_cells(unweighted, "2 teachers, α = 0.3") == [cell(fold_means(LOSO_ACCURACY, False))]
+    assert "weighted by each fold's test windows" in weighted
+    assert table_cells(weighted, "2 teachers, α = 0.3") == [cell(fold_means(LOSO_ACCURACY, True))]
+    teacher = {s: {f: a - 0.1 for f, a in folds.items()} for s, folds in LOSO_ACCURACY.items()}
+    assert table_cells(weighted, "GAF teacher") == [cell(fold_means(teacher, True))]
+    # per fold: the folds in order with their test subjects, mean ± std over seeds
+    assert table_header(rest, "fold0") == ["fold0 (test 101)", "fold1 (test 102)", "fold2 (test 103)"]
+    assert table_cells(rest, "2 teachers, α = 0.3") == [
+        cell([LOSO_ACCURACY[s][fold] for s in LOSO_ACCURACY]) for fold in LOSO_SIZES]
+    assert ("fold1: validation subject(s) 103 lack running, rope jumping: its checkpoint is chosen on "
+            "fewer classes") in markdown
+    assert "fold0:" not in markdown and "fold2:" not in markdown
+    assert "window-weighted" in out["tables_html"].read_text()
+
+
+def test_folds_in_numeric_order(tmp_path):
+    paths = [write_run(tmp_path, acc, seed, method="scratch", fold=fold, dataset="pamap",
+                       split={"test_subjects": [subject]})
+             for fold, subject, acc in (("fold10", 111, 0.5), ("fold2", 103, 0.6)) for seed in (1, 2)]
+    assert list(collect_runs(paths)["fold"]) == ["fold2", "fold2", "fold10", "fold10"]
+    out = outputs(tmp_path)
+    write_report_tables(paths, out, ["wrn16-1"], [], {"pamap": {"teacher": 4, "student": 4}})
+    assert table_header(out["tables"].read_text(), "fold2") == ["fold2 (test 103)", "fold10 (test 111)"]
+
+
+def test_compare_with_lab(loso_runs, tmp_path):
+    out = outputs(tmp_path)
+    write_report_tables(loso_runs, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}})
+    lab = section(out["tables"].read_text(), "pamap").split("### Compare with the lab", 1)[1]
+    header = table_header(lab, "lab")
+    assert header == ["wrn16-1 lab (best epoch on test)", "wrn16-1 gafkd (best on validation)"]
+    cells = dict(zip(header, table_cells(lab, "2 teachers, α = 0.3")))
+    assert cells["wrn16-1 lab (best epoch on test)"] == cell(fold_means(LOSO_OPTIMISTIC, False))
+    assert cells["wrn16-1 gafkd (best on validation)"] == cell(fold_means(LOSO_ACCURACY, False))
+
+
+def test_sections_name_their_split(runs, tmp_path):
+    paths = runs + [write_run(tmp_path, acc, seed, method="scratch", fold="random", dataset="motion")
+                    for seed, acc in zip((1, 2, 3), (0.9, 0.92, 0.95))]
+    out = outputs(tmp_path)
+    write_report_tables(paths, out, ["wrn16-1"], [0.3], {"gene": EXPECTED["gene"],
+                                                          "motion": {"teacher": 3, "student": 3}})
+    markdown = out["tables"].read_text()
+    motion, gene = section(markdown, "motion"), section(markdown, "gene")
+    assert f"Split: {SPLIT_DESCRIPTIONS['random']}." in motion and "random window split" in motion
+    assert "random window split" not in gene and "subject-disjoint holdout" in gene
+    assert table_cells(motion, "student from scratch") == [cell([0.9, 0.92, 0.95])]
+
+
+def test_other_metric_and_decimals(loso_runs, tmp_path):
+    out = outputs(tmp_path)
+    write_report_tables(loso_runs, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}},
+                        metric="val_accuracy", decimals=1)
+    markdown = section(out["tables"].read_text(), "pamap")
+    val = {s: {f: a - 0.01 for f, a in folds.items()} for s, folds in LOSO_ACCURACY.items()}
+    assert table_cells(markdown, "2 teachers, α = 0.3")[0] == cell(fold_means(val, False), decimals=1)
+    assert "window-weighted fold mean" not in markdown and "no window-weighted version" in markdown
+
+
+def test_figures_name_their_split(loso_runs, tmp_path, monkeypatch):
+    import gafkd.figures as figures
+
+    for path in loso_runs:
+        metrics = json.loads(path.read_text())
+        metrics["class_names"] = ["walking", "running"]
+        metrics["test_at_best_val"]["confusion"] = [[5, 1], [2, 7]]
+        path.write_text(json.dumps(metrics))
+        pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_accuracy": [0.5, 0.6]}).to_csv(
+            path.with_name("history.csv"), index=False)
+    out = outputs(tmp_path)
+    write_report_tables(loso_runs, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}})
+    titles, save = [], figures._save
+
+    def save_and_record(fig, path):
+        titles.append(" ".join([fig._suptitle.get_text() if fig._suptitle else ""]
+                               + [ax.get_title() for ax in fig.axes]))
+        save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", save_and_record)
+    names = ("alpha", "teachers_vs_students", "confusion", "learning_curves")
+    pngs = {name: tmp_path / "report" / f"pamap_{name}.png" for name in names}
+    figures.write_figures(out["runs"], "pamap", pngs)
+    assert all(pngs[name].read_bytes()[:4] == b"\x89PNG" for name in names)
+    assert len(titles) == 4 and all("pamap (LOSO, 3 folds)" in title for title in titles)
 
 
 def test_bad_metrics_file(tmp_path):

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from gafkd.errors import InputError
-from gafkd.splits import TEST, TRAIN, VAL, channel_stats, check_class_coverage, make_folds
+from gafkd.splits import (TEST, TRAIN, VAL, channel_stats, check_class_coverage, make_folds,
+                          pick_validation_subjects)
 
 SPEC = {"val_fraction": 0.2, "test_fraction": 0.2, "seed": 0}
 
@@ -39,7 +40,7 @@ def test_loso_one_fold_per_subject_with_validation_from_training_subjects():
 
 def test_random_split_is_stratified():
     y, subject = labelled(n_subjects=2, per_subject=150)
-    split = make_folds(y, subject, {**SPEC, "kind": "random"})["holdout"]["split"]
+    split = make_folds(y, subject, {**SPEC, "kind": "random"})["random"]["split"]
     for cls in range(3):
         counts = np.bincount(split[y == cls], minlength=3)
         assert counts.tolist() == [60, 20, 20]
@@ -48,7 +49,7 @@ def test_random_split_is_stratified():
 def test_predefined_test_set_stays():
     y, subject = labelled(n_subjects=1, per_subject=40)
     test = np.arange(40) >= 20
-    split = make_folds(y, subject, {**SPEC, "kind": "predefined"}, predefined_test=test)["holdout"]["split"]
+    split = make_folds(y, subject, {**SPEC, "kind": "predefined"}, predefined_test=test)["predefined"]["split"]
     assert np.array_equal(split == TEST, test)
     per_class = np.bincount(y[~test])
     assert (split[~test] == VAL).sum() == sum(round(0.2 * n) for n in per_class)
@@ -72,19 +73,92 @@ def test_class_left_empty_by_a_split():
         check_class_coverage(loso, y, ["d0", "d1", "d2", "d3"], "loso", "d")
 
 
-def test_channel_stats_use_training_windows_only():
+def channel_data():
     rng = np.random.default_rng(0)
     y, subject = labelled()
     X = rng.normal(size=(len(y), 4, 25)).astype(np.float32) * [[1], [2], [3], [0]]
     X[subject == 101, :3] += 100   # a subject far off, so using the wrong windows shows
-    folds = make_folds(y, subject, {**SPEC, "kind": "loso"})
-    stats = channel_stats(X, folds, chunk=7)
+    X[subject == 102, :3] *= 5     # windows of unequal spread: the two std kinds differ
+    return X, make_folds(y, subject, {**SPEC, "kind": "loso"})
+
+
+def test_pooled_std_of_the_training_windows():
+    X, folds = channel_data()
+    stats = channel_stats(X, folds, "pooled_std")
     for fold, info in folds.items():
         train = X[info["split"] == TRAIN]
         mean, std = stats[fold]
         np.testing.assert_allclose(mean, train.mean(axis=(0, 2)), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(std[:3], train.std(axis=(0, 2))[:3], rtol=1e-4)
         assert std[3] == 1.0    # a constant channel never divides by zero
+
+
+def test_mean_window_std_is_the_labs_loader():
+    """data_loader_custom.py: mean over (windows, time); std = mean over windows of each
+    window's own std (ddof 0), both in float64 from float32 windows laid out (N, 1, L, C)."""
+    X, folds = channel_data()
+    stats = channel_stats(X, folds, "mean_window_std")
+    for fold, info in folds.items():
+        x_train = X[info["split"] == TRAIN].transpose(0, 2, 1)[:, None]      # the lab's layout
+        lab_mean = np.mean(x_train, axis=(0, 1, 2), dtype="float64")
+        lab_std = np.mean(np.std(x_train, axis=(1, 2), dtype="float64"), axis=0)
+        mean, std = stats[fold]
+        np.testing.assert_allclose(mean, lab_mean.astype(np.float32), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(std[:3], lab_std[:3].astype(np.float32), rtol=1e-6)
+        assert std[3] == 1.0
+        pooled = X[info["split"] == TRAIN].std(axis=(0, 2))
+        assert (std[:3] < pooled[:3] * 0.99).all()    # between-window spread left out
+
+
+def sparse_subjects():
+    """Classes 0-2 in subjects 100-104; 103 has class 0 only, 102 lacks class 2."""
+    y, subject = labelled(n_subjects=5)
+    y[subject == 103] = 0
+    y[(subject == 102) & (y == 2)] = 1
+    return y, subject
+
+
+def test_validation_subjects_cover_the_training_classes():
+    y, subject = sparse_subjects()
+    chosen = set()
+    for seed in range(8):
+        folds = make_folds(y, subject, {**SPEC, "kind": "loso", "val_fraction": 0.25, "seed": seed})
+        for fold in folds.values():
+            # two full subjects are always left besides the test subject: one of them validates
+            assert len(fold["val_subjects"]) == 1 and fold["val_subjects"][0] in (100, 101, 104)
+            assert fold["val_missing_classes"] == []
+            chosen |= set(fold["val_subjects"])
+        check_class_coverage(folds, y, ["a", "b", "c"], "loso", "d")
+    assert chosen == {100, 101, 104}           # the seeded order still decides among them
+
+
+def test_validation_that_cannot_cover_every_class_says_which():
+    y, subject = sparse_subjects()
+    for s in (101, 104):
+        y[(subject == s) & (y == 2)] = 0        # now only subject 100 has class 2
+    folds = make_folds(y, subject, {**SPEC, "kind": "loso", "val_fraction": 0.25})
+    fold = folds["fold1"]                        # 101 tested; 100 must stay in training
+    assert fold["test_subjects"] == [101]
+    assert fold["val_subjects"] == [102] or fold["val_subjects"] == [104]   # 2 classes; 103 has 1
+    assert fold["val_missing_classes"] == [2]
+
+
+def test_pick_validation_subjects_keeps_every_class_in_training():
+    y = np.array([0, 1, 0, 1, 0])
+    subject = np.array([1, 1, 2, 2, 3])
+    chosen, missing = pick_validation_subjects(y, subject, np.array([1, 2, 3]), 2,
+                                               np.random.default_rng(0))
+    assert sorted(chosen) in ([1, 3], [2, 3]) and missing == []
+
+
+def test_holdout_with_named_test_subjects():
+    y, subject = labelled()
+    fold = make_folds(y, subject, {**SPEC, "kind": "holdout", "test_subjects": [104, 107]})["holdout"]
+    assert fold["test_subjects"] == [104, 107]
+    assert set(subject[fold["split"] == TEST]) == {104, 107}
+    assert len(fold["val_subjects"]) == 2 and not {104, 107} & set(fold["val_subjects"])
+    with pytest.raises(InputError, match=r"test subject\(s\) \[999\] have no windows"):
+        make_folds(y, subject, {**SPEC, "kind": "holdout", "test_subjects": [104, 999]})
 
 
 def test_class_with_no_window_at_all():

@@ -15,7 +15,8 @@ from gafkd.windows import build_windows, read_windows
 CPU = torch.device("cpu")
 TRAINING = {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
             "bf16": False, "checkpoint_every": 5}
-KD = {"lambda": 0.7, "temperature": 4.0, "beta": 700.0, "standardize_logits": False}
+KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp_merge": "raw",
+      "standardize_logits": False}
 
 
 def run_files(root):
@@ -32,7 +33,7 @@ def demo(tmp_path_factory):
     build_images(root / "windows.h5", root / "images.h5", size=16)
     files = {"root": root, "windows": root / "windows.h5", "images": root / "images.h5"}
     for modality in ("gaf", "sig"):
-        settings = {"dataset": "basicmotions", "fold": "holdout", "modality": modality,
+        settings = {"dataset": "basicmotions", "fold": "predefined", "modality": modality,
                     "arch": "wrn10-1", "seed": 1, "training": TRAINING}
         out = run_files(root / f"teacher-{modality}")
         train_teacher(files["windows"], files["images"], settings, out, root / "resume.pt", CPU)
@@ -44,7 +45,7 @@ def demo(tmp_path_factory):
 
 
 def student(demo, out, method, alpha, teachers="gaf-wrn10-1+sig-wrn10-1", init=None, **training):
-    settings = {"dataset": "basicmotions", "fold": "holdout", "arch": "wrn10-1", "method": method,
+    settings = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1", "method": method,
                 "teachers": teachers, "alpha": alpha, "seed": 3, "kd": KD,
                 "training": {**TRAINING, **training}}
     return train_student(
@@ -57,7 +58,7 @@ def student(demo, out, method, alpha, teachers="gaf-wrn10-1+sig-wrn10-1", init=N
 
 def test_cached_outputs_give_the_loss_of_an_online_teacher(demo):
     windows = read_windows(demo["windows"])
-    train = windows.folds["holdout"].split == 0
+    train = windows.folds["predefined"].split == 0
     fingerprint = windows.attrs["fingerprint"]
     cached = {m: torch.from_numpy(read_teacher_logits(demo[f"{m}_outputs"], fingerprint)[train])
               for m in ("gaf", "sig")}
@@ -75,11 +76,17 @@ def test_cached_outputs_give_the_loss_of_an_online_teacher(demo):
         groups = {}
         for m, teacher in teachers.items():
             online[m], groups[m] = teacher.model(teacher.normalize(inputs[m][index]))
-    expected = two_teacher_loss(student_logits, targets, online["gaf"], online["sig"], 0.3, 0.7, 4.0)
+    expected = two_teacher_loss(student_logits, targets, online["gaf"], online["sig"], 0.3, 0.7, 4.0,
+                                reduction="mean")
     expected = expected + 700 * similarity_preserving(
-        student_groups, [merged_teacher_map(g, s, 0.3) for g, s in zip(groups["gaf"], groups["sig"])])
+        student_groups, [merged_teacher_map(g, s, 0.3, "raw") for g, s in zip(groups["gaf"], groups["sig"])])
     got = loss_fn(student_logits, student_groups, targets, index)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    # the config's switches reach the loss: the textbook choices give another number
+    textbook = DistillationLoss("kd2-anneal-sp", 0.3, {**KD, "reduction": "batchmean",
+                                                       "sp_merge": "normalized"}, cached, sp)
+    other = textbook(student_logits, student_groups, targets, index)
+    assert abs(other.item() - got.item()) > 1e-3 * abs(got.item())
 
 
 VOLATILE = {"config", "provenance", "wall_seconds", "epochs_per_second", "started_at", "finished_at"}

@@ -18,7 +18,7 @@ DEMO_SPLIT = {"kind": "predefined", "val_fraction": 0.25, "seed": 0}
 
 
 def settings(modality, epochs=2):
-    return {"dataset": "basicmotions", "fold": "holdout", "modality": modality, "arch": "wrn16-1",
+    return {"dataset": "basicmotions", "fold": "predefined", "modality": modality, "arch": "wrn16-1",
             "seed": 1, "images": {"method": "gasf", "size": 16},
             "training": {"epochs": epochs, "batch_size": 8, "lr": 0.05, "momentum": 0.9,
                          "weight_decay": 1e-4, "bf16": False, "checkpoint_every": 5}}
@@ -86,12 +86,12 @@ def test_concurrent_teachers_on_distinct_slots_and_demo_accuracy(tmp_path, monke
     monkeypatch.setenv("GAFKD_DEVICE_COUNT", "2")     # two pretend GPUs: slots, CPU compute
     run = snakemake(tmp_path, "teachers", "--resources", "gpu=2", configfile=configfile)
     assert run.returncode == 0, run.stderr
-    logs = sorted((tmp_path / "results/basicmotions/logs/teachers/holdout").glob("*.log"))
+    logs = sorted((tmp_path / "results/basicmotions/logs/teachers/predefined").glob("*.log"))
     assert len(logs) == 2
     slots = [re.search(r"device: slot (\d) of 2", p.read_text()).group(1) for p in logs]
     assert sorted(slots) == ["0", "1"]
     (a0, a1), (b0, b1) = map(log_interval, logs)
     assert a0 < b1 and b0 < a1, "the two teacher jobs should have run at the same time"
     for seed in (1, 2):
-        metrics = json.loads((tmp_path / f"results/basicmotions/holdout/teachers/sig/wrn16-1/seed{seed}/metrics.json").read_text())
+        metrics = json.loads((tmp_path / f"results/basicmotions/predefined/teachers/sig/wrn16-1/seed{seed}/metrics.json").read_text())
         assert metrics["test_at_best_val"]["accuracy"] >= 0.9

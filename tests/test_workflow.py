@@ -51,7 +51,7 @@ def test_demo_windows_and_images(tmp_path):
     results = tmp_path / "results" / "basicmotions"
     with h5py.File(results / "windows.h5") as f:
         assert f["X"].shape == (80, 6, 100)
-        assert (f["folds/holdout/split"][40:] == 2).all()
+        assert (f["folds/predefined/split"][40:] == 2).all()
     with h5py.File(results / "images_gasf64.h5") as f:
         assert f["images"].shape == (80, 6, 64, 64) and f["images"].dtype == np.float16
     for name in ("images_gasf64.png", "windows_summary.md", "logs/windows.log",

@@ -7,16 +7,18 @@ checks what depends on the source: which keys apply, required ones, channel name
 import copy
 
 from gafkd.errors import ConfigError
-from gafkd.grid import teacher_modalities
+from gafkd.grid import fold_names as split_fold_names, teacher_modalities
 from gafkd.archs import parse_arch
 from gafkd.readers import geneactiv, pamap2
 
 REQUIRED = object()
+COMMON_OPTIONS = {"standardize": "mean_window_std"}
 SOURCE_OPTIONS = {
-    "basicmotions": {},
+    "basicmotions": {**COMMON_OPTIONS},
     "geneactiv_mat": {"raw": REQUIRED, "window": REQUIRED, "sampling_rate_hz": 100.0,
-                      "channels": None, "class_map": None},
-    "pamap2": {"raw": REQUIRED, **pamap2.DEFAULTS, "class_map": None, "subjects": None},
+                      "channels": None, "class_map": None, **COMMON_OPTIONS},
+    "pamap2": {"raw": REQUIRED, **pamap2.DEFAULTS, "class_map": None, "subjects": None,
+               **COMMON_OPTIONS},
 }
 SERIES_LENGTH = {"basicmotions": 100}
 DEFAULT_SPLIT_KIND = {"basicmotions": "predefined", "geneactiv_mat": "holdout", "pamap2": "loso"}
@@ -46,6 +48,10 @@ def resolve_dataset(name, spec):
             pamap2.resolve_channels(resolved["channels"])
         except ConfigError as exc:
             raise ConfigError(f"{where}.channels: {exc}") from None
+        try:
+            pamap2.check_protocol(resolved["protocol"], resolved["channels"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.protocol: {exc}") from None
     split = resolved.setdefault("split", {})
     split.setdefault("kind", DEFAULT_SPLIT_KIND[source])
     if split["kind"] == "predefined" and source != "basicmotions":
@@ -54,22 +60,43 @@ def resolve_dataset(name, spec):
     if split["kind"] in SUBJECT_SPLITS and source == "basicmotions":
         raise ConfigError(f"{where}.split.kind: '{split['kind']}' splits by subject, but "
                           f"basicmotions has no subject ids")
+    if "test_subjects" in split and split["kind"] != "holdout":
+        raise ConfigError(f"{where}.split.test_subjects: applies to split kind 'holdout' only, "
+                          f"not '{split['kind']}'")
     if split["kind"] in ("holdout", "random") and split["val_fraction"] + split["test_fraction"] >= 1:
         raise ConfigError(f"{where}.split: val_fraction + test_fraction must be below 1 "
                           f"(got {split['val_fraction']} + {split['test_fraction']})")
     return resolved
 
 
-def fold_names(spec):
-    """Fold names of a resolved dataset, known before its windows are built: `holdout`, or for
-    leave-one-subject-out `fold0`... in the order of the subject ids in the raw file names."""
-    if spec["split"]["kind"] != "loso":
-        return ["holdout"]
+def raw_subjects(spec):
+    """Sorted subject ids of a resolved dataset, from its raw file names."""
     if spec["source"] == "pamap2":
-        subjects = [s for s, _ in pamap2.list_subject_files(spec["raw"], spec.get("subjects"))]
-    else:
-        subjects = sorted({s for s, _, _, _ in geneactiv.list_window_files(spec["raw"])})
-    return [f"fold{i}" for i in range(len(subjects))]
+        return [s for s, _ in pamap2.list_subject_files(spec["raw"], spec.get("subjects"))]
+    return sorted({s for s, _, _, _ in geneactiv.list_window_files(spec["raw"])})
+
+
+def fold_names(spec):
+    """Result folder names of a resolved dataset, known before its windows are built: the split
+    kind (`predefined`, `random`, `holdout`), or for leave-one-subject-out `fold0`... in the
+    order of the subject ids in the raw file names."""
+    kind = spec["split"]["kind"]
+    return split_fold_names(kind, len(raw_subjects(spec)) if kind == "loso" else 0)
+
+
+def check_split_subjects(name, spec):
+    """Subjects named by the split must have raw files (read from the raw folder's names)."""
+    named = spec["split"].get("test_subjects")
+    if not named:
+        return
+    available = raw_subjects(spec)
+    missing = sorted(set(named) - set(available))
+    if missing:
+        raise ConfigError(f"datasets.{name}.split.test_subjects: no raw files for subject(s) "
+                          f"{missing} in {spec['raw']} (subjects there: {available})")
+    if len(available) - len(named) < 2:
+        raise ConfigError(f"datasets.{name}.split.test_subjects: {named} leave fewer than 2 of the "
+                          f"{len(available)} subjects for training and validation")
 
 
 def series_length(spec):

@@ -8,7 +8,8 @@ import torch
 from gafkd.engine import Split, TrainData
 from gafkd.errors import ConfigError, InputError
 from gafkd.images import read_images
-from gafkd.splits import TEST, TRAIN, VAL
+from gafkd.grid import split_kind
+from gafkd.splits import SPLIT_NAMES, TEST, TRAIN, VAL, standardization, window_moments
 from gafkd.windows import read_windows
 
 MODALITIES = ("gaf", "sig")
@@ -24,26 +25,19 @@ class FoldArrays:
     class_names: list
     channel_names: list
     fingerprint: str        # of the windows the arrays come from
+    split_record: dict      # which split produced the fold, for metrics.json
 
     @property
     def dims(self):
         return self.X.ndim - 2
 
 
-def image_channel_stats(images, train, chunk=4096):
-    """Per-channel mean and std of the training images (float64 accumulation)."""
+def image_channel_stats(images, train, mode):
+    """Per-channel mean and std of the training images (gafkd.splits.standardization)."""
     index = np.flatnonzero(train)
-    total = np.zeros(images.shape[1])
-    squares = np.zeros(images.shape[1])
-    for start in range(0, len(index), chunk):
-        block = images[index[start:start + chunk]].astype(np.float64)
-        total += block.sum(axis=(0, 2, 3))
-        squares += np.square(block).sum(axis=(0, 2, 3))
-    count = len(index) * images.shape[2] * images.shape[3]
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0))
-    std[std < 1e-8] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
+    moments = window_moments(images, index)
+    return standardization(moments, np.ones(len(index), dtype=bool),
+                           images.shape[2] * images.shape[3], mode)
 
 
 def load_fold(windows_h5, fold, modality, images_h5=None):
@@ -59,9 +53,14 @@ def load_fold(windows_h5, fold, modality, images_h5=None):
         if images_h5 is None:
             raise ConfigError("modality 'gaf' needs an image cache")
         X = read_images(images_h5, windows.attrs["fingerprint"])
-        mean, std = image_channel_stats(X, info.split == TRAIN)
+        mean, std = image_channel_stats(X, info.split == TRAIN, windows.attrs["standardize"])
+    record = {"kind": split_kind(fold), "fold": fold, "test_subjects": info.test_subjects,
+              "val_subjects": info.val_subjects, "val_missing_classes": info.val_missing_classes,
+              "windows": {name: int((info.split == code).sum())
+                          for code, name in enumerate(SPLIT_NAMES)},
+              "standardize": windows.attrs["standardize"]}
     return FoldArrays(X, windows.y, info.split, mean, std, windows.class_names,
-                      windows.channel_names, windows.attrs["fingerprint"])
+                      windows.channel_names, windows.attrs["fingerprint"], record)
 
 
 def to_train_data(arrays, device):

@@ -26,9 +26,10 @@ from gafkd.metrics import summarize
 
 log = logging.getLogger(__name__)
 
-# The lab's schedule: (fraction of the epochs from which it applies, divisor of the base lr):
+# The lab's schedule, (step start as a fraction num/den of the epochs, divisor of the base lr):
 # 0.05 -> 0.01 from E/18 -> 0.001 from E/3 -> 1e-4 from 2E/3.
-LR_STEPS = ((0.0, 1), (1 / 18, 5), (1 / 3, 50), (2 / 3, 500))
+LR_STEPS = (((1, 18), 5), ((1, 3), 50), ((2, 3), 500))
+LR_BOUNDARIES = ("lab", "fraction")
 
 
 class TrainingError(GafkdError):
@@ -47,15 +48,21 @@ class TrainSettings:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     seed: int = 0
+    lr_boundaries: str = "lab"
     bf16: bool = False
     checkpoint_every: int = 5
     eval_batch_size: int = 512
 
 
-def learning_rate(epoch, epochs, base_lr):
+def learning_rate(epoch, epochs, base_lr, boundaries="lab"):
+    """The lr of a 0-based epoch. `lab`: a step starts at epoch int(E·num/den), as the lab's
+    `epoch < int(epochs/18.0)` tests; `fraction`: at the first epoch ≥ E·num/den."""
+    if boundaries not in LR_BOUNDARIES:
+        raise ValueError(f"unknown lr_boundaries '{boundaries}' (known: {', '.join(LR_BOUNDARIES)})")
     divisor = 1
-    for start, step_divisor in LR_STEPS:
-        if epoch >= start * epochs:
+    for (num, den), step_divisor in LR_STEPS:
+        start = int(epochs * num / den) if boundaries == "lab" else epochs * num / den
+        if epoch >= start:
             divisor = step_divisor
     return base_lr / divisor
 
@@ -202,7 +209,7 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
     with _StopFlag() as stop:
         while progress.epoch < settings.epochs:
             epoch = progress.epoch
-            lr = learning_rate(epoch, settings.epochs, settings.lr)
+            lr = learning_rate(epoch, settings.epochs, settings.lr, settings.lr_boundaries)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if progress.batch == 0:

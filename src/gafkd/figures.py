@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from gafkd.atomic import atomic_path  # noqa: E402
-from gafkd.reporting import ROW_LABELS  # noqa: E402
+from gafkd.reporting import ROW_LABELS, split_label  # noqa: E402
 
 KD2_METHODS = ("kd2", "kd2-anneal", "kd2-anneal-sp")
 REFERENCES = (("scratch", "0.3", ":"), ("kd-gaf", "tab:orange", "--"), ("kd-sig", "tab:green", "--"))
@@ -24,9 +24,25 @@ def _save(fig, path):
     plt.close(fig)
 
 
+def describe_split(runs):
+    """The short name of the split of one dataset's runs ('LOSO, 9 folds')."""
+    return "; ".join(split_label(kind, runs.loc[runs["split"] == kind, "fold"].nunique())
+                     for kind in sorted(runs["split"].unique()))
+
+
+def seed_means(runs, metric):
+    """Each seed's unweighted mean over the folds of its split, so that spreads are over seeds
+    as in the tables (a single split has one fold: the runs themselves)."""
+    keys = ["dataset", "split", "role", "method", "teachers", "teacher_arch", "alpha", "seed"]
+    columns = list(dict.fromkeys([metric, "val_accuracy"]))
+    return runs.groupby(keys, dropna=False, as_index=False)[columns].mean()
+
+
 def alpha_figure(runs, dataset, path, metric="test_accuracy"):
-    """Accuracy against α (mean ± std) per teacher architecture, with reference lines."""
+    """Accuracy against α (mean ± std over seeds) per teacher architecture, with reference lines."""
     runs = runs[(runs["dataset"] == dataset) & (runs["role"] == "student")]
+    split = describe_split(runs)
+    runs = seed_means(runs, metric)
     archs = sorted(a for a in runs["teacher_arch"].unique() if a)
     fig, axes = plt.subplots(1, max(len(archs), 1), figsize=(4.2 * max(len(archs), 1), 3.6),
                              squeeze=False, sharey=True)
@@ -47,13 +63,16 @@ def alpha_figure(runs, dataset, path, metric="test_accuracy"):
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{metric.replace('_', ' ')} (%)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{dataset}: students against α (mean ± std over seeds)", fontsize=10)
+    folds = " of per-seed fold means" if (runs["split"] == "loso").any() else ""
+    fig.suptitle(f"{dataset} ({split}): students against α\n(mean ± std over seeds{folds})", fontsize=10)
     _save(fig, path)
 
 
 def teachers_vs_students_figure(runs, dataset, path, metric="test_accuracy"):
     """Teachers and students per teacher architecture; the kd2 family at its best mean-validation α."""
-    runs = runs[runs["dataset"] == dataset].copy()
+    runs = runs[runs["dataset"] == dataset]
+    split = describe_split(runs)
+    runs = seed_means(runs, metric)
     runs["group"] = runs["method"].map(ROW_LABELS)
     kd2 = runs[runs["method"].isin(KD2_METHODS)]
     if not kd2.empty:
@@ -74,7 +93,7 @@ def teachers_vs_students_figure(runs, dataset, path, metric="test_accuracy"):
     ax.set_xlabel("teacher architecture")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="mean ± sd over seeds",
               title_fontsize=7)
-    ax.set_title(f"{dataset}: teachers and students\n(2-teacher rows at their best validation α)",
+    ax.set_title(f"{dataset} ({split}): teachers and students\n(2-teacher rows at their best validation α)",
                  fontsize=9)
     _save(fig, path)
 
@@ -87,18 +106,19 @@ def best_student(runs, dataset):
 def confusion_figure(runs, dataset, path):
     """Confusion matrix (test split, at the best-validation checkpoint) of the best student."""
     best = best_student(runs, dataset)
+    split = describe_split(runs[runs["dataset"] == dataset])
     metrics = json.loads(open(best["path"]).read())
     matrix = np.array(metrics["test_at_best_val"]["confusion"])
     names = metrics["class_names"]
     size = 1.2 + 0.45 * len(names)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    fig, ax = plt.subplots(figsize=(max(size + 1.5, 5), size))
     sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", xticklabels=names, yticklabels=names,
                 cbar=False, ax=ax)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     alpha = "" if pd.isna(best["alpha"]) else f", α {best['alpha']:g}"
-    ax.set_title(f"{dataset}: best student by validation accuracy\n{best['method']}, "
-                 f"{best['teachers']}{alpha}, seed {best['seed']}, fold {best['fold']}: "
+    ax.set_title(f"{dataset} ({split})\nbest student by validation accuracy: {best['method']}{alpha}\n"
+                 f"{best['teachers']}, seed {best['seed']}, fold {best['fold']}: "
                  f"test {100 * best['test_accuracy']:.1f} %", fontsize=9)
     _save(fig, path)
 
@@ -121,7 +141,7 @@ def learning_curves_figure(runs, dataset, path):
     axes[0].set_yscale("log")
     axes[0].get_legend().remove()
     axes[1].legend(fontsize=6, ncol=2)
-    fig.suptitle(f"{dataset}: learning curves (mean over seeds and folds)", fontsize=10)
+    fig.suptitle(f"{dataset} ({describe_split(runs)}): learning curves (mean over seeds and folds)", fontsize=10)
     _save(fig, path)
 
 

@@ -4,6 +4,17 @@ import re
 
 from gafkd.errors import ConfigError
 
+# Result folders name the split that produced them: the split kind itself for a single split,
+# fold<i> for leave-one-subject-out.
+SINGLE_SPLIT_KINDS = ("predefined", "random", "holdout")
+FOLD_PATTERN = r"predefined|random|holdout|fold\d+"
+SPLIT_DESCRIPTIONS = {
+    "predefined": "the source's published train/test split",
+    "random": "random window split (windows of one subject in train and test: optimistic)",
+    "holdout": "subject-disjoint holdout (test subjects unseen in training)",
+    "loso": "leave-one-subject-out",
+}
+
 METHODS = ("scratch", "kd-gaf", "kd-sig", "kd2", "kd2-anneal", "kd2-anneal-sp")
 TEACHERS_PATTERN = re.compile(r"^(?:none|gaf-(wrn\d+-\d+)|sig-(wrn\d+-\d+)|gaf-(wrn\d+-\d+)\+sig-(wrn\d+-\d+))$")
 
@@ -43,3 +54,19 @@ def check_alpha(method, alpha):
         raise ConfigError(f"method '{method}' has α = {fixed:g}, not {alpha}")
     if not 0 <= float(alpha) <= 1:
         raise ConfigError(f"α must be within [0, 1], got {alpha}")
+
+
+def fold_names(kind, n_subjects=0):
+    """Result folder names of a split: [kind] for a single split, fold0... for LOSO."""
+    if kind == "loso":
+        return [f"fold{i}" for i in range(n_subjects)]
+    return [kind]
+
+
+def split_kind(fold):
+    """The split kind a result folder name comes from ('fold3' -> 'loso')."""
+    if fold in SINGLE_SPLIT_KINDS:
+        return fold
+    if re.fullmatch(r"fold\d+", fold):
+        return "loso"
+    raise ConfigError(f"'{fold}' is not a split folder name ({FOLD_PATTERN})")

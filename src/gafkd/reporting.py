@@ -1,13 +1,16 @@
 """Runs -> one table row each -> mean ± std per group -> the lab's result tables.
 
-A group is one row/column cell of a table: dataset, role, modality or method, teacher
-architecture, α. Its statistics run over seeds (and over folds for leave-one-subject-out):
-mean, standard deviation with ddof = 1, n, and the number of runs the config asked for, so a
-group with missing runs is marked instead of silently averaged.
+A group is one cell of a table: dataset, split, role, modality or method, teacher architecture,
+α. Each seed's metrics are first averaged over the folds of its split (leave-one-subject-out has
+several, a single split one), unweighted and weighted by the test windows of each fold; the
+group's statistics then run over seeds: mean, standard deviation with ddof = 1, the number of
+seeds, folds and runs, and the number of runs the config asked for, so a group with missing runs
+is marked instead of silently averaged.
 """
 
 import json
 import math
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +18,20 @@ import pandas as pd
 
 from gafkd.atomic import atomic_path
 from gafkd.errors import InputError
+from gafkd.grid import SPLIT_DESCRIPTIONS, split_kind
 
-GROUP = ["dataset", "role", "method", "teacher_arch", "arch", "alpha"]
+GROUP = ["dataset", "split", "role", "method", "teacher_arch", "arch", "alpha"]
 METRICS = ["test_accuracy", "test_macro_f1", "test_accuracy_last", "val_accuracy",
            "optimistic_test_accuracy", "best_epoch", "wall_seconds"]
+# Metrics on the test windows: their fold means can be weighted by each fold's test windows.
+WEIGHTED = ["test_accuracy", "test_macro_f1", "test_accuracy_last", "optimistic_test_accuracy"]
+METRIC_LABELS = {
+    "test_accuracy": "test accuracy (checkpoint of the best validation accuracy)",
+    "test_macro_f1": "test macro F1 (checkpoint of the best validation accuracy)",
+    "test_accuracy_last": "test accuracy at the last epoch",
+    "val_accuracy": "best validation accuracy",
+    "optimistic_test_accuracy": "test accuracy at the epoch picked on the test set (optimistic)",
+}
 ROW_LABELS = {
     "teacher-gaf": "GAF teacher",
     "teacher-sig": "signal teacher",
@@ -31,11 +44,16 @@ ROW_LABELS = {
 }
 
 
+def _joined(values):
+    return ", ".join(str(v) for v in values)
+
+
 def run_row(path):
     """One metrics.json (teacher or student) -> a flat dict."""
     try:
         metrics = json.loads(Path(path).read_text())
         config = metrics["config"]
+        split = split_kind(config["fold"])
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{path}: not a gafkd metrics file ({exc})") from None
     if "modality" in config:
@@ -45,18 +63,29 @@ def run_row(path):
         tag = config["teachers"]
         teacher_arch = "" if tag == "none" else tag.split("+")[0].split("-", 1)[1]
     best = metrics["test_at_best_val"]
+    record = metrics.get("split", {})
     provenance = metrics.get("provenance", {})
     return {
-        "dataset": config["dataset"], "fold": config["fold"], "role": role, "method": method,
+        "dataset": config["dataset"], "split": split, "fold": config["fold"], "role": role, "method": method,
         "teachers": config.get("teachers", ""), "teacher_arch": teacher_arch, "arch": config["arch"],
         "alpha": alpha, "seed": int(config["seed"]),
         "val_accuracy": metrics["val_accuracy"], "test_accuracy": best["accuracy"],
         "test_macro_f1": best["macro_f1"], "test_accuracy_last": metrics["test_at_last_epoch"]["accuracy"],
         "optimistic_test_accuracy": metrics["optimistic_best_test_accuracy"]["accuracy"],
+        "test_n": best.get("n", math.nan),
         "best_epoch": metrics["best_epoch"], "epochs": metrics["epochs"],
-        "wall_seconds": metrics["wall_seconds"], "device": provenance.get("device_name", provenance.get("device")),
+        "wall_seconds": metrics["wall_seconds"],
+        "test_subjects": _joined(record.get("test_subjects", [])),
+        "val_subjects": _joined(record.get("val_subjects", [])),
+        "val_missing_classes": _joined(record.get("val_missing_classes", [])),
+        "device": provenance.get("device_name", provenance.get("device")),
         "code_version": provenance.get("code_version"), "path": str(path),
     }
+
+
+def fold_order(fold):
+    """Sort key of fold names: fold2 before fold10."""
+    return (len(fold), fold)
 
 
 def collect_runs(paths):
@@ -64,36 +93,57 @@ def collect_runs(paths):
     if not rows:
         raise InputError("no runs to aggregate")
     runs = pd.DataFrame(rows)
-    return runs.sort_values(["dataset", "role", "method", "teacher_arch", "alpha", "fold", "seed"],
+    return runs.sort_values(["dataset", "split", "role", "method", "teacher_arch", "alpha", "fold", "seed"],
+                            key=lambda column: column.map(fold_order) if column.name == "fold" else column,
                             ignore_index=True)
 
 
+def seed_means(runs):
+    """Per group and seed: the unweighted fold mean of every metric and, for the test metrics,
+    the fold mean weighted by test windows (`{metric}_weighted`)."""
+    keys = GROUP + ["seed"]
+    plain = runs.groupby(keys, sort=True, dropna=False)[METRICS].mean()
+    products = runs[WEIGHTED].mul(runs["test_n"], axis=0).assign(test_n=runs["test_n"])
+    sums = products.groupby([runs[k] for k in keys], sort=True, dropna=False).sum(min_count=1)
+    weighted = sums[WEIGHTED].div(sums["test_n"], axis=0).add_suffix("_weighted")
+    return plain.join(weighted).reset_index()
+
+
 def summarize(runs, expected=None):
-    """Per group: mean, std (ddof 1), n of each metric; `expected` {dataset: {role: runs per group}}."""
+    """Per group: mean and std (ddof 1) over seeds of each seed's fold mean, unweighted
+    (`{metric}_mean`, `{metric}_std`) and weighted by test windows (`{metric}_weighted_mean`,
+    `{metric}_weighted_std`); seeds, folds and runs; `expected` {dataset: {role: runs per group}}
+    adds n_expected and complete."""
     keyed = runs.assign(alpha=runs["alpha"].fillna(-1.0))     # NaN keys would drop teacher rows
-    grouped = keyed.groupby(GROUP, sort=True)
-    summary = grouped[METRICS].agg(["mean", "std"])
-    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
-    summary["n"] = grouped.size()
-    summary["folds"] = grouped["fold"].nunique()
-    summary = summary.reset_index()
+    per_seed = seed_means(keyed)
+    grouped = per_seed.groupby(GROUP, sort=True)
+    values = [m for metric in METRICS for m in (metric, f"{metric}_weighted") if m in per_seed]
+    stats = grouped[values].agg(["mean", "std"])
+    stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
+    counts = keyed.groupby(GROUP, sort=True)
+    summary = pd.DataFrame({"seeds": grouped.size(), "folds": counts["fold"].nunique(), "runs": counts.size()})
+    summary = summary.join(stats).reset_index()
     summary["alpha"] = summary["alpha"].replace(-1.0, np.nan)
     if expected is not None:
-        summary["n_expected"] = [expected[d][r] for d, r in zip(summary["dataset"], summary["role"])]
-        summary["complete"] = summary["n"] >= summary["n_expected"]
+        summary.insert(len(GROUP) + 3, "n_expected",
+                       [expected[d][r] for d, r in zip(summary["dataset"], summary["role"])])
+        summary.insert(len(GROUP) + 4, "complete", summary["runs"] >= summary["n_expected"])
     return summary
 
 
-def format_cell(mean, std, n, n_expected=None, percent=True, decimals=2):
+def format_cell(mean, std, seeds, runs=None, n_expected=None, percent=True, decimals=2):
+    """'mean ± std (seeds)', with '; runs of n_expected runs !' for a group with missing runs."""
     scale = 100 if percent else 1
     spread = "–" if pd.isna(std) else f"{scale * std:.{decimals}f}"
-    count = f"{n}" if n_expected is None or n >= n_expected else f"{n} of {n_expected} !"
+    count = f"{seeds}"
+    if n_expected is not None and runs < n_expected:
+        count += f"; {runs} of {n_expected} runs !"
     return f"{scale * mean:.{decimals}f} ± {spread} ({count})"
 
 
-def table_rows(summary_of_dataset, alphas):
+def table_rows(frame, alphas):
     """(label, method, alpha) of every table row, in the lab's order, kept if it has runs."""
-    present = set(zip(summary_of_dataset["method"], summary_of_dataset["alpha"].fillna(-1.0)))
+    present = set(zip(frame["method"], frame["alpha"].fillna(-1.0)))
     rows = [(ROW_LABELS[m], m, None) for m in ("teacher-gaf", "teacher-sig", "scratch", "kd-gaf", "kd-sig")]
     for method in ("kd2", "kd2-anneal", "kd2-anneal-sp"):
         rows += [(f"{ROW_LABELS[method]}, α = {a:g}", method, a) for a in alphas]
@@ -101,26 +151,99 @@ def table_rows(summary_of_dataset, alphas):
             if any(pm == m and (a is None or abs(pa - a) < 1e-9) for pm, pa in present)]
 
 
-def dataset_table(summary, dataset, teacher_archs, alphas, metric="test_accuracy", decimals=2):
+def select(frame, method, arch, alpha):
+    """The rows of one table cell (the scratch student has no teacher: the same in every column)."""
+    match = frame[frame["method"] == method]
+    if method != "scratch":
+        match = match[match["teacher_arch"] == arch]
+    if alpha is not None:
+        match = match[(match["alpha"] - alpha).abs() < 1e-9]
+    return match
+
+
+def _part(frame, dataset, split):
+    part = frame[frame["dataset"] == dataset]
+    return part if split is None else part[part["split"] == split]
+
+
+def dataset_table(summary, dataset, teacher_archs, alphas, metric="test_accuracy", decimals=2,
+                  weighted=False, split=None):
     """A DataFrame in the lab's layout: rows methods, columns teacher architectures."""
-    part = summary[summary["dataset"] == dataset]
+    part = _part(summary, dataset, split)
+    column = f"{metric}_weighted" if weighted else metric
     table = {}
     for label, method, alpha in table_rows(part, alphas):
         cells = {}
         for arch in teacher_archs:
-            match = part[part["method"] == method]
-            if method != "scratch":
-                match = match[match["teacher_arch"] == arch]
-            if alpha is not None:
-                match = match[(match["alpha"] - alpha).abs() < 1e-9]
+            match = select(part, method, arch, alpha)
             if match.empty:
                 cells[arch] = ""
                 continue
             row = match.iloc[0]
-            cells[arch] = format_cell(row[f"{metric}_mean"], row[f"{metric}_std"], int(row["n"]),
-                                      row.get("n_expected"), decimals=decimals)
+            cells[arch] = format_cell(row[f"{column}_mean"], row[f"{column}_std"], int(row["seeds"]),
+                                      int(row["runs"]), row.get("n_expected"), decimals=decimals)
         table[label] = cells
     return pd.DataFrame.from_dict(table, orient="index", columns=list(teacher_archs))
+
+
+def fold_headers(runs):
+    """{fold: 'fold3 (test 104)'}, in fold order; the test subjects where the runs record them."""
+    headers = {}
+    for fold in sorted(runs["fold"].unique(), key=fold_order):
+        subjects = [s for s in runs.loc[runs["fold"] == fold, "test_subjects"] if s]
+        headers[fold] = f"{fold} (test {subjects[0]})" if subjects else fold
+    return headers
+
+
+def fold_table(runs, dataset, arch, alphas, metric="test_accuracy", decimals=2, split=None):
+    """Rows methods, columns folds: mean ± std over seeds of one teacher architecture's runs."""
+    part = _part(runs, dataset, split)
+    headers = fold_headers(part)
+    table = {}
+    for label, method, alpha in table_rows(part, alphas):
+        match = select(part, method, arch, alpha)
+        if match.empty:
+            continue
+        cells = {}
+        for fold, header in headers.items():
+            values = match.loc[match["fold"] == fold, metric]
+            cells[header] = "" if values.empty else format_cell(values.mean(), values.std(), len(values),
+                                                                decimals=decimals)
+        table[label] = cells
+    return pd.DataFrame.from_dict(table, orient="index", columns=list(headers.values()))
+
+
+def lab_table(summary, dataset, teacher_archs, alphas, decimals=2, split=None):
+    """Per teacher architecture the lab's number (best epoch on test) beside gafkd's (best on validation)."""
+    lab = dataset_table(summary, dataset, teacher_archs, alphas, "optimistic_test_accuracy", decimals, split=split)
+    ours = dataset_table(summary, dataset, teacher_archs, alphas, "test_accuracy", decimals, split=split)
+    columns = {}
+    for arch in teacher_archs:
+        columns[f"{arch} lab (best epoch on test)"] = lab[arch]
+        columns[f"{arch} gafkd (best on validation)"] = ours[arch]
+    return pd.DataFrame(columns, index=lab.index)
+
+
+def split_label(kind, n_folds):
+    """A short name of a split for titles: 'subject-disjoint holdout', 'LOSO, 9 folds'."""
+    if kind == "loso":
+        return f"LOSO, {n_folds} folds"
+    return SPLIT_DESCRIPTIONS[kind].split(" (")[0]
+
+
+def missing_class_lines(runs):
+    """'fold3: validation subject(s) 107 lack running, ...' for each fold whose validation split
+    lacks classes."""
+    lines = []
+    for fold in sorted(runs["fold"].unique(), key=fold_order):
+        of_fold = runs[(runs["fold"] == fold) & (runs["val_missing_classes"].fillna("") != "")]
+        if of_fold.empty:
+            continue
+        row = of_fold.iloc[0]
+        who = f"validation subject(s) {row['val_subjects']} lack" if row["val_subjects"] else \
+            "the validation split lacks"
+        lines.append(f"{fold}: {who} {row['val_missing_classes']}: its checkpoint is chosen on fewer classes")
+    return lines
 
 
 def markdown_table(frame):
@@ -131,26 +254,97 @@ def markdown_table(frame):
     return "\n".join(lines)
 
 
+def _seeds_text(part):
+    low, high = int(part["seeds"].min()), int(part["seeds"].max())
+    if low == high:
+        return f"{high} seed" + ("s" if high > 1 else "")
+    return f"{low}–{high} seeds"
+
+
+def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric="test_accuracy", decimals=2):
+    """The split of one dataset's results, then its tables: (intro, [(heading, note, DataFrame or None)])."""
+    part_runs, part = _part(runs, dataset, split), _part(summary, dataset, split)
+    folds = part_runs["fold"].nunique()
+    name, label = metric.replace("_", " "), METRIC_LABELS[metric]
+    counts = ("in brackets the number of seeds; columns are teacher architectures; "
+              "`!` marks a group with fewer runs than the config asks for (runs done of runs asked)")
+
+    def table(**options):
+        return dataset_table(summary, dataset, teacher_archs, alphas, metric, decimals, split=split, **options)
+
+    if split != "loso":
+        over = f"mean ± std (ddof 1) over {_seeds_text(part)}"
+        intro = f"Split: {SPLIT_DESCRIPTIONS[split]}."
+        blocks = [(name, f"{label} in %, {over}; {counts}.", table())]
+    else:
+        over = f"mean ± std (ddof 1) over {_seeds_text(part)} of the per-seed mean over {folds} folds"
+        intro = f"Split: {SPLIT_DESCRIPTIONS['loso']}, {folds} folds."
+        blocks = [(f"{name}, unweighted fold mean",
+                   f"{label} in %, {over} (unweighted: every fold counts the same); {counts}.", table())]
+        if metric in WEIGHTED:
+            pooled = (f" (for accuracy: the accuracy over the test windows of all {folds} folds together)"
+                      if "accuracy" in metric else "")
+            blocks.append((f"{name}, window-weighted fold mean",
+                           f"{label} in %, {over} weighted by each fold's test windows{pooled}; {counts}.",
+                           table(weighted=True)))
+        else:
+            blocks.append((None, f"{label} has no window-weighted version (it is not measured on the test "
+                                 "windows).", None))
+        # the scratch student alone has no teacher architecture: it still gets its per-fold table
+        archs = [a for a in teacher_archs if (part_runs["teacher_arch"] == a).any()] or list(teacher_archs[:1])
+        for arch in archs:
+            several = len(archs) > 1
+            blocks.append((f"{name} per fold" + (f", teachers {arch}" if several else ""),
+                           f"{label} in %, mean ± std (ddof 1) over the seeds of each fold, in brackets the "
+                           "number of seeds; columns are folds (test subjects in brackets)"
+                           + (f"; teachers and students of teacher architecture {arch}" if several else "") + ".",
+                           fold_table(runs, dataset, arch, alphas, metric, decimals, split=split)))
+    lines = missing_class_lines(part_runs)
+    if lines:
+        blocks.append(("Validation splits that lack classes", "\n".join(f"- {line}" for line in lines), None))
+    blocks.append(("Compare with the lab",
+                   "lab: test accuracy at the epoch with the best test accuracy, picked on the test set itself "
+                   "as the lab's code did (optimistic); gafkd: test accuracy at the checkpoint with the best "
+                   f"validation accuracy. Both in %, {over}" + (" (unweighted)" if split == "loso" else "")
+                   + "; in brackets the number of seeds; `!` marks incomplete groups as above.",
+                   lab_table(summary, dataset, teacher_archs, alphas, decimals, split=split)))
+    return intro, blocks
+
+
+def _html_note(note):
+    if note.startswith("- "):
+        return "<ul>" + "".join(f"<li>{escape(line[2:])}</li>" for line in note.split("\n")) + "</ul>"
+    return f"<p>{escape(note)}</p>"
+
+
 def write_report_tables(metrics_paths, out, teacher_archs, alphas, expected, metric="test_accuracy",
                         decimals=2):
     """runs.csv, summary.csv, tables.md and tables.html (for the Snakemake report)."""
     runs = collect_runs(metrics_paths)
     summary = summarize(runs, expected)
-    sections, html = [], []
+    text, page = ["# Results\n"], []
     for dataset in sorted(runs["dataset"].unique()):
-        frame = dataset_table(summary, dataset, teacher_archs, alphas, metric, decimals)
-        folds = sorted(runs.loc[runs["dataset"] == dataset, "fold"].unique())
-        note = (f"{metric.replace('_', ' ')} in %, mean ± std (n runs) over seeds"
-                + (f" and {len(folds)} folds" if len(folds) > 1 else "")
-                + "; columns are teacher architectures; `!` marks a group with fewer runs than configured.")
-        sections.append(f"## {dataset}\n\n{note}\n\n{markdown_table(frame)}\n")
-        html.append(f"<h2>{dataset}</h2><p>{note}</p>" + frame.to_html(escape=True))
+        splits = sorted(runs.loc[runs["dataset"] == dataset, "split"].unique())
+        for split in splits:
+            title = dataset if len(splits) == 1 else f"{dataset}, {split}"
+            intro, blocks = dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric, decimals)
+            text.append(f"## {title}\n\n{intro}\n")
+            page.append(f"<h2>{escape(title)}</h2>{_html_note(intro)}")
+            for heading, note, frame in blocks:
+                if heading:
+                    text.append(f"### {heading}\n")
+                    page.append(f"<h3>{escape(heading)}</h3>")
+                text.append(f"{note}\n")
+                page.append(_html_note(note))
+                if frame is not None:
+                    text.append(f"{markdown_table(frame)}\n")
+                    page.append(frame.to_html(escape=True))
     with atomic_path(out["runs"]) as tmp:
         runs.to_csv(tmp, index=False)
     with atomic_path(out["summary"]) as tmp:
         summary.to_csv(tmp, index=False)
     with atomic_path(out["tables"]) as tmp:
-        tmp.write_text("# Results\n\n" + "\n".join(sections))
+        tmp.write_text("\n".join(text))
     with atomic_path(out["tables_html"]) as tmp:
-        tmp.write_text("<html><body>" + "".join(html) + "</body></html>\n")
+        tmp.write_text("<html><body>" + "".join(page) + "</body></html>\n")
     return runs, summary

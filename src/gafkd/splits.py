@@ -2,12 +2,18 @@
 
 Kinds: `predefined` (the source's published test set; validation drawn from its training
 windows), `random` (the lab's stratified random window split), `holdout` (subject-disjoint),
-`loso` (leave one subject out; validation subjects drawn from the training subjects).
+`loso` (leave one subject out). Subject splits draw their validation subjects from the training
+subjects, in a seeded order, preferring subjects that cover the classes of the training split.
+Folds are named after the split (`predefined`, `random`, `holdout`, or `fold0`... for LOSO).
 """
+
+import logging
 
 import numpy as np
 
 from gafkd.errors import InputError
+
+log = logging.getLogger(__name__)
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "val", "test")
@@ -36,8 +42,36 @@ def _assign(n, val_mask, test_mask):
     return split
 
 
+def pick_validation_subjects(y, subject, candidates, n_val, rng):
+    """n_val of the candidate subjects for validation, and the classes they lack.
+
+    Candidates are taken in a seeded random order; each pick must leave every class of the
+    candidates in training, and among those, adds the most classes not yet covered by the
+    validation subjects (the first in the seeded order on a tie).
+    """
+    order = [int(s) for s in rng.permutation(candidates)]
+    classes = {s: set(np.unique(y[subject == s]).tolist()) for s in order}
+    needed = set().union(*classes.values())
+    chosen, covered = [], set()
+    for _ in range(n_val):
+        best, best_gain = None, -1
+        for s in order:
+            if s in chosen:
+                continue
+            left = set().union(*(classes[t] for t in order if t not in chosen and t != s))
+            gain = len(classes[s] - covered)
+            if left == needed and gain > best_gain:
+                best, best_gain = s, gain
+        if best is None:        # every pick costs training a class; the coverage check says which
+            best = next(s for s in order if s not in chosen)
+        chosen.append(best)
+        covered |= classes[best]
+    return chosen, sorted(needed - covered)
+
+
 def make_folds(y, subject, spec, predefined_test=None):
-    """{fold name: {"split": int8 (N,), "val_subjects": [...], "test_subjects": [...]}}."""
+    """{fold name: {"split": int8 (N,), "val_subjects": [...], "test_subjects": [...],
+    "val_missing_classes": [class index, ...]}}."""
     kind, seed = spec["kind"], spec["seed"]
     rng = np.random.default_rng(seed)
     n = len(y)
@@ -46,38 +80,53 @@ def make_folds(y, subject, spec, predefined_test=None):
         if predefined_test is None:
             raise InputError("split kind 'predefined' needs a source with a published test set")
         val = _stratified_pick(y, ~predefined_test, spec["val_fraction"], rng)
-        return {"holdout": {"split": _assign(n, val, predefined_test)}}
+        return {"predefined": {"split": _assign(n, val, predefined_test)}}
     if kind == "random":
         test = _stratified_pick(y, np.ones(n, dtype=bool), spec["test_fraction"], rng)
         val_share = spec["val_fraction"] / (1.0 - spec["test_fraction"])
         val = _stratified_pick(y, ~test, val_share, rng)
-        return {"holdout": {"split": _assign(n, val, test)}}
+        return {"random": {"split": _assign(n, val, test)}}
     if len(subjects) < 3:
         raise InputError(f"split kind '{kind}' needs at least 3 subjects, found {len(subjects)}")
     if kind == "holdout":
-        n_val, n_test = _subject_counts(len(subjects), spec["val_fraction"], spec["test_fraction"])
-        if n_val + n_test >= len(subjects):
-            raise InputError(f"holdout split: {len(subjects)} subjects leave none for training "
-                             f"({n_val} validation, {n_test} test)")
-        order = rng.permutation(subjects)
-        test_subjects, val_subjects = order[:n_test], order[n_test:n_test + n_val]
-        return {"holdout": _subject_fold(subject, val_subjects, test_subjects)}
+        return {"holdout": _holdout_fold(y, subject, subjects, spec, rng)}
     if kind == "loso":
         folds = {}
         for i, held_out in enumerate(subjects):
             rest = subjects[subjects != held_out]
             n_val = max(1, int(round(spec["val_fraction"] * len(rest))))
-            val_subjects = np.random.default_rng([seed, i]).permutation(rest)[:n_val]
-            folds[f"fold{i}"] = _subject_fold(subject, val_subjects, [held_out])
+            val_subjects, missing = pick_validation_subjects(
+                y, subject, rest, n_val, np.random.default_rng([seed, i]))
+            folds[f"fold{i}"] = _subject_fold(subject, val_subjects, [held_out], missing)
         return folds
     raise InputError(f"unknown split kind '{kind}'")
 
 
-def _subject_fold(subject, val_subjects, test_subjects):
+def _holdout_fold(y, subject, subjects, spec, rng):
+    n_val, n_test = _subject_counts(len(subjects), spec["val_fraction"], spec["test_fraction"])
+    if spec.get("test_subjects"):
+        test_subjects = np.array(sorted(spec["test_subjects"]))
+        absent = sorted(set(test_subjects.tolist()) - set(subjects.tolist()))
+        if absent:
+            raise InputError(f"holdout split: test subject(s) {absent} have no windows "
+                             f"(subjects: {subjects.tolist()})")
+        n_test = len(test_subjects)
+    else:
+        test_subjects = rng.permutation(subjects)[:n_test]
+    if n_val + n_test >= len(subjects):
+        raise InputError(f"holdout split: {len(subjects)} subjects leave none for training "
+                         f"({n_val} validation, {n_test} test)")
+    rest = subjects[~np.isin(subjects, test_subjects)]
+    val_subjects, missing = pick_validation_subjects(y, subject, rest, n_val, rng)
+    return _subject_fold(subject, val_subjects, test_subjects, missing)
+
+
+def _subject_fold(subject, val_subjects, test_subjects, val_missing_classes=()):
     return {
         "split": _assign(len(subject), np.isin(subject, val_subjects), np.isin(subject, test_subjects)),
         "val_subjects": sorted(int(s) for s in val_subjects),
         "test_subjects": sorted(int(s) for s in test_subjects),
+        "val_missing_classes": [int(c) for c in val_missing_classes],
     }
 
 
@@ -97,26 +146,52 @@ def check_class_coverage(folds, y, class_names, kind, dataset):
                                  f"windows in the {SPLIT_NAMES[part]} split")
 
 
-def channel_stats(X, folds, chunk=4096):
-    """Per-fold per-channel mean and std of the training windows only (float64 accumulation).
+STANDARDIZE = ("mean_window_std", "pooled_std")
 
-    A channel that is constant over the training windows gets std 1, so standardising never
-    divides by zero.
+
+def window_moments(X, index=None, chunk=4096):
+    """Per window and channel: sum, sum of squares and std (ddof 0) over the samples, float64.
+
+    X is (N, C, L) signals or (N, C, H, W) images; only the rows in `index` when given;
+    `chunk` windows are converted at a time, so memory stays bounded.
     """
-    n, c, length = X.shape
-    sums = np.empty((n, c))
-    squares = np.empty((n, c))
+    rows = np.arange(len(X)) if index is None else np.asarray(index)
+    n, c = len(rows), X.shape[1]
+    axes = tuple(range(2, X.ndim))
+    sums, squares, stds = np.empty((n, c)), np.empty((n, c)), np.empty((n, c))
     for start in range(0, n, chunk):
-        block = X[start:start + chunk].astype(np.float64)
-        sums[start:start + chunk] = block.sum(axis=2)
-        squares[start:start + chunk] = np.square(block).sum(axis=2)
-    stats = {}
-    for fold, info in folds.items():
-        train = info["split"] == TRAIN
-        count = train.sum() * length
-        mean = sums[train].sum(axis=0) / count
-        var = np.maximum(squares[train].sum(axis=0) / count - mean**2, 0.0)
-        std = np.sqrt(var)
-        std[std < 1e-8] = 1.0
-        stats[fold] = (mean.astype(np.float32), std.astype(np.float32))
-    return stats
+        part = rows[start:start + chunk]
+        block = np.asarray(X[part] if index is not None else X[start:start + chunk], dtype=np.float64)
+        sums[start:start + chunk] = block.sum(axis=axes)
+        squares[start:start + chunk] = np.square(block).sum(axis=axes)
+        stds[start:start + chunk] = block.std(axis=axes)
+    return sums, squares, stds
+
+
+def standardization(moments, train, samples_per_window, mode):
+    """Per-channel (mean, std) float32 of the training windows `train` (a boolean mask).
+
+    mean_window_std (the lab's loaders): the mean over every training sample, and the mean
+    over training windows of each window's own std. pooled_std: the std of every training
+    sample. A channel whose std is 0 gets 1, so standardising never divides by zero (the
+    lab's loaders divide by zero, or by machine epsilon, there).
+    """
+    if mode not in STANDARDIZE:
+        raise InputError(f"unknown standardization '{mode}' (known: {', '.join(STANDARDIZE)})")
+    sums, squares, stds = moments
+    count = train.sum() * samples_per_window
+    mean = sums[train].sum(axis=0) / count
+    if mode == "mean_window_std":
+        std = stds[train].mean(axis=0)
+    else:
+        std = np.sqrt(np.maximum(squares[train].sum(axis=0) / count - mean**2, 0.0))
+    std[std < 1e-8] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def channel_stats(X, folds, mode="mean_window_std"):
+    """{fold: (mean, std)} per channel over each fold's training windows (see standardization)."""
+    moments = window_moments(X)
+    samples = int(np.prod(X.shape[2:]))
+    return {fold: standardization(moments, info["split"] == TRAIN, samples, mode)
+            for fold, info in folds.items()}

@@ -47,7 +47,8 @@ class DistillationLoss:
             groups = {}
             for modality, (teacher, inputs) in self.sp_teachers.items():
                 _, groups[modality] = teacher.model(teacher.normalize(inputs[index]))
-            maps = [merged_teacher_map(g, s, self.alpha) for g, s in zip(groups["gaf"], groups["sig"])]
+            maps = [merged_teacher_map(g, s, self.alpha, self.kd["sp_merge"])
+                    for g, s in zip(groups["gaf"], groups["sig"])]
         return [m.clone() for m in maps]          # plain tensors, usable in the student's graph
 
     def __call__(self, logits, groups, targets, index):
@@ -55,7 +56,7 @@ class DistillationLoss:
             return F.cross_entropy(logits, targets)
         loss = two_teacher_loss(logits, targets, self._cached("gaf", index), self._cached("sig", index),
                                 self.alpha, self.kd["lambda"], self.kd["temperature"],
-                                self.kd["standardize_logits"])
+                                self.kd["standardize_logits"], self.kd["reduction"])
         if self.sp_teachers:
             loss = loss + self.kd["beta"] * similarity_preserving(groups, self.teacher_maps(index))
         return loss
@@ -103,7 +104,7 @@ def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, d
     return train(
         model, data, training, device, outputs, resume_path,
         run_key=run_key(settings, arrays.fingerprint), loss_fn=loss,
-        record={"config": settings, "class_names": arrays.class_names,
+        record={"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
                 "provenance": provenance(device, claim)},
         checkpoint_extra={"arch": settings["arch"], "modality": "sig", "dims": 1,
                           "in_channels": arrays.X.shape[1], "class_names": arrays.class_names},

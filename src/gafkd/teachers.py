@@ -42,7 +42,7 @@ def train_teacher(windows_h5, images_h5, settings, outputs, resume_path, device,
     return train(
         model, data, training, device, outputs, resume_path,
         run_key=run_key(settings, arrays.fingerprint),
-        record={"config": settings, "class_names": arrays.class_names,
+        record={"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
                 "provenance": provenance(device, claim)},
         checkpoint_extra={"arch": settings["arch"], "modality": settings["modality"],
                           "dims": arrays.dims, "in_channels": arrays.X.shape[1],

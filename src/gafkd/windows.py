@@ -3,8 +3,9 @@
 Layout:
     X (N, C, L) float32, y (N,) int64, subject (N,) int64
     folds/<fold>/split (N,) int8 (0 train, 1 val, 2 test), folds/<fold>/mean, std (C,) float32
+    folds/<fold> attrs: val_subjects, test_subjects, val_missing_classes (JSON)
     attrs: dataset, source, class_names, channel_names, sampling_rate_hz, split (JSON),
-           fold_names, counts (JSON), fingerprint (hash of X, y, subject)
+           standardize, fold_names, counts (JSON), fingerprint (hash of X, y, subject)
 """
 
 import hashlib
@@ -16,6 +17,7 @@ import h5py
 import numpy as np
 
 from gafkd.atomic import atomic_path
+from gafkd.config import resolve_dataset
 from gafkd.errors import InputError
 from gafkd.readers import read_dataset
 from gafkd.splits import SPLIT_NAMES, channel_stats, check_class_coverage, make_folds
@@ -30,6 +32,7 @@ class Fold:
     std: np.ndarray
     val_subjects: list
     test_subjects: list
+    val_missing_classes: list       # class names the validation subjects lack
 
 
 @dataclass
@@ -64,11 +67,18 @@ def count_table(y, folds, class_names):
 
 
 def build_windows(dataset, spec, out_h5, out_summary):
-    """Read the raw data of one resolved dataset spec and write windows.h5 and its summary."""
+    """Read the raw data of one dataset spec and write windows.h5 and its summary."""
+    spec = resolve_dataset(dataset, spec)       # source defaults, for specs from outside a config
     ws = read_dataset(spec)
     folds = make_folds(ws.y, ws.subject, spec["split"], ws.predefined_test)
     check_class_coverage(folds, ws.y, ws.class_names, spec["split"]["kind"], dataset)
-    stats = channel_stats(ws.X, folds)
+    for fold, info in folds.items():
+        info["val_missing_classes"] = [ws.class_names[c] for c in info.get("val_missing_classes", [])]
+        if info["val_missing_classes"]:
+            log.warning("%s, %s: no choice of validation subjects covers every class; validation "
+                        "subject(s) %s lack %s, so this fold picks its checkpoint without them",
+                        dataset, fold, info["val_subjects"], ", ".join(info["val_missing_classes"]))
+    stats = channel_stats(ws.X, folds, spec["standardize"])
     counts = {"windows": int(len(ws.y)), "dropped": ws.dropped,
               "per_fold": count_table(ws.y, folds, ws.class_names)}
     attrs = {
@@ -78,6 +88,7 @@ def build_windows(dataset, spec, out_h5, out_summary):
         "channel_names": json.dumps(ws.channel_names),
         "sampling_rate_hz": ws.sampling_rate_hz,
         "split": json.dumps(spec["split"]),
+        "standardize": spec["standardize"],
         "fold_names": json.dumps(list(folds)),
         "counts": json.dumps(counts),
         "fingerprint": fingerprint(ws.X, ws.y, ws.subject),
@@ -94,6 +105,7 @@ def build_windows(dataset, spec, out_h5, out_summary):
                 group.create_dataset("std", data=stats[fold][1])
                 group.attrs["val_subjects"] = json.dumps(info.get("val_subjects", []))
                 group.attrs["test_subjects"] = json.dumps(info.get("test_subjects", []))
+                group.attrs["val_missing_classes"] = json.dumps(info["val_missing_classes"])
             f.attrs.update(attrs)
     with atomic_path(out_summary) as tmp:
         tmp.write_text(format_summary(dataset, ws, folds, counts))
@@ -115,6 +127,10 @@ def format_summary(dataset, ws, folds, counts):
         if info.get("test_subjects"):
             lines.append(f"test subjects {info['test_subjects']}, validation subjects "
                          f"{info['val_subjects']}")
+        if info["val_missing_classes"]:
+            lines.append(f"**warning**: no choice of validation subjects covers every class; "
+                         f"validation subject(s) {info['val_subjects']} lack "
+                         f"{', '.join(info['val_missing_classes'])}")
         lines += ["", "| class | train | val | test |", "|---|---:|---:|---:|"]
         per_split = counts["per_fold"][fold]
         for name in ws.class_names:
@@ -139,7 +155,8 @@ def read_windows(path, load_X=True):
             group = f[f"folds/{fold}"]
             folds[fold] = Fold(group["split"][()], group["mean"][()], group["std"][()],
                                json.loads(group.attrs["val_subjects"]),
-                               json.loads(group.attrs["test_subjects"]))
+                               json.loads(group.attrs["test_subjects"]),
+                               json.loads(group.attrs["val_missing_classes"]))
         return Windows(
             X=f["X"][()] if load_X else None,
             y=f["y"][()],

@@ -12,9 +12,10 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from gafkd.config import check_config, fold_names
+from gafkd.config import check_config, check_split_subjects, fold_names
 from gafkd.errors import ConfigError, GafkdError
 from gafkd.grid import (
+    FOLD_PATTERN,
     METHODS as STUDENT_METHODS,
     alpha_tag,
     check_alpha,
@@ -55,7 +56,7 @@ def raw_input(wildcards):
 
 
 wildcard_constraints:
-    fold=r"holdout|fold\d+",
+    fold=FOLD_PATTERN,
     modality="gaf|sig",
     arch=r"wrn\d+-\d+",
     seed=r"\d+",
@@ -91,6 +92,11 @@ try:
     FOLDS = {name: fold_names(spec) for name, spec in config["datasets"].items()}
 except GafkdError as error:  # leave-one-subject-out folds come from the raw file names
     raise WorkflowError(f"Cannot list the folds: {error}") from None
+try:
+    for name, spec in config["datasets"].items():
+        check_split_subjects(name, spec)
+except GafkdError as error:
+    raise WorkflowError(f"Invalid config: {error}") from None
 
 
 def teacher_targets(filename):
@@ -163,7 +169,10 @@ def student_settings(wildcards):
         "training": config["training"],
     }
     if wildcards.method != "scratch":
-        settings["kd"] = config["students"]["kd"]
+        kd = dict(config["students"]["kd"])
+        if not wildcards.method.endswith("-sp"):
+            del kd["beta"], kd["sp_merge"]  # SP settings never rerun a student without SP
+        settings["kd"] = kd
         settings["teacher_seed"] = teacher_seed(wildcards.seed)
     if wildcards.method.endswith("-sp"):
         settings["images"] = config["images"]

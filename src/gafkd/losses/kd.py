@@ -2,17 +2,26 @@
 
 from torch.nn import functional as F
 
+# mean: over batch x classes, as the lab's nn.KLDivLoss() (its default reduction then);
+# batchmean: summed over classes, averaged over the batch (the textbook KL, K times larger).
+# Both are divided out here, since torch announces that its own `mean` will become `batchmean`.
+KL_REDUCTIONS = ("mean", "batchmean")
 
-def soft_kl(student_logits, teacher_logits, temperature):
-    """KL(softmax(t / T) || softmax(s / T)), averaged over the batch (no T² factor)."""
+
+def soft_kl(student_logits, teacher_logits, temperature, reduction="batchmean"):
+    """KL(softmax(t / T) || softmax(s / T)) with the given reduction (no T² factor)."""
+    if reduction not in KL_REDUCTIONS:
+        raise ValueError(f"unknown KL reduction '{reduction}' (known: {', '.join(KL_REDUCTIONS)})")
     log_student = F.log_softmax(student_logits / temperature, dim=1)
     log_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
-    return F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
+    total = F.kl_div(log_student, log_teacher, reduction="sum", log_target=True)
+    count = log_student.numel() if reduction == "mean" else log_student.shape[0]
+    return total / count
 
 
-def hinton_kd(student_logits, teacher_logits, temperature):
+def hinton_kd(student_logits, teacher_logits, temperature, reduction="batchmean"):
     """T² · KL, so that gradients keep their scale whatever the temperature."""
-    return temperature**2 * soft_kl(student_logits, teacher_logits, temperature)
+    return temperature**2 * soft_kl(student_logits, teacher_logits, temperature, reduction)
 
 
 def standardize_logits(logits, eps=1e-7):
@@ -25,5 +34,3 @@ def standardize_logits(logits, eps=1e-7):
 
 def maybe_standardized(logits, standardize):
     return standardize_logits(logits) if standardize else logits
-
-

@@ -10,12 +10,14 @@ from gafkd.losses.kd import maybe_standardized, soft_kl
 
 
 def two_teacher_loss(student_logits, targets, gaf_logits, sig_logits, alpha, lam, temperature,
-                     standardize=False):
+                     standardize=False, reduction="batchmean"):
     student = maybe_standardized(student_logits, standardize)
     kl = 0.0
     if alpha > 0:
-        kl = kl + alpha * soft_kl(student, maybe_standardized(gaf_logits, standardize), temperature)
+        kl = kl + alpha * soft_kl(student, maybe_standardized(gaf_logits, standardize),
+                                  temperature, reduction)
     if alpha < 1:
-        kl = kl + (1 - alpha) * soft_kl(student, maybe_standardized(sig_logits, standardize), temperature)
+        kl = kl + (1 - alpha) * soft_kl(student, maybe_standardized(sig_logits, standardize),
+                                        temperature, reduction)
     ce = F.cross_entropy(student_logits, targets)
     return (1 - lam) * ce + lam * temperature**2 * kl

@@ -1,27 +1,38 @@
 """Similarity-preserving KD (Tung & Mori, ICCV 2019) with two teachers merged by alpha.
 
-For each of the three groups: G = f fᵀ (B×B) of the flattened group outputs, rows L2-normalised.
-The teachers' maps are merged as α·Ĝ_gaf + (1−α)·Ĝ_sig and row-normalised again: each teacher
-is normalised first because a 2-D image network's raw Gram entries are on another scale than a
-1-D signal network's, and merging raw maps would let one teacher win whatever α says. With
-α = 1 (or 0) this is exactly Tung & Mori's map of the single teacher. Loss: Σ_g ‖Ĝ_t − Ĝ_s‖²_F / B².
+For each of the three groups: G = f fᵀ (B×B) of the flattened group outputs; Ĝ is G with its
+rows L2-normalised. Teacher maps of two teachers, by `merge`:
+    raw         Ĝ_t = normalise(α·G_gaf + (1−α)·G_sig), as the lab's TGD code
+    normalized  Ĝ_t = normalise(α·Ĝ_gaf + (1−α)·Ĝ_sig): each teacher normalised first, since a
+                2-D image network's raw Gram entries are on another scale than a 1-D network's
+With α = 1 (or 0) both are Tung & Mori's map of the single teacher. Loss: Σ_g mse(Ĝ_s, Ĝ_t) =
+Σ_g ‖Ĝ_t − Ĝ_s‖²_F / B², weighted by β outside (TGD's `sp / 3 · 3000` is β = 1000).
 """
 
 from torch.nn import functional as F
 
+SP_MERGES = ("raw", "normalized")
+
+
+def raw_gram(features):
+    flat = features.flatten(1).float()
+    return flat @ flat.t()
+
 
 def gram_map(features):
     """Row-normalised B×B similarity of one group output (any spatial shape)."""
-    flat = features.flatten(1).float()
-    return F.normalize(flat @ flat.t(), p=2, dim=1)
+    return F.normalize(raw_gram(features), p=2, dim=1)
 
 
-def merged_teacher_map(gaf_features, sig_features, alpha):
+def merged_teacher_map(gaf_features, sig_features, alpha, merge="normalized"):
+    if merge not in SP_MERGES:
+        raise ValueError(f"unknown SP merge '{merge}' (known: {', '.join(SP_MERGES)})")
     if alpha >= 1:
         return gram_map(gaf_features)
     if alpha <= 0:
         return gram_map(sig_features)
-    merged = alpha * gram_map(gaf_features) + (1 - alpha) * gram_map(sig_features)
+    single = raw_gram if merge == "raw" else gram_map
+    merged = alpha * single(gaf_features) + (1 - alpha) * single(sig_features)
     return F.normalize(merged, p=2, dim=1)
 
 

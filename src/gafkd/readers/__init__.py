@@ -18,5 +18,6 @@ def read_dataset(spec):
     if source == "pamap2":
         return read_pamap2(spec["raw"], window=spec["window"], step=spec["step"],
                            downsample=spec["downsample"], channels=spec["channels"],
-                           class_map=spec.get("class_map"), subjects=spec.get("subjects"))
+                           class_map=spec.get("class_map"), subjects=spec.get("subjects"),
+                           protocol=spec["protocol"])
     raise ConfigError(f"unknown source '{source}' (known: basicmotions, geneactiv_mat, pamap2)")

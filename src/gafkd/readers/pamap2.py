@@ -1,8 +1,15 @@
 """PAMAP2 Protocol recordings: `subjectNNN.dat`, 54 space-separated columns, NaN for missing.
 
-Defaults are the lab's protocol: the 12 protocol activities, 40 channels (heart rate
-forward-filled + three IMUs without orientation), downsampling by 3, windows of 100 samples
-with step 22 kept only where the label is constant.
+Defaults are the lab's settings: the 12 protocol activities, 40 channels (heart rate + three
+IMUs without orientation), downsampling by 3, windows of 100 samples with step 22.
+
+Two windowing protocols:
+- "lab" reproduces the lab's public code (jeunsom/TDA_KD, preprocessing_pamap2_2.py and
+  pamap2_load.py): rows outside the class map deleted first, heart rate forward-filled,
+  NaN set to 0, min-max scaling with fixed thresholds, downsampling, windows from sample
+  `step` kept where the labels at their first and last sample agree.
+- "clean": the whole recording downsampled, heart rate forward-filled, windows from sample 0
+  kept where the label is constant and no value is NaN.
 """
 
 import logging
@@ -51,7 +58,21 @@ CHANNEL_SETS = {
     "acc16": [n for n in COLUMNS if "_acc16_" in n],
     "imu_acc_gyro": [n for n in COLUMNS if "_acc16_" in n or "_gyro_" in n],
 }
-DEFAULTS = {"window": 100, "step": 22, "downsample": 3, "channels": "lab40"}
+PROTOCOLS = ("lab", "clean")
+DEFAULTS = {"window": 100, "step": 22, "downsample": 3, "channels": "lab40", "protocol": "lab"}
+
+# The lab's fixed scaling thresholds, in lab40 order.
+_LAB_MIN = [0., 0., -114.755, -104.301, -73.0384, -61.1938, -61.8086, -61.4193, -27.8044,
+            -17.8495, -14.2647, -103.941, -200.043, -163.608, 0., -29.0888, -38.1657, -57.2366,
+            -32.9627, -39.7561, -56.0108, -10.1563, -5.06858, -3.99487, -70.0627, -122.48,
+            -66.6847, 0., -155.068, -155.617, -156.179, -60.3067, -61.9064, -62.2629, -14.162,
+            -13.0401, -14.0196, -172.865, -137.908, -102.232]
+_LAB_MAX = [202.0, 35.5, 47.6314, 155.532, 157.76, 45.5484, 62.2598, 61.728, 21.8452,
+            13.1222, 14.2184, 137.544, 109.181, 100.543, 38.5625, 26.386, 153.582,
+            37.2936, 23.9101, 61.9328, 36.9676, 15.5171, 5.97964, 2.94183, 80.4739,
+            39.7391, 95.8415, 35.4375, 157.232, 157.293, 150.99, 61.9509, 62.0461,
+            60.9357, 17.4204, 13.5882, 13.9617, 91.4247, 92.867, 146.651]
+LAB_THRESHOLDS = dict(zip(CHANNEL_SETS["lab40"], zip(_LAB_MIN, _LAB_MAX)))
 
 
 def resolve_channels(channels):
@@ -64,6 +85,18 @@ def resolve_channels(channels):
     if unknown:
         raise ConfigError(f"unknown PAMAP2 channel(s) {unknown}; valid names are {COLUMNS[2:]}")
     return list(channels)
+
+
+def check_protocol(protocol, channels):
+    """Raise ConfigError unless `protocol` is known and can scale every channel."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown PAMAP2 protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
+    if protocol == "lab":
+        missing = [c for c in resolve_channels(channels) if c not in LAB_THRESHOLDS]
+        if missing:
+            raise ConfigError(f"PAMAP2 channel(s) {missing} cannot be used with protocol 'lab': "
+                              f"it scales with the lab's fixed thresholds, known for the lab40 "
+                              f"channels only (use protocol: clean for others)")
 
 
 def list_subject_files(raw, subjects=None):
@@ -136,25 +169,35 @@ def _any_in_window(flags, window, starts):
     return count[starts + window] > count[starts]
 
 
-def window_subject(path, table, channel_names, classes, window, step, downsample):
-    """Windows (n, C, window), raw activity ids and the number of NaN windows dropped."""
-    activity = table[:, 1]
+def _check_activity_ids(path, activity):
     valid_ids = set(ACTIVITIES) | {TRANSIENT}
     unknown = sorted(set(np.unique(activity).tolist()) - valid_ids)
     if unknown:
         row = int(np.flatnonzero(np.isin(activity, unknown))[0])
         raise InputError(f"{path}, line {row + 1}: unknown PAMAP2 activity id {unknown[0]:g}")
-    signals = table[:, [COLUMNS.index(c) for c in channel_names]]
+
+
+def _forward_fill_heart_rate(signals, channel_names):
+    # Heart rate comes at ~9 Hz between NaN rows: carry each reading forward.
     if "heart_rate" in channel_names:
-        # Heart rate comes at ~9 Hz between NaN rows: carry each reading forward.
         hr = channel_names.index("heart_rate")
         signals[:, hr] = pd.Series(signals[:, hr]).ffill().to_numpy()
-    signals, activity = signals[::downsample], activity[::downsample]
-    length = len(activity)
+
+
+def _check_length(path, length, window, downsample, deleted=""):
     if length < window:
-        raise InputError(f"{path}: recording has {length} samples after downsampling by "
+        raise InputError(f"{path}: recording has {length} samples after {deleted}downsampling by "
                          f"{downsample}, shorter than the window of {window}")
-    starts = np.arange(0, length - window + 1, step)
+
+
+def clean_windows(path, table, channel_names, classes, window, step, downsample):
+    """Windows (n, C, window), raw activity ids and the number of NaN windows dropped."""
+    activity = table[:, 1]
+    signals = table[:, [COLUMNS.index(c) for c in channel_names]]
+    _forward_fill_heart_rate(signals, channel_names)
+    signals, activity = signals[::downsample], activity[::downsample]
+    _check_length(path, len(activity), window, downsample)
+    starts = np.arange(0, len(activity) - window + 1, step)
     labels = activity[starts]
     keep = _runs_constant(activity, window, starts) & np.isin(labels, list(classes.index_of))
     has_nan = _any_in_window(np.isnan(signals).any(axis=1), window, starts)
@@ -164,8 +207,34 @@ def window_subject(path, table, channel_names, classes, window, step, downsample
     return windows.astype(np.float32), labels[keep].astype(np.int64), n_nan
 
 
+def lab_windows(path, table, channel_names, classes, window, step, downsample):
+    """Windows (n, C, window), raw activity ids and the number of windows dropped because
+    the labels at their first and last sample differ."""
+    table = table[np.isin(table[:, 1], list(classes.index_of))]
+    activity = table[:, 1]
+    signals = table[:, [COLUMNS.index(c) for c in channel_names]]
+    _forward_fill_heart_rate(signals, channel_names)
+    signals[np.isnan(signals)] = 0.0
+    low, high = np.array([LAB_THRESHOLDS[c] for c in channel_names]).T
+    signals = (signals - low) / (high - low)
+    signals[signals > 1] = 0.99
+    signals[signals < 0] = 0.0
+    signals, activity = signals[::downsample], activity[::downsample]
+    _check_length(path, len(activity), window, downsample,
+                  deleted="deleting the rows outside the class map and ")
+    starts = np.arange(step, len(activity) - window, step)
+    keep = activity[starts] == activity[starts + window - 1]
+    windows = np.lib.stride_tricks.sliding_window_view(signals, window, axis=0)[starts[keep]]
+    return (windows.astype(np.float32), activity[starts[keep]].astype(np.int64),
+            int((~keep).sum()))
+
+
+_WINDOWING = {"lab": (lab_windows, "label_change", "for a label change"),
+              "clean": (clean_windows, "nan", "for NaN")}
+
+
 def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_map=None,
-                subjects=None):
+                subjects=None, protocol="lab"):
     classes = parse_class_map(class_map if class_map is not None else DEFAULT_CLASS_MAP,
                               "pamap2 class_map")
     unknown = sorted(set(classes.index_of) - set(ACTIVITIES))
@@ -173,16 +242,19 @@ def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_
         raise ConfigError(f"pamap2 class_map: {unknown} are not PAMAP2 activity ids "
                           f"(known: {sorted(ACTIVITIES)})")
     channel_names = resolve_channels(channels)
-    parts, dropped_nan = [], 0
+    check_protocol(protocol, channel_names)
+    make_windows, dropped_key, reason = _WINDOWING[protocol]
+    parts, dropped = [], 0
     for subject, path in list_subject_files(raw, subjects):
         table = read_subject_file(path)
-        X, raw_labels, n_nan = window_subject(path, table, channel_names, classes, window,
-                                              step, downsample)
-        dropped_nan += n_nan
+        _check_activity_ids(path, table[:, 1])
+        X, raw_labels, n_dropped = make_windows(path, table, channel_names, classes, window,
+                                                step, downsample)
+        dropped += n_dropped
         if len(X) == 0:
             raise InputError(f"{path}: subject {subject} has no usable window "
-                             f"({n_nan} dropped for NaN); leave it out with `subjects:`")
-        log.info("%s: %d windows (%d dropped for NaN)", path.name, len(X), n_nan)
+                             f"({n_dropped} dropped {reason}); leave it out with `subjects:`")
+        log.info("%s: %d windows (%d dropped %s)", path.name, len(X), n_dropped, reason)
         parts.append((subject, X, classes.lookup(raw_labels)))
     return WindowSet(
         X=np.concatenate([p[1] for p in parts]),
@@ -192,5 +264,5 @@ def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_
         channel_names=channel_names,
         sampling_rate_hz=RAW_RATE_HZ / downsample,
         source="pamap2",
-        dropped={"nan": dropped_nan},
+        dropped={dropped_key: dropped},
     )
