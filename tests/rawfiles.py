@@ -89,7 +89,8 @@ SUBJECT101_EXPECTED = {1: 5, 4: 9 - 3, 24: 1}
 
 
 def make_pamap2_folder(root, extra_subjects=(102, 103, 104)):
-    """Subject 101 as above (with NaN runs) plus short subjects doing the same three activities."""
+    """Subject 101 as above (with NaN runs) plus short subjects doing the same three activities
+    (long enough for one lying window under the lab protocol, which starts at sample 22)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     table = pamap2_table(SUBJECT101, seed=101)
@@ -99,7 +100,7 @@ def make_pamap2_folder(root, extra_subjects=(102, 103, 104)):
     write_pamap2(root / "subject101.dat", table)
     tables = {101: table}
     for subject in extra_subjects:
-        short = pamap2_table([(1, 330), (4, 330), (24, 330)], seed=subject)
+        short = pamap2_table([(1, 396), (4, 330), (24, 330)], seed=subject)
         write_pamap2(root / f"subject{subject}.dat", short)
         tables[subject] = short
     return tables

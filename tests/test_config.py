@@ -34,6 +34,10 @@ def test_default_config_is_valid_and_defaults_are_filled():
     (lambda c: c["datasets"]["basicmotions"]["split"].update(val_fraction=1.5), "1.5"),
     (lambda c: c["datasets"]["basicmotions"].update(source="geneactiv"), "geneactiv"),
     (lambda c: c.update(imgs={}), "imgs"),
+    (lambda c: c["students"].setdefault("kd", {}).update(reduction="sum"), "sum"),
+    (lambda c: c["students"].setdefault("kd", {}).update(sp_merge="average"), "average"),
+    (lambda c: c["training"].update(lr_boundaries="ceil"), "ceil"),
+    (lambda c: c["datasets"]["basicmotions"].update(standardize="zscore"), "zscore"),
 ])
 def test_schema_names_the_bad_key_or_value(change, named):
     config = default_config()
@@ -55,6 +59,14 @@ def test_schema_names_the_bad_key_or_value(change, named):
     ({"source": "pamap2", "raw": "x", "split": {"kind": "random", "val_fraction": 0.5, "test_fraction": 0.5}},
      r"val_fraction \+ test_fraction must be below 1"),
     ({"source": "nope"}, r"datasets.g.source: unknown source 'nope'"),
+    ({"source": "geneactiv_mat", "raw": "x", "window": 500, "protocol": "lab"},
+     r"datasets.g.protocol: does not apply to source 'geneactiv_mat'"),
+    ({"source": "pamap2", "raw": "x", "protocol": "paper"},
+     r"datasets.g.protocol: unknown PAMAP2 protocol 'paper' \(known: lab, clean\)"),
+    ({"source": "pamap2", "raw": "x", "channels": ["hand_orientation_0"]},
+     r"datasets.g.protocol: .*hand_orientation_0.*protocol 'lab'"),
+    ({"source": "pamap2", "raw": "x", "split": {"kind": "loso", "test_subjects": [101]}},
+     r"datasets.g.split.test_subjects: applies to split kind 'holdout' only, not 'loso'"),
 ])
 def test_source_specific_checks(spec, match):
     spec = copy.deepcopy(spec)
@@ -68,7 +80,11 @@ def test_source_defaults_are_filled():
     spec = resolve_dataset("p", {"source": "pamap2", "raw": "x", "split": {"val_fraction": 0.1,
                                                                             "test_fraction": 0.2, "seed": 0}})
     assert (spec["window"], spec["step"], spec["downsample"], spec["channels"]) == (100, 22, 3, "lab40")
+    assert (spec["protocol"], spec["standardize"]) == ("lab", "mean_window_std")
     assert spec["split"]["kind"] == "loso"
+    clean = resolve_dataset("p", {"source": "pamap2", "raw": "x", "channels": ["hand_orientation_0"],
+                                  "protocol": "clean", "split": {}})
+    assert clean["protocol"] == "clean"
 
 
 def test_image_larger_than_window():
@@ -89,4 +105,21 @@ def test_bad_config_fails_before_any_job(tmp_path):
         capture_output=True, text=True)
     assert run.returncode != 0
     assert "datasets.basicmotions.split.kind" in run.stdout + run.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_test_subjects_without_raw_files_stop_before_any_job(tmp_path):
+    from rawfiles import make_gene_folder
+    make_gene_folder(tmp_path / "raw", subjects=(101, 102, 103, 104))
+    config = {"datasets": {"g": {"source": "geneactiv_mat", "raw": str(tmp_path / "raw"), "window": 50,
+                                 "split": {"kind": "holdout", "test_subjects": [102, 999]}}},
+              "images": {"size": 16}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1"],
+        capture_output=True, text=True)
+    assert run.returncode != 0
+    assert ("datasets.g.split.test_subjects: no raw files for subject(s) [999] in "
+            f"{tmp_path / 'raw'} (subjects there: [101, 102, 103, 104])") in run.stdout + run.stderr
     assert not (tmp_path / "results").exists()

@@ -1,5 +1,9 @@
-"""Every ready experiment in configs/ dry-runs on fixture raw data, scheduling exactly its grid."""
+"""Every ready experiment in configs/ dry-runs, as a user types it from the repository root, on
+fixture raw data: it schedules exactly its grid, and every result path names its split."""
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +11,8 @@ import yaml
 from conftest import REPO
 from rawfiles import make_gene_folder, make_pamap2_folder
 from test_workflow import snakemake
+
+CHECKOUT_PARTS = ("Snakefile", "config.yaml", "configs", "workflow", "src")
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -49,20 +55,43 @@ def expected_counts(config, folds):
     }
 
 
+def checkout_copy(root):
+    """The workflow's files laid out as a checkout at root (so raw data can sit under it)."""
+    root.mkdir()
+    for part in CHECKOUT_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, root / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, root / part)
+    return root
+
+
+def dry_run_outputs(stdout):
+    return re.findall(r"^\s+output: (.+)$", stdout, flags=re.MULTILINE)
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_config_dry_run_schedules_its_grid(path, tmp_path):
+def test_config_dry_run_from_the_repository_root(path, tmp_path):
+    root = checkout_copy(tmp_path / "gafkd")
     config = yaml.safe_load(path.read_text())
     (name, spec), = config["datasets"].items()
-    raw = tmp_path / spec["raw"]
+    raw = root / spec["raw"]
     if spec["source"] == "geneactiv_mat":
         make_gene_folder(raw, window=spec["window"], subjects=(1, 2, 3), classes=tuple(spec["class_map"]),
                          per_class=1)
-        folds = 1
+        folds = ["holdout"]
     else:
-        folds = len(make_pamap2_folder(raw))
-    run = snakemake(tmp_path, "-n", configfile=path)
+        folds = [f"fold{i}" for i in range(len(make_pamap2_folder(raw)))]
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "12", "--resources", "gpu=1",
+                          "--configfile", f"configs/{path.name}"], cwd=root, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert job_counts(run.stdout) == expected_counts(config, folds)
+    assert job_counts(run.stdout) == expected_counts(config, len(folds))
+    outputs = [p for line in dry_run_outputs(run.stdout) for p in line.split(", ")]
+    assert outputs and all(p.startswith(f"results/{name}/") or p.startswith("results/report/")
+                           for p in outputs), "only this config's dataset (the demo is replaced)"
+    runs = [p for p in outputs if "/teachers/" in p or "/students/" in p]
+    assert runs and {p.split("/")[2] for p in runs if "/logs/" not in p} == set(folds)
 
 
 def test_configs_carry_the_labs_recipe():
@@ -74,6 +103,15 @@ def test_configs_carry_the_labs_recipe():
         assert config["students"]["alphas"] == [0.1, 0.3, 0.5, 0.7, 0.9]
         assert config["teachers"]["archs"] == ["wrn16-1", "wrn16-3", "wrn28-1", "wrn28-3"]
         assert config["students"]["seeds"] == [1, 2, 3] and config["students"]["arch"] == "wrn16-1"
+        # the lab trained in float32 with its own lr boundaries, KL reduction and SP merge
+        assert config["training"]["bf16"] is False and config["training"]["lr_boundaries"] == "lab"
+        assert config["students"]["kd"]["reduction"] == "mean" and config["students"]["kd"]["sp_merge"] == "raw"
+        (spec,) = config["datasets"].values()
+        assert spec["standardize"] == "mean_window_std"
+        if spec["source"] == "geneactiv_mat":     # subjects unseen in training by default
+            assert spec["split"]["kind"] == "holdout"
+        else:
+            assert spec["protocol"] == "lab" and spec["split"]["kind"] == "loso"
     assert yaml.safe_load(Path(REPO / "configs/pamap2_loso.yaml").read_text())["students"]["kd"]["beta"] == 200
 
 

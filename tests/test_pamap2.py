@@ -50,10 +50,15 @@ def test_named_channel_set_and_class_map(pamap2_folder):
 def test_all_subjects_and_short_ones(pamap2_folder):
     folder, _ = pamap2_folder
     ws = read_pamap2(folder, protocol="clean")
-    # Short subjects: 330 rows per activity -> runs [0, 110), [110, 220), [220, 330) after
-    # downsampling; the starts 0, 110 and 220 (multiples of 22) give one window per activity.
+    # Short subjects: 396, 330, 330 rows -> runs [0, 132), [132, 242), [242, 352) after
+    # downsampling; the starts 0 and 22 give two lying windows, 132 and 242 one each of the others.
     for subject in (102, 103, 104):
-        assert (ws.subject == subject).sum() == 3
+        assert (ws.subject == subject).sum() == 4
+    lab = read_pamap2(folder)
+    # the lab's windows start at 22: one lying window (22), one walking (132), one rope jumping (242)
+    for subject in (102, 103, 104):
+        assert [lab.class_names[c] for c in lab.y[lab.subject == subject]] == [
+            "lying", "walking", "rope jumping"]
     assert sorted(np.unique(ws.subject)) == [101, 102, 103, 104]
 
 

@@ -166,3 +166,26 @@ def test_class_with_no_window_at_all():
     folds = make_folds(y, subject, {**SPEC, "kind": "holdout"})
     with pytest.raises(InputError, match=r"dataset 'd': class 'never' has no windows at all"):
         check_class_coverage(folds, y, ["d0", "d1", "d2", "never"], "holdout", "d")
+
+
+def test_loso_validation_lacking_classes_is_logged_and_summarised(tmp_path, caplog):
+    from rawfiles import make_gene_folder
+
+    from gafkd.windows import build_windows, read_windows
+    raw = tmp_path / "raw"
+    make_gene_folder(raw, subjects=(101, 102), classes=(1, 2, 3), per_class=2)
+    make_gene_folder(raw, subjects=(103, 104), classes=(1,), per_class=3, seed=1)   # walk only
+    spec = {"source": "geneactiv_mat", "raw": str(raw), "window": 50,
+            "class_map": {1: "walk", 2: "run", 3: "sit"},
+            "split": {"kind": "loso", "val_fraction": 0.3, "test_fraction": 0.2, "seed": 0}}
+    with caplog.at_level("WARNING"):
+        build_windows("g", spec, tmp_path / "windows.h5", tmp_path / "summary.md")
+    # fold0 tests 101; 102 must stay in training, so 103 or 104 validates, lacking run and sit
+    fold0 = read_windows(tmp_path / "windows.h5", load_X=False).folds["fold0"]
+    assert fold0.val_subjects in ([103], [104]) and fold0.val_missing_classes == ["run", "sit"]
+    warning = f"g, fold0: no choice of validation subjects covers every class; validation subject(s) {fold0.val_subjects} lack run, sit"
+    assert warning in caplog.text
+    summary = (tmp_path / "summary.md").read_text()
+    assert f"**warning**: no choice of validation subjects covers every class; validation subject(s) {fold0.val_subjects} lack run, sit" in summary
+    # fold2 tests 103: 101 or 102 can validate and covers every class, so nothing is said
+    assert "g, fold2" not in caplog.text
