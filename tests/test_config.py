@@ -123,3 +123,18 @@ def test_test_subjects_without_raw_files_stop_before_any_job(tmp_path):
     assert ("datasets.g.split.test_subjects: no raw files for subject(s) [999] in "
             f"{tmp_path / 'raw'} (subjects there: [101, 102, 103, 104])") in run.stdout + run.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_schema_error_names_the_key_and_allowed_values_before_any_job(tmp_path):
+    config = default_config()
+    config["students"] = {"kd": {"reduction": "sum"}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1"],
+        capture_output=True, text=True)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Invalid config: students.kd.reduction: 'sum' is not one of ['mean', 'batchmean']" in output
+    assert len(output.splitlines()) < 15      # the message, not the schema
+    assert not (tmp_path / "results").exists()

@@ -5,6 +5,7 @@ checks what depends on the source: which keys apply, required ones, channel name
 """
 
 import copy
+from pathlib import Path
 
 from gafkd.errors import ConfigError
 from gafkd.grid import fold_names as split_fold_names, teacher_modalities
@@ -23,6 +24,20 @@ SOURCE_OPTIONS = {
 SERIES_LENGTH = {"basicmotions": 100}
 DEFAULT_SPLIT_KIND = {"basicmotions": "predefined", "geneactiv_mat": "holdout", "pamap2": "loso"}
 SUBJECT_SPLITS = {"holdout", "loso"}
+
+
+def schema_errors(config, schema_path):
+    """'key.path: message' of the config's first schema error (None when valid): one line that
+    names the key, where a schema validator would print the whole schema."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is None:
+        return None
+    where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    return f"{where}: {error.message}"
 
 
 def resolve_dataset(name, spec):

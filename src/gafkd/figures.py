@@ -64,7 +64,7 @@ def alpha_figure(runs, dataset, path, metric="test_accuracy"):
     axes[0][0].set_ylabel(f"{metric.replace('_', ' ')} (%)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     folds = " of per-seed fold means" if (runs["split"] == "loso").any() else ""
-    fig.suptitle(f"{dataset} ({split}): students against α\n(mean ± std over seeds{folds})", fontsize=10)
+    fig.suptitle(f"{dataset}: students against α\n({split}; mean ± std over seeds{folds})", fontsize=10)
     _save(fig, path)
 
 

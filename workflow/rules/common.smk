@@ -12,7 +12,7 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from gafkd.config import check_config, check_split_subjects, fold_names
+from gafkd.config import check_config, check_split_subjects, fold_names, schema_errors
 from gafkd.errors import ConfigError, GafkdError
 from gafkd.grid import (
     FOLD_PATTERN,
@@ -24,7 +24,11 @@ from gafkd.grid import (
     teachers_tag,
 )
 
-validate(config, "../schemas/config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+problem = schema_errors(config, SCHEMA)
+if problem:
+    raise WorkflowError(f"Invalid config: {problem}")
+validate(config, str(SCHEMA))  # fills in the schema's defaults
 try:
     check_config(config)
 except ConfigError as error:

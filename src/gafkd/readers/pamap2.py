@@ -209,7 +209,7 @@ def clean_windows(path, table, channel_names, classes, window, step, downsample)
 
 def lab_windows(path, table, channel_names, classes, window, step, downsample):
     """Windows (n, C, window), raw activity ids and the number of windows dropped because
-    the labels at their first and last sample differ."""
+    the class labels at their first and last sample differ."""
     table = table[np.isin(table[:, 1], list(classes.index_of))]
     activity = table[:, 1]
     signals = table[:, [COLUMNS.index(c) for c in channel_names]]
@@ -223,7 +223,8 @@ def lab_windows(path, table, channel_names, classes, window, step, downsample):
     _check_length(path, len(activity), window, downsample,
                   deleted="deleting the rows outside the class map and ")
     starts = np.arange(step, len(activity) - window, step)
-    keep = activity[starts] == activity[starts + window - 1]
+    # the lab compares class labels, so ids mapped to one class count as the same label
+    keep = classes.lookup(activity[starts]) == classes.lookup(activity[starts + window - 1])
     windows = np.lib.stride_tricks.sliding_window_view(signals, window, axis=0)[starts[keep]]
     return (windows.astype(np.float32), activity[starts[keep]].astype(np.int64),
             int((~keep).sum()))
