@@ -189,3 +189,22 @@ def test_loso_validation_lacking_classes_is_logged_and_summarised(tmp_path, capl
     assert f"**warning**: no choice of validation subjects covers every class; validation subject(s) {fold0.val_subjects} lack run, sit" in summary
     # fold2 tests 103: 101 or 102 can validate and covers every class, so nothing is said
     assert "g, fold2" not in caplog.text
+
+
+def test_image_standardisation_is_the_labs_image_loader():
+    """data_loader_custom.py get_PAMAP2_data4: images (N, H, W, C) float32; mean over
+    (N, H, W) in float64; std = mean over images of each image's own std over (H, W)."""
+    from gafkd.data import image_channel_stats
+    rng = np.random.default_rng(3)
+    images = (rng.normal(size=(12, 3, 8, 8)) * rng.uniform(0.2, 3, size=(12, 3, 1, 1))).astype(np.float16)
+    images[:, 2] = 0.25                                   # a constant channel
+    train = np.arange(12) % 3 != 0
+    x_train = images[train].astype(np.float32).transpose(0, 2, 3, 1)
+    lab_mean = np.mean(x_train, axis=(0, 1, 2), dtype="float64")
+    lab_std = np.mean(np.std(x_train, axis=(1, 2), dtype="float64"), axis=0)
+    mean, std = image_channel_stats(images, train, "mean_window_std")
+    np.testing.assert_allclose(mean, lab_mean.astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(std[:2], lab_std[:2].astype(np.float32), rtol=1e-6)
+    assert std[2] == 1.0                                  # the lab: machine epsilon; same result, 0
+    pooled_mean, pooled_std = image_channel_stats(images, train, "pooled_std")
+    np.testing.assert_allclose(pooled_std[:2], x_train.std(axis=(0, 1, 2))[:2], rtol=1e-5)

@@ -7,13 +7,9 @@ subjects, in a seeded order, preferring subjects that cover the classes of the t
 Folds are named after the split (`predefined`, `random`, `holdout`, or `fold0`... for LOSO).
 """
 
-import logging
-
 import numpy as np
 
 from gafkd.errors import InputError
-
-log = logging.getLogger(__name__)
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "val", "test")
