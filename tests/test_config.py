@@ -67,6 +67,16 @@ def test_schema_names_the_bad_key_or_value(change, named):
      r"datasets.g.protocol: .*hand_orientation_0.*protocol 'lab'"),
     ({"source": "pamap2", "raw": "x", "split": {"kind": "loso", "test_subjects": [101]}},
      r"datasets.g.split.test_subjects: applies to split kind 'holdout' only, not 'loso'"),
+    ({"source": "geneactiv_mat", "raw": "x", "window": 500, "class_map": {1: "a", "2": "b"}},
+     r"datasets.g.class_map: keys mix numbers \[1\] and text \['2'\]"),
+    ({"source": "geneactiv_mat", "raw": "x", "window": 500, "class_map": {"walk": "a"}},
+     r"datasets.g.class_map: key 'walk' is not an integer class id"),
+    ({"source": "geneactiv_mat", "raw": "x", "window": 500, "class_map": {1.5: "a"}},
+     r"datasets.g.class_map: key 1.5 is not an integer class id"),
+    ({"source": "geneactiv_mat", "raw": "x", "window": 500, "class_map": {"1": "a", "01": "b"}},
+     r"datasets.g.class_map: keys '1' and '01' are both class id 1"),
+    ({"source": "pamap2", "raw": "x", "class_map": {1: "lying", 8: "nothing"}},
+     r"datasets.g.class_map: \[8\] are not PAMAP2 activity ids"),
 ])
 def test_source_specific_checks(spec, match):
     spec = copy.deepcopy(spec)
@@ -74,6 +84,28 @@ def test_source_specific_checks(spec, match):
     spec["split"] = {"val_fraction": 0.2, "test_fraction": 0.2, "seed": 0, **spec["split"]}
     with pytest.raises(ConfigError, match=match):
         resolve_dataset("g", spec)
+
+
+def test_class_map_keys_written_as_text_are_accepted():
+    spec = resolve_dataset("g", {"source": "geneactiv_mat", "raw": "x", "window": 500,
+                                 "class_map": {"1": "a", "2": "b"},
+                                 "split": {"val_fraction": 0.2, "test_fraction": 0.2, "seed": 0}})
+    assert spec["class_map"] == {"1": "a", "2": "b"}
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda c: c["students"].update(arch="wrn15-1"), r"^students.arch: architecture 'wrn15-1'"),
+    (lambda c: c["teachers"].update(archs=["wrn16-1", "wrn15-1"]),
+     r"^teachers.archs: architecture 'wrn15-1'"),
+    (lambda c: c["students"].update(teacher_archs=["wrn15-1"]),
+     r"^students.teacher_archs: architecture 'wrn15-1'"),
+])
+def test_architecture_errors_name_the_key(change, match):
+    config = default_config()
+    change(config)
+    validate(config, SCHEMA)
+    with pytest.raises(ConfigError, match=match):
+        check_config(config)
 
 
 def test_source_defaults_are_filled():

@@ -82,10 +82,13 @@ def mtimes(root):
     return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
-def test_changed_device_settings_rerun_nothing(demo, tmp_path):
+def test_device_slots_rerun_nothing_and_threads_rerun_training(demo, tmp_path):
     workdir, config = demo
-    changed = with_config(tmp_path, config, devices={"threads": 2, "jobs_per_gpu": 3})
-    assert scheduled_jobs(workdir, configfile=changed) == {}
+    slots = with_config(tmp_path, config, devices={**config["devices"], "jobs_per_gpu": 3})
+    assert scheduled_jobs(workdir, configfile=slots) == {}
+    threads = with_config(tmp_path, config, devices={**config["devices"], "threads": 2})
+    assert scheduled_jobs(workdir, configfile=threads) == {
+        "train_teacher": 6, "teacher_outputs": 6, "train_student": 36, "aggregate": 1, "figures": 1}
 
 
 def test_deleted_student_output_asked_by_path_reruns_exactly_that_job(demo, tmp_path):
@@ -149,8 +152,14 @@ def test_killed_training_job_resumes_from_its_checkpoint(demo, tmp_path):
     assert (run_dir / "resume.pt").exists() and not (run_dir / "metrics.json").exists()
     run = snakemake(workdir, "--rerun-incomplete", f"{GAF_TEACHER}/metrics.json")
     assert run.returncode == 0, run.stderr[-3000:]
-    log = (workdir / "results/basicmotions/logs/teachers/predefined/gaf-wrn16-1-seed2.log").read_text()
+    logs = workdir / "results/basicmotions/logs/teachers/predefined"
+    log = (logs / "gaf-wrn16-1-seed2.log").read_text()
     resumed = re.search(r"resuming from \S+ at epoch (\d+)", log)
     assert resumed and int(resumed.group(1)) > 1, log[-2000:]
+    # the killed attempt's log survives beside the new one, each after its own header
+    history = (logs / "gaf-wrn16-1-seed2.attempts.log").read_text()
+    killed = history.split("=== attempt")[-2]
+    assert "epoch 1/" in killed and "resuming from" not in killed
+    assert history.split("=== attempt")[-1] in log
     assert (run_dir / "history.csv").read_text() == (demo[0] / GAF_TEACHER / "history.csv").read_text()
     assert not (run_dir / "resume.pt").exists()

@@ -1,10 +1,12 @@
 import json
+import logging
 import multiprocessing
 import time
 
 import pytest
+import torch
 
-from gafkd.devices import DEVICE_COUNT_ENV, claim_device
+from gafkd.devices import DEVICE_COUNT_ENV, claim_device, job_device
 from gafkd.errors import ConfigError
 
 
@@ -71,3 +73,22 @@ def test_jobs_per_gpu_below_one(jobs_per_gpu, tmp_path):
     with pytest.raises(ConfigError, match="jobs_per_gpu must be at least 1"):
         with claim_device(jobs_per_gpu, tmp_path):
             pass
+
+
+def test_job_runs_the_configured_threads_and_warns_when_given_fewer(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv(DEVICE_COUNT_ENV, "0")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    devices = {"jobs_per_gpu": 1, "lock_dir": str(tmp_path), "threads": 2}
+    before = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.INFO, logger="gafkd"):
+            with job_device(devices, scheduled_threads=1):
+                assert torch.get_num_threads() == 2
+        assert "devices.threads is 2 but Snakemake scheduled this job on 1 core(s)" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="gafkd"):
+            with job_device({**devices, "threads": 1}, scheduled_threads=4):
+                assert torch.get_num_threads() == 1
+        assert "WARNING" not in caplog.text and "torch threads: 1 (devices.threads)" in caplog.text
+    finally:
+        torch.set_num_threads(before)

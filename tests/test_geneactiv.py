@@ -97,3 +97,19 @@ def test_unreadable_mat(gene_folder):
     folder, _ = gene_folder
     (folder / gene_name(101, 1, 9)).write_bytes(b"not a matlab file at all")
     expect_error(folder, "ID-101_CLASS-1_Window-0009.mat: not a readable MATLAB file")
+
+
+def test_files_that_are_not_mat_are_counted(gene_folder):
+    folder, written = gene_folder
+    (folder / "ID-101_CLASS-2_Window-0003.csv").write_text("1,2,3\n")
+    (folder / "notes.txt").write_text("exported on Monday\n")
+    ws = read_geneactiv(folder, window=50)
+    assert len(ws.X) == len(written)
+    assert ws.dropped == {"not_mat_file": {"unit": "files", "total": 2, "detail": [
+        {"subject": 101, "class": "class 2", "count": 1},
+        {"subject": None, "class": None, "count": 1}]}}
+
+
+def test_nothing_left_out(gene_folder):
+    folder, _ = gene_folder
+    assert read_geneactiv(folder, window=50).dropped == {}

@@ -1,3 +1,4 @@
+import json
 import tracemalloc
 
 import h5py
@@ -5,9 +6,10 @@ import numpy as np
 import pytest
 from pyts.image import GramianAngularField, MarkovTransitionField
 
+from gafkd.atomic import create_h5, seal, write_checked
 from gafkd.errors import ConfigError, InputError
 from gafkd.images import build_images, gramian_angular_field, plot_gallery, read_images
-from gafkd.windows import build_windows, read_windows
+from gafkd.windows import build_windows, fingerprint, read_windows
 
 PYTS_METHOD = {"gasf": "summation", "gadf": "difference"}
 
@@ -80,6 +82,38 @@ def test_gallery_is_a_png(demo_windows, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def synthetic_windows(path, channels, classes, length=64):
+    X = np.random.default_rng(0).normal(size=(classes, channels, length)).astype(np.float32)
+    y, subject = np.arange(classes), np.zeros(classes, dtype=np.int64)
+    with create_h5(path) as f:
+        for name, array in (("X", X), ("y", y), ("subject", subject)):
+            write_checked(f, name, array)
+        f.attrs.update(fingerprint=fingerprint(X, y, subject),
+                       class_names=json.dumps([f"activity number {c}" for c in range(classes)]),
+                       channel_names=json.dumps([f"heart_rate_{c}" for c in range(channels)]))
+        seal(f)
+    return path
+
+
+@pytest.mark.parametrize("channels,classes", [(1, 14), (1, 1), (3, 4)])
+def test_gallery_titles_do_not_overlap(tmp_path, monkeypatch, channels, classes):
+    import matplotlib.pyplot as plt
+    windows = synthetic_windows(tmp_path / "windows.h5", channels, classes)
+    build_images(windows, tmp_path / "images.h5", size=16)
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)       # keep the figure as it was saved
+    plot_gallery(windows, tmp_path / "images.h5", tmp_path / "gallery.png")
+    fig = figures[0]
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    assert 0 <= title.x0 and title.x1 <= fig.bbox.width            # not cut off at the sides
+    for ax in fig.axes:
+        channel = ax.title.get_window_extent(renderer)
+        assert channel.y1 <= title.y0 or not ax.title.get_text(), (ax.title.get_text(), channel, title)
+    monkeypatch.undo()
+    plt.close(fig)
+
+
 def test_windows_file_contents(demo_windows, tmp_path):
     windows = read_windows(demo_windows)
     assert windows.X.shape == (80, 6, 100)
@@ -97,9 +131,12 @@ def test_windows_file_contents(demo_windows, tmp_path):
 def test_image_cache_memory_is_bounded_by_the_chunk_not_the_dataset(tmp_path):
     n, channels, length, size = 2000, 3, 128, 32            # 31 chunks of 64 and one of 16
     windows = tmp_path / "windows.h5"
-    with h5py.File(windows, "w") as f:
-        f["X"] = np.random.default_rng(0).normal(size=(n, channels, length)).astype(np.float32)
-        f.attrs.update(fingerprint="synthetic", channel_names='["x", "y", "z"]')
+    X = np.random.default_rng(0).normal(size=(n, channels, length)).astype(np.float32)
+    y = subject = np.zeros(n, dtype=np.int64)
+    with h5py.File(windows, "w") as f:      # a file without checksums: checked by its fingerprint
+        f.update(X=X, y=y, subject=subject)
+        f.attrs.update(fingerprint=fingerprint(X, y, subject), channel_names='["x", "y", "z"]')
+    del X
     tracemalloc.start()
     try:
         build_images(windows, tmp_path / "images.h5", size=size, chunk_windows=64)

@@ -1,3 +1,6 @@
+import json
+
+import h5py
 import numpy as np
 import pytest
 from conftest import tree_digest
@@ -5,6 +8,7 @@ from rawfiles import (SUBJECT101_EXPECTED, pamap2_table,
                       write_pamap2)
 
 from gafkd.errors import ConfigError, InputError
+from gafkd.windows import build_windows
 from gafkd.readers.pamap2 import (ACTIVITIES, CHANNEL_SETS, COLUMNS, DEFAULT_CLASS_MAP, DEFAULTS,
                                   LAB_THRESHOLDS, PROTOCOLS, check_protocol, read_pamap2)
 
@@ -19,7 +23,20 @@ def test_clean_protocol_windows(pamap2_folder):
     names = [DEFAULT_CLASS_MAP[a] for a in SUBJECT101_EXPECTED]
     counts = {name: int((ws.y == ws.class_names.index(name)).sum()) for name in names}
     assert counts == {DEFAULT_CLASS_MAP[a]: n for a, n in SUBJECT101_EXPECTED.items()}
-    assert ws.dropped == {"nan": 3}
+    # Worked out by hand from SUBJECT101: each left-out window counts for one reason, under the
+    # label (or raw activity id) of its first sample.
+    assert ws.dropped == {
+        "label_change": {"unit": "windows", "total": 15, "detail": [
+            {"subject": 101, "class": "0 (transient)", "count": 2},
+            {"subject": 101, "class": "lying", "count": 4},
+            {"subject": 101, "class": "walking", "count": 5},
+            {"subject": 101, "class": "rope jumping", "count": 4}]},
+        "not_in_class_map": {"unit": "windows", "total": 0, "detail": []},
+        "nan": {"unit": "windows", "total": 3, "detail": [
+            {"subject": 101, "class": "walking", "count": 3}]},
+    }
+    starts = len(range(0, 750 - 100 + 1, 22))          # 750 samples after downsampling
+    assert len(ws.X) + sum(d["total"] for d in ws.dropped.values()) == starts
     assert ws.class_names == [DEFAULT_CLASS_MAP[a] for a in DEFAULT_CLASS_MAP]
 
 
@@ -36,6 +53,73 @@ def test_clean_window_contents_are_downsampled_raw_rows(pamap2_folder):
     np.testing.assert_allclose(first[ws.channel_names.index("ankle_mag_z")],
                                down[22:122, acc], atol=2e-6)
     np.testing.assert_allclose(first[0], heart_rate[22:122], atol=2e-6)  # forward-filled
+
+
+def test_clean_counts_windows_of_activities_outside_the_class_map(tmp_path):
+    # 400 samples: lying [0, 200), watching TV [200, 400); starts 0, 22, ..., 286.
+    write_pamap2(tmp_path / "subject101.dat", pamap2_table([(1, 600), (9, 600)]))
+    ws = read_pamap2(tmp_path, channels="acc16", protocol="clean")
+    assert len(ws.X) == 5                                           # 0 ... 88
+    assert ws.dropped["label_change"]["detail"] == [
+        {"subject": 101, "class": "lying", "count": 5}]             # 110 ... 198
+    assert ws.dropped["not_in_class_map"]["detail"] == [
+        {"subject": 101, "class": "9 (watching TV)", "count": 4}]   # 220 ... 286
+    assert ws.dropped["nan"]["total"] == 0
+
+
+def test_dropped_per_subject_and_merged_class(pamap2_folder):
+    folder, _ = pamap2_folder
+    ws = read_pamap2(folder, class_map={1: "rest", 4: "move", 24: "move"}, protocol="lab")
+    by_subject = {}
+    for row in ws.dropped["label_change"]["detail"]:
+        by_subject.setdefault(row["subject"], {})[row["class"]] = row["count"]
+    # Short subjects (lab): 352 samples, starts 22 ... 242; the lying run [0, 132) ends in
+    # walking for 44, 66, 88, 110, and walking ends in rope jumping for 154 ... 220, but both
+    # are "move" now, so those windows are kept.
+    for subject in (102, 103, 104):
+        assert by_subject[subject] == {"rest": 4}
+    assert ws.dropped["label_change"]["total"] == sum(
+        n for classes in by_subject.values() for n in classes.values())
+
+
+def test_summary_counts_what_was_left_out(pamap2_folder, tmp_path):
+    folder, _ = pamap2_folder
+    spec = {"source": "pamap2", "raw": str(folder),
+            "class_map": {1: "lying", 4: "walking", 24: "rope jumping"},
+            "split": {"kind": "loso", "val_fraction": 0.25, "seed": 0}}
+    out = tmp_path / "out"
+    build_windows("p", spec, out / "windows.h5", out / "windows_summary.md")
+    summary = (out / "windows_summary.md").read_text()
+    for row in ["| reason | subject | class or activity | left out |",
+                "| label change inside the window | 101 | lying | 5 windows |",
+                "| label change inside the window | 104 | walking | 4 windows |",
+                "| label change inside the window | **all** | **all** | 33 windows |",
+                "| rows deleted: activity not in the class map | 101 | 0 (transient) | 90 rows |",
+                "| rows deleted: activity not in the class map | 101 | 9 (watching TV) | 300 rows |",
+                "| rows deleted: activity not in the class map | **all** | **all** | 390 rows |"]:
+        assert row + "\n" in summary
+    with h5py.File(out / "windows.h5") as f:
+        dropped = json.loads(f.attrs["counts"])["dropped"]
+    assert dropped["label_change"]["total"] == 33 and dropped["rows_not_in_class_map"]["total"] == 390
+
+
+def test_nan_spellings_are_missing_values_and_other_words_are_errors(tmp_path):
+    table = pamap2_table([(1, 600)])
+    write_pamap2(tmp_path / "subject101.dat", table)
+    path = tmp_path / "subject101.dat"
+    lines = path.read_text().splitlines()
+    for i, token in enumerate(["nan", "-nan", "-NaN"]):
+        tokens = lines[i].split()
+        tokens[4] = token
+        lines[i] = " ".join(tokens)
+    path.write_text("\n".join(lines) + "\n")
+    ws = read_pamap2(tmp_path, protocol="clean", channels="acc16")
+    assert len(ws.X) == 4 and ws.dropped["nan"]["total"] == 1   # the window at 0 holds row 0
+    tokens = lines[5].split()
+    tokens[4] = "None"
+    lines[5] = " ".join(tokens)
+    path.write_text("\n".join(lines) + "\n")
+    expect_error(tmp_path, r"subject101.dat, line 6: non-numeric token 'None'")
 
 
 def test_named_channel_set_and_class_map(pamap2_folder):
@@ -149,7 +233,7 @@ def test_lab_sets_nan_to_zero_before_scaling(pamap2_folder):
     low, high = LAB_THRESHOLDS["chest_gyro_y"]
     gyro = ws.X[:, ws.channel_names.index("chest_gyro_y")]
     np.testing.assert_allclose(gyro, -low / (high - low), rtol=1e-6)
-    assert ws.dropped == {"label_change": 0} and len(ws.X) == 4   # starts 22, 44, 66, 88
+    assert ws.dropped["label_change"]["total"] == 0 and len(ws.X) == 4   # starts 22, 44, 66, 88
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -283,7 +367,13 @@ def test_lab_protocol_matches_the_labs_steps(tmp_path, window, step, downsample)
     assert ws.X.dtype == np.float32 and ws.X.shape == (len(labels), 40, window)
     np.testing.assert_allclose(ws.X, windows, rtol=0, atol=1e-7)
     assert [ws.class_names[i] for i in ws.y] == [ACTIVITIES[a] for a in labels]
-    assert ws.dropped == {"label_change": left_out}
+    assert ws.dropped["label_change"]["total"] == left_out
+    table = np.loadtxt(tmp_path / "subject101.dat")
+    deleted = {"0 (transient)": int((table[:, 1] == 0).sum()),
+               "9 (watching TV)": int((table[:, 1] == 9).sum())}
+    assert ws.dropped["rows_not_in_class_map"] == {
+        "unit": "rows", "total": sum(deleted.values()),
+        "detail": [{"subject": 101, "class": c, "count": n} for c, n in deleted.items()]}
     assert ws.sampling_rate_hz == pytest.approx(100 / downsample)
     # The recording exercises every rule.
     assert left_out > 0 and mixed > 0
@@ -298,7 +388,7 @@ def test_lab_protocol_deletes_rows_outside_the_class_map(tmp_path):
     labels, windows, left_out, _ = lab_reference(tmp_path / "subject101.dat", 100, 22, 3, {4, 24})
     np.testing.assert_allclose(ws.X, windows, rtol=0, atol=1e-7)
     assert [ws.class_names[i] for i in ws.y] == [class_map[a] for a in labels]
-    assert ws.dropped == {"label_change": left_out}
+    assert ws.dropped["label_change"]["total"] == left_out
 
 
 def lab_scale(values, channel):
@@ -328,7 +418,9 @@ def test_lab_deletes_transients_before_downsampling(tmp_path):
     # starting at 110..198.
     assert len(clean.X) == 14 - 5
     # Lab: one lying stream of 1200 rows, 400 samples, starts 22..286, none left out.
-    assert len(lab.X) == 13 and lab.dropped == {"label_change": 0}
+    assert len(lab.X) == 13 and lab.dropped["label_change"]["total"] == 0
+    assert lab.dropped["rows_not_in_class_map"]["detail"] == [
+        {"subject": 101, "class": "0 (transient)", "count": 1}]
     column = COLUMNS.index(acc)
     deleted = lab_scale(np.delete(table, 600, axis=0)[::3, column], acc)
     kept_raw = lab_scale(table[::3, column], acc)

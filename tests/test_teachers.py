@@ -2,15 +2,16 @@ import json
 import re
 from datetime import datetime
 
-import h5py
 import pytest
 import torch
 import yaml
 from conftest import REPO
 from test_workflow import snakemake
 
+from gafkd import windows as windows_module
 from gafkd.errors import InputError
 from gafkd.images import build_images
+from gafkd.readers.basicmotions import read_basicmotions
 from gafkd.teachers import train_teacher
 from gafkd.windows import build_windows
 
@@ -53,7 +54,7 @@ def test_gaf_teacher_writes_checkpoint_metrics_and_provenance(demo_files, tmp_pa
     assert checkpoint["mean"].shape == (1, 6, 1, 1)
 
 
-def test_image_cache_of_other_windows_is_rejected(demo_files, tmp_path):
+def test_image_cache_of_other_windows_is_rejected(demo_files, tmp_path, monkeypatch):
     other = tmp_path / "other"
     other.mkdir()
     build_windows("basicmotions", {"source": "basicmotions", "split": {**DEMO_SPLIT, "seed": 1}},
@@ -61,8 +62,12 @@ def test_image_cache_of_other_windows_is_rejected(demo_files, tmp_path):
     # Same windows in the same order: the fingerprint matches whatever the split.
     train_teacher(other / "windows.h5", demo_files / "images.h5", settings("gaf", epochs=1),
                   outputs(other), other / "resume.pt", torch.device("cpu"))
-    with h5py.File(other / "windows.h5", "r+") as f:
-        f.attrs["fingerprint"] = "0" * 32
+    # Other windows: the same recordings, scaled.
+    ws = read_basicmotions()
+    ws.X = ws.X * 2
+    monkeypatch.setattr(windows_module, "read_dataset", lambda spec: ws)
+    build_windows("basicmotions", {"source": "basicmotions", "split": DEMO_SPLIT},
+                  other / "windows.h5", other / "summary.md")
     (other / "metrics").unlink()
     with pytest.raises(InputError, match="image cache was built from other windows"):
         train_teacher(other / "windows.h5", demo_files / "images.h5", settings("gaf", epochs=1),
@@ -86,7 +91,8 @@ def test_concurrent_teachers_on_distinct_slots_and_demo_accuracy(tmp_path, monke
     monkeypatch.setenv("GAFKD_DEVICE_COUNT", "2")     # two pretend GPUs: slots, CPU compute
     run = snakemake(tmp_path, "teachers", "--resources", "gpu=2", configfile=configfile)
     assert run.returncode == 0, run.stderr
-    logs = sorted((tmp_path / "results/basicmotions/logs/teachers/predefined").glob("*.log"))
+    logs = sorted(p for p in (tmp_path / "results/basicmotions/logs/teachers/predefined").glob("*.log")
+                  if not p.name.endswith(".attempts.log"))
     assert len(logs) == 2
     slots = [re.search(r"device: slot (\d) of 2", p.read_text()).group(1) for p in logs]
     assert sorted(slots) == ["0", "1"]

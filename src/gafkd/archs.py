@@ -16,7 +16,8 @@ def parse_arch(name):
                           f"e.g. {', '.join(ARCHITECTURES)})")
     depth, width = int(match.group(1)), int(match.group(2))
     if depth < 10 or (depth - 4) % 6:
-        raise ConfigError(f"architecture '{name}': depth {depth} is not 6n+4 (10, 16, 22, 28, ...)")
+        raise ConfigError(f"architecture '{name}': depth {depth} is not 6n+4; use 10, 16, 22, "
+                          f"28, ... (e.g. {', '.join(ARCHITECTURES)})")
     if width < 1:
         raise ConfigError(f"architecture '{name}': width must be at least 1")
     return depth, width

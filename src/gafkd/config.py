@@ -11,6 +11,7 @@ from gafkd.errors import ConfigError
 from gafkd.grid import fold_names as split_fold_names, teacher_modalities
 from gafkd.archs import parse_arch
 from gafkd.readers import geneactiv, pamap2
+from gafkd.windowset import parse_class_map
 
 REQUIRED = object()
 COMMON_OPTIONS = {"standardize": "mean_window_std"}
@@ -67,6 +68,10 @@ def resolve_dataset(name, spec):
             pamap2.check_protocol(resolved["protocol"], resolved["channels"])
         except ConfigError as exc:
             raise ConfigError(f"{where}.protocol: {exc}") from None
+    if resolved.get("class_map") is not None:
+        classes = parse_class_map(resolved["class_map"], f"{where}.class_map")
+        if source == "pamap2":
+            pamap2.check_activity_ids(classes, f"{where}.class_map")
     split = resolved.setdefault("split", {})
     split.setdefault("kind", DEFAULT_SPLIT_KIND[source])
     if split["kind"] == "predefined" and source != "basicmotions":
@@ -126,10 +131,7 @@ def check_config(config):
     for name, spec in datasets.items():
         datasets[name] = resolve_dataset(name, spec)
     for arch in config["teachers"]["archs"]:
-        try:
-            parse_arch(arch)
-        except ConfigError as exc:
-            raise ConfigError(f"teachers.archs: {exc}") from None
+        check_arch(arch, "teachers.archs")
     check_students(config)
     size = config["images"]["size"]
     for name, spec in datasets.items():
@@ -139,12 +141,21 @@ def check_config(config):
     return config
 
 
+def check_arch(name, key):
+    try:
+        parse_arch(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
 def check_students(config):
     """Students can only learn from teachers the config trains; fills teacher_archs."""
     students, teachers = config["students"], config["teachers"]
-    parse_arch(students["arch"])
+    check_arch(students["arch"], "students.arch")
     if students["teacher_archs"] is None:
         students["teacher_archs"] = list(teachers["archs"])
+    for arch in students["teacher_archs"]:
+        check_arch(arch, "students.teacher_archs")
     missing = [a for a in students["teacher_archs"] if a not in teachers["archs"]]
     if missing:
         raise ConfigError(f"students.teacher_archs: {missing} are not in teachers.archs {teachers['archs']}")

@@ -40,7 +40,8 @@ def image_channel_stats(images, train, mode):
                            images.shape[2] * images.shape[3], mode)
 
 
-def load_fold(windows_h5, fold, modality, images_h5=None):
+def load_fold(windows_h5, fold, modality, images_h5=None, images=None):
+    """The arrays of one fold; `images`: the {'method', 'size'} the image cache must have."""
     if modality not in MODALITIES:
         raise ConfigError(f"unknown modality '{modality}' (known: {', '.join(MODALITIES)})")
     windows = read_windows(windows_h5, load_X=modality == "sig")
@@ -52,7 +53,7 @@ def load_fold(windows_h5, fold, modality, images_h5=None):
     else:
         if images_h5 is None:
             raise ConfigError("modality 'gaf' needs an image cache")
-        X = read_images(images_h5, windows.attrs["fingerprint"])
+        X = read_images(images_h5, windows.attrs["fingerprint"], images)
         mean, std = image_channel_stats(X, info.split == TRAIN, windows.attrs["standardize"])
     record = {"kind": split_kind(fold), "fold": fold, "test_subjects": info.test_subjects,
               "val_subjects": info.val_subjects, "val_missing_classes": info.val_missing_classes,

@@ -106,10 +106,18 @@ def _describe(device):
 
 
 @contextlib.contextmanager
-def job_device(devices, threads):
+def job_device(devices, scheduled_threads=None):
     """A training job's device: claim a slot per the config's `devices` section, log it, and
-    give torch the job's CPU threads."""
+    run torch on exactly `devices.threads` CPU threads (they change the numbers), even where
+    Snakemake gave the job fewer (`scheduled_threads`, lowered to fit `--cores`)."""
+    threads = int(devices["threads"])
+    if scheduled_threads is not None and int(scheduled_threads) < threads:
+        log.warning("devices.threads is %d but Snakemake scheduled this job on %d core(s) "
+                    "(--cores or set-threads is lower): running %d torch threads anyway, as the "
+                    "results depend on it; give the job %d cores or lower devices.threads "
+                    "(which reruns training)", threads, int(scheduled_threads), threads, threads)
     with claim_device(devices["jobs_per_gpu"], devices["lock_dir"]) as claim:
         log.info("device: %s", claim.description)
         torch.set_num_threads(threads)
+        log.info("torch threads: %d (devices.threads)", torch.get_num_threads())
         yield claim

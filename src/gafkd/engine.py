@@ -6,6 +6,7 @@ fly. No per-sample loader, no worker processes.
 """
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -20,8 +21,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from gafkd.atomic import atomic_path
-from gafkd.errors import GafkdError
+from gafkd.atomic import atomic_path, atomic_paths
+from gafkd.errors import REBUILD, GafkdError, InputError, damaged, reason
 from gafkd.metrics import summarize
 
 log = logging.getLogger(__name__)
@@ -159,11 +160,59 @@ class _StopFlag:
             signal.signal(signal.SIGTERM, self._previous)
 
 
+def _digest_update(digest, value):
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().contiguous()
+        digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        for key in sorted(value, key=str):
+            digest.update(repr(key).encode())
+            _digest_update(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__}{len(value)}".encode())
+        for item in value:
+            _digest_update(digest, item)
+    else:
+        digest.update(repr(value).encode())
+
+
+def checkpoint_digest(state):
+    """Hash of everything in a checkpoint but its digest (torch.load checks no checksum)."""
+    digest = hashlib.blake2b(digest_size=16)
+    _digest_update(digest, {k: v for k, v in state.items() if k != "digest"})
+    return digest.hexdigest()
+
+
+def save_checkpoint(state, path):
+    """torch.save `state` with its digest (path: a temporary path of atomic_path)."""
+    torch.save({**state, "digest": checkpoint_digest(state)}, path)
+
+
+def load_checkpoint(path, what):
+    """A checkpoint of save_checkpoint, checked against its digest; InputError naming the file if
+    it is missing, damaged or carries no digest."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such {what}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise damaged(path, what, "empty file" if path.stat().st_size == 0 else
+                      f"not a readable checkpoint: {reason(exc)}") from None
+    if not isinstance(state, dict) or "digest" not in state:
+        raise InputError(f"{path}: {what} carries no checksum (written by an earlier version of "
+                         f"gafkd); {REBUILD}")
+    if state["digest"] != checkpoint_digest(state):
+        raise damaged(path, what, "its contents do not match their checksum")
+    return state
+
+
 def _save_resume(path, run_key, model, optimizer, generator, progress):
     with atomic_path(path) as tmp:
-        torch.save({"run_key": run_key, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                    "progress": asdict(progress)}, tmp)
+        save_checkpoint({"run_key": run_key, "model": model.state_dict(),
+                         "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                         "progress": asdict(progress)}, tmp)
 
 
 def _load_resume(path, run_key, model, optimizer, generator):
@@ -173,7 +222,7 @@ def _load_resume(path, run_key, model, optimizer, generator):
         return None
     initial_weights = {k: v.clone() for k, v in model.state_dict().items()}
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path, "resume checkpoint")
         if state.get("run_key") != run_key:
             log.warning("resume checkpoint %s belongs to other settings: starting over", path)
             return None
@@ -283,14 +332,15 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
         "finished_at": datetime.now(timezone.utc).isoformat(),
         **(record or {}),
     }
-    with atomic_path(outputs["model"]) as tmp:
-        torch.save({"state_dict": progress.best_state, "epoch": progress.best["epoch"],
-                    "mean": data.mean.cpu(), "std": data.std.cpu(), **(checkpoint_extra or {})}, tmp)
-    with atomic_path(outputs["history"]) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))
-        writer.writeheader()
-        writer.writerows(progress.history)
-    with atomic_path(outputs["metrics"]) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    paths = (outputs["model"], outputs["history"], outputs["metrics"])
+    with atomic_paths(*paths) as (model_tmp, history_tmp, metrics_tmp):      # all three or none
+        save_checkpoint({"state_dict": progress.best_state, "epoch": progress.best["epoch"],
+                         "mean": data.mean.cpu(), "std": data.std.cpu(), **(checkpoint_extra or {})},
+                        model_tmp)
+        with open(history_tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))
+            writer.writeheader()
+            writer.writerows(progress.history)
+        metrics_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     Path(resume_path).unlink(missing_ok=True)
     return metrics

@@ -6,15 +6,14 @@ bounds, min-max of each series to [-1, 1], cos/sin outer products) in one compil
 pass per series and agrees with it to float32 rounding; MTF calls pyts on whole batches.
 """
 
-import json
 import logging
 
-import h5py
 import numba
 import numpy as np
 
-from gafkd.atomic import atomic_path
-from gafkd.errors import ConfigError, InputError
+from gafkd.atomic import CheckedH5, atomic_path, create_checked, create_h5, seal
+from gafkd.errors import REBUILD, ConfigError, InputError, check_identity, damaged
+from gafkd.windows import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -106,46 +105,61 @@ def encode(series, size, method, out=None):
 def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024, threads=None):
     """Write (N, C, size, size) float16 images of every window, in windows.h5 order, streaming
     `chunk_windows` windows at a time through reused buffers so memory stays bounded for any
-    dataset size. `threads` caps the encoder's threads (default: numba's)."""
+    dataset size. `threads` caps the encoder's threads (default: numba's). The windows are checked
+    against their fingerprint on the way."""
     if method not in METHODS:
         raise ConfigError(f"images.method: unknown method '{method}' (known: {', '.join(METHODS)})")
     if threads:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    with h5py.File(windows_h5, "r") as src:
-        X = src["X"]
-        n, channels, length = X.shape
+    with CheckedH5(windows_h5, "windows file", require_seal=False) as src:
+        n, channels, length = src.shape("X")
         if not 1 <= size <= length:
             raise ConfigError(f"images.size: {size} must be between 1 and the window length {length}")
         chunk = max(1, min(n, chunk_windows))
         encoded = np.empty((chunk * channels, size, size), dtype=np.float32)
         stored = np.empty((chunk, channels, size, size), dtype=np.float16)
-        with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as dst:
-            images = dst.create_dataset("images", shape=(n, channels, size, size), dtype=np.float16,
-                                        chunks=(min(n, 256), channels, size, size))
-            for start in range(0, n, chunk):
-                block = X[start:start + chunk]
-                count = len(block)
-                encode(block.reshape(-1, length), size, method, encoded[:count * channels])
-                np.copyto(stored[:count], encoded[:count * channels].reshape(count, channels, size, size),
-                          casting="same_kind")
-                images[start:start + count] = stored[:count]
+        # Whole chunks per write: the file is written without a chunk cache.
+        rows = 256 if chunk % 256 == 0 else chunk
+        with atomic_path(out_h5) as tmp, create_h5(tmp) as dst:
+            images = create_checked(dst, "images", (n, channels, size, size), np.float16, rows)
+
+            def encoded_blocks():
+                for start in range(0, n, chunk):
+                    block = src.array("X", np.s_[start:start + chunk])
+                    count = len(block)
+                    encode(block.reshape(-1, length), size, method, encoded[:count * channels])
+                    np.copyto(stored[:count],
+                              encoded[:count * channels].reshape(count, channels, size, size),
+                              casting="same_kind")
+                    images[start:start + count] = stored[:count]
+                    yield block
+
+            # X is read once: each block is encoded and written as the fingerprint consumes it.
+            found = fingerprint(encoded_blocks(), src.array("y"), src.array("subject"))
+            if found != src.attrs["fingerprint"]:
+                raise damaged(windows_h5, "windows file", "X, y and subject do not match its fingerprint")
             dst.attrs.update({
                 "method": method,
                 "size": size,
                 "windows_fingerprint": src.attrs["fingerprint"],
                 "channel_names": src.attrs["channel_names"],
+                "dataset": src.attrs.get("dataset", ""),
             })
+            seal(dst)
     log.info("wrote %d x %d %s images of %dx%d to %s", n, channels, method, size, size, out_h5)
 
 
-def read_images(path, windows_fingerprint):
-    """Load an image cache, checking it was built from the windows with this fingerprint."""
-    with h5py.File(path, "r") as f:
+def read_images(path, windows_fingerprint, expected=None):
+    """Load an image cache, checked: every chunk against its checksum, the cache against the
+    windows it must come from (fingerprint) and `expected` ({'method', 'size'}) when given."""
+    with CheckedH5(path, "image cache") as f:
         if f.attrs.get("windows_fingerprint") != windows_fingerprint:
             raise InputError(f"{path}: image cache was built from other windows than the ones "
                              f"given (fingerprint {f.attrs.get('windows_fingerprint')} != "
-                             f"{windows_fingerprint}); rebuild it")
-        return f["images"][()]
+                             f"{windows_fingerprint}); {REBUILD}")
+        if expected:
+            check_identity(path, "images", f.attrs, {k: expected[k] for k in ("method", "size") if k in expected})
+        return f.array("images")
 
 
 def plot_gallery(windows_h5, images_h5, out_png, max_channels=3):
@@ -154,19 +168,21 @@ def plot_gallery(windows_h5, images_h5, out_png, max_channels=3):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with h5py.File(windows_h5, "r") as wf, h5py.File(images_h5, "r") as imf:
-        y = wf["y"][()]
-        class_names = json.loads(wf.attrs["class_names"])
-        channel_names = json.loads(wf.attrs["channel_names"])
-        method = imf.attrs["method"]
+    with CheckedH5(windows_h5, "windows file", require_seal=False) as wf, \
+            CheckedH5(images_h5, "image cache") as imf:
+        y = wf.array("y")
+        class_names = wf.json("class_names")
+        channel_names = wf.json("channel_names")
+        method, size = imf.attrs["method"], imf.shape("images")[-1]
         columns = min(max_channels, len(channel_names))
         present = [c for c in range(len(class_names)) if (y == c).any()]
-        fig, axes = plt.subplots(len(present), columns, squeeze=False,
-                                 figsize=(1.9 * columns + 1.2, 1.9 * len(present)))
+        # Constrained layout keeps the figure title clear of the channel titles at any shape.
+        fig, axes = plt.subplots(len(present), columns, squeeze=False, layout="constrained",
+                                 figsize=(1.9 * columns + 1.2, 1.9 * len(present) + 0.6))
         vmin = 0 if method == "mtf" else -1
         for row, cls in enumerate(present):
             example = int(np.flatnonzero(y == cls)[0])
-            image = imf["images"][example].astype(np.float32)
+            image = imf.array("images", example).astype(np.float32)
             for col in range(columns):
                 ax = axes[row, col]
                 ax.imshow(image[col], cmap="RdBu_r", vmin=vmin, vmax=1, origin="lower")
@@ -176,8 +192,8 @@ def plot_gallery(windows_h5, images_h5, out_png, max_channels=3):
                     ax.set_title(channel_names[col], fontsize=9)
                 if col == 0:
                     ax.set_ylabel(class_names[cls], fontsize=9)
-        fig.suptitle(f"{method.upper()} {image.shape[-1]}x{image.shape[-1]}: one window per class")
-        fig.tight_layout()
+        separator = "\n" if columns == 1 else " "     # one column is too narrow for one line
+        fig.suptitle(f"{method.upper()} {size}x{size}:{separator}one window per class", fontsize=11)
         with atomic_path(out_png) as tmp:
             fig.savefig(tmp, dpi=80, format="png")
         plt.close(fig)

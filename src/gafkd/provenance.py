@@ -15,13 +15,19 @@ PACKAGES = ("torch", "numpy", "scipy", "h5py", "pyts", "numba", "pandas", "snake
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _git(*args):
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                          timeout=10, check=True).stdout.strip()
+
+
 def code_version():
-    """gafkd version plus the git commit of the checkout (with '-dirty' for uncommitted changes)."""
+    """gafkd version plus the git commit of the checkout whose src/gafkd is running (with
+    '-dirty' for uncommitted changes to tracked files); the version alone for an installed copy."""
     try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        if Path(_git("rev-parse", "--show-toplevel")).resolve() != REPO:
+            return gafkd.__version__  # not a checkout's src/gafkd: a repository around it says nothing
+        commit = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
         return f"{gafkd.__version__}+{commit}{'-dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         return gafkd.__version__

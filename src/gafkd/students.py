@@ -21,9 +21,9 @@ import torch
 from torch.nn import functional as F
 
 from gafkd.data import load_fold, to_train_data
-from gafkd.engine import TrainSettings, train
-from gafkd.errors import ConfigError, InputError
-from gafkd.grid import METHODS, check_alpha, teacher_modalities
+from gafkd.engine import TrainSettings, load_checkpoint, train
+from gafkd.errors import REBUILD, ConfigError, InputError, check_identity, reason
+from gafkd.grid import METHODS, check_alpha, parse_teachers_tag, teacher_modalities
 from gafkd.images import read_images
 from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss
 from gafkd.models import build_model
@@ -74,28 +74,29 @@ def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, d
     if method not in METHODS:
         raise ConfigError(f"unknown student method '{method}' (known: {', '.join(METHODS)})")
     check_alpha(method, alpha)
+    teachers = {modality: teacher_identity(settings, modality, arch)
+                for modality, arch in parse_teachers_tag(method, settings["teachers"]).items()}
     arrays = load_fold(windows_h5, settings["fold"], "sig")
     train_mask = arrays.split == TRAIN
     torch.manual_seed(settings["seed"])
     model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), dims=1)
     if method in ("kd2-anneal", "kd2-anneal-sp"):
-        _load_initial_weights(model, init_model)
+        _load_initial_weights(model, init_model, settings, arrays.fingerprint)
     data = to_train_data(arrays, device)
     train_logits = {}
     for modality in teacher_modalities(method):
-        logits = read_teacher_logits(teacher_outputs[modality], arrays.fingerprint)
+        logits = read_teacher_logits(teacher_outputs[modality], arrays.fingerprint, teachers[modality])
         if logits.shape != (len(arrays.y), len(arrays.class_names)):
             raise InputError(f"{teacher_outputs[modality]}: logits of shape {logits.shape}, expected "
                              f"({len(arrays.y)}, {len(arrays.class_names)})")
         train_logits[modality] = torch.from_numpy(logits[train_mask]).to(device)
     sp_teachers = None
     if method == "kd2-anneal-sp":
-        images = read_images(images_h5, arrays.fingerprint)
-        sp_teachers = {
-            "gaf": (load_teacher(teacher_models["gaf"], device),
-                    torch.from_numpy(images[train_mask]).to(device)),
-            "sig": (load_teacher(teacher_models["sig"], device), data.train.x),
-        }
+        images = read_images(images_h5, arrays.fingerprint, settings.get("images"))
+        frozen = {m: load_teacher(teacher_models[m], device, teachers[m], arrays.fingerprint)
+                  for m in ("gaf", "sig")}
+        sp_teachers = {"gaf": (frozen["gaf"], torch.from_numpy(images[train_mask]).to(device)),
+                       "sig": (frozen["sig"], data.train.x)}
     loss = DistillationLoss(method, alpha, settings.get("kd"), train_logits, sp_teachers)
     log.info("student %s, %s, teachers %s, α %g, seed %d on %s/%s: %d train windows", settings["arch"],
              method, settings["teachers"], alpha, settings["seed"], settings["dataset"],
@@ -106,15 +107,33 @@ def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, d
         run_key=run_key(settings, arrays.fingerprint), loss_fn=loss,
         record={"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
                 "provenance": provenance(device, claim)},
-        checkpoint_extra={"arch": settings["arch"], "modality": "sig", "dims": 1,
-                          "in_channels": arrays.X.shape[1], "class_names": arrays.class_names},
+        checkpoint_extra={"role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
+                          "arch": settings["arch"], "method": method, "teachers": settings["teachers"],
+                          "alpha": alpha, "seed": settings["seed"], "windows_fingerprint": arrays.fingerprint,
+                          "modality": "sig", "dims": 1, "in_channels": arrays.X.shape[1],
+                          "class_names": arrays.class_names},
     )
 
 
-def _load_initial_weights(model, init_model):
+def teacher_identity(settings, modality, arch):
+    """What the outputs.h5 and model.pt of the student's teacher of `modality` must record."""
+    return {"dataset": settings["dataset"], "fold": settings["fold"], "modality": modality, "arch": arch,
+            "seed": settings.get("teacher_seed", settings["seed"])}
+
+
+def _load_initial_weights(model, init_model, settings, fingerprint):
+    """The weights of the scratch student of the same dataset, fold, architecture and seed."""
+    if init_model is None:
+        raise InputError(f"method '{settings['method']}' starts from the scratch student; none given")
+    checkpoint = load_checkpoint(init_model, "student checkpoint")
+    check_identity(init_model, "a checkpoint", checkpoint, {
+        "role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
+        "arch": settings["arch"], "method": "scratch", "seed": settings["seed"]})
+    if checkpoint.get("windows_fingerprint") != fingerprint:
+        raise InputError(f"{init_model}: the scratch student was trained on other windows; {REBUILD}")
     try:
-        checkpoint = torch.load(init_model, map_location="cpu", weights_only=True)
         model.load_state_dict(checkpoint["state_dict"])
     except Exception as exc:
-        raise InputError(f"{init_model}: cannot start the annealed student from it ({exc})") from None
+        raise InputError(f"{init_model}: cannot start the annealed student from it ({reason(exc)}); "
+                         f"{REBUILD}") from None
     log.info("starting from the scratch student %s (epoch %s)", init_model, checkpoint.get("epoch"))

@@ -6,20 +6,23 @@ at every student step.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import torch
 
-from gafkd.atomic import atomic_path
-from gafkd.engine import predict
-from gafkd.errors import InputError
+from gafkd.atomic import CheckedH5, atomic_path, create_h5, seal, write_checked
+from gafkd.engine import load_checkpoint, predict
+from gafkd.errors import REBUILD, InputError, check_identity, reason
 from gafkd.images import read_images
 from gafkd.models import build_model
 from gafkd.windows import read_windows
 
 log = logging.getLogger(__name__)
+
+
+# What a teacher's model.pt and outputs.h5 record of the run that made them.
+IDENTITY = ("dataset", "fold", "modality", "arch", "seed")
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Teacher:
     modality: str
     arch: str
     class_names: list
+    record: dict = field(default_factory=dict)     # the checkpoint's fields but weights and statistics
 
     def normalize(self, x):
         return (x.float() - self.mean) / self.std
@@ -40,41 +44,56 @@ class Teacher:
         return self
 
 
-def load_teacher(model_pt, device):
+def load_teacher(model_pt, device, expected=None, windows_fingerprint=None):
+    """A frozen teacher from its model.pt, checked against its checksum, the identity this job
+    expects (`expected`: fields of IDENTITY) and the windows it must have been trained on."""
+    checkpoint = load_checkpoint(model_pt, "teacher checkpoint")
+    check_identity(model_pt, "a checkpoint", checkpoint, {"role": "teacher", **(expected or {})})
+    if windows_fingerprint is not None and checkpoint.get("windows_fingerprint") != windows_fingerprint:
+        raise InputError(f"{model_pt}: teacher was trained on other windows; {REBUILD}")
     try:
-        checkpoint = torch.load(model_pt, map_location="cpu", weights_only=True)
         model = build_model(checkpoint["arch"], checkpoint["in_channels"],
                             len(checkpoint["class_names"]), checkpoint["dims"])
         model.load_state_dict(checkpoint["state_dict"])
     except Exception as exc:
-        raise InputError(f"{model_pt}: not a usable teacher checkpoint ({exc})") from None
+        raise InputError(f"{model_pt}: not a usable teacher checkpoint ({reason(exc)}); {REBUILD}") from None
     model.eval().requires_grad_(False)
+    record = {k: v for k, v in checkpoint.items() if k not in ("state_dict", "mean", "std")}
     return Teacher(model, checkpoint["mean"], checkpoint["std"], checkpoint["modality"],
-                   checkpoint["arch"], checkpoint["class_names"]).to(device)
+                   checkpoint["arch"], checkpoint["class_names"], record).to(device)
 
 
-def teacher_inputs(modality, windows_h5, images_h5=None):
-    """Every window's teacher input, in windows.h5 order: signals or the checked image cache."""
+def teacher_inputs(modality, windows_h5, images_h5=None, images=None):
+    """Every window's teacher input, in windows.h5 order: signals or the checked image cache
+    (`images`: the {'method', 'size'} it must have)."""
     windows = read_windows(windows_h5, load_X=modality == "sig")
     if modality == "sig":
         return windows.X, windows.attrs["fingerprint"]
-    return read_images(images_h5, windows.attrs["fingerprint"]), windows.attrs["fingerprint"]
+    return read_images(images_h5, windows.attrs["fingerprint"], images), windows.attrs["fingerprint"]
 
 
 def write_teacher_outputs(model_pt, windows_h5, images_h5, out_h5, device, batch_size=512):
     teacher = load_teacher(model_pt, device)
-    inputs, fingerprint = teacher_inputs(teacher.modality, windows_h5, images_h5)
+    inputs, fingerprint = teacher_inputs(teacher.modality, windows_h5, images_h5,
+                                         teacher.record.get("images"))
+    if teacher.record.get("windows_fingerprint") != fingerprint:
+        raise InputError(f"{model_pt}: teacher was trained on other windows than {windows_h5}; {REBUILD}")
     logits = predict(teacher.model, teacher.normalize, inputs, batch_size, device).numpy()
-    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("logits", data=logits.astype(np.float32))
-        f.attrs.update({"windows_fingerprint": fingerprint, "arch": teacher.arch,
-                        "modality": teacher.modality, "model": str(model_pt)})
+    with atomic_path(out_h5) as tmp, create_h5(tmp) as f:
+        write_checked(f, "logits", logits.astype(np.float32))
+        f.attrs.update({"windows_fingerprint": fingerprint, "model": str(model_pt),
+                        **{key: teacher.record[key] for key in IDENTITY}})
+        seal(f)
     log.info("%s teacher %s: logits of %d windows -> %s", teacher.modality, teacher.arch,
              len(logits), out_h5)
 
 
-def read_teacher_logits(path, fingerprint):
-    with h5py.File(path, "r") as f:
+def read_teacher_logits(path, fingerprint, expected=None):
+    """A teacher's cached logits, checked: every chunk against its checksum, the windows they were
+    computed on (fingerprint) and the teacher this job expects (`expected`: fields of IDENTITY)."""
+    with CheckedH5(path, "teacher outputs file") as f:
         if f.attrs.get("windows_fingerprint") != fingerprint:
-            raise InputError(f"{path}: teacher outputs were computed on other windows; rebuild them")
-        return f["logits"][()]
+            raise InputError(f"{path}: teacher outputs were computed on other windows; {REBUILD}")
+        if expected:
+            check_identity(path, "the outputs", f.attrs, expected)
+        return f.array("logits")

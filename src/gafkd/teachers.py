@@ -29,8 +29,9 @@ def provenance(device, claim_description=None):
 def train_teacher(windows_h5, images_h5, settings, outputs, resume_path, device, claim=None):
     """`settings`: dataset, fold, modality, arch, seed, images, training (see teachers.smk)."""
     parse_arch(settings["arch"])
-    arrays = load_fold(windows_h5, settings["fold"], settings["modality"],
-                       images_h5 if settings["modality"] == "gaf" else None)
+    gaf = settings["modality"] == "gaf"
+    arrays = load_fold(windows_h5, settings["fold"], settings["modality"], images_h5 if gaf else None,
+                       settings.get("images"))
     torch.manual_seed(settings["seed"])
     model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), arrays.dims)
     data = to_train_data(arrays, device)
@@ -44,7 +45,10 @@ def train_teacher(windows_h5, images_h5, settings, outputs, resume_path, device,
         run_key=run_key(settings, arrays.fingerprint),
         record={"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
                 "provenance": provenance(device, claim)},
-        checkpoint_extra={"arch": settings["arch"], "modality": settings["modality"],
+        checkpoint_extra={"role": "teacher", "dataset": settings["dataset"], "fold": settings["fold"],
+                          "arch": settings["arch"], "modality": settings["modality"],
+                          "seed": settings["seed"], "windows_fingerprint": arrays.fingerprint,
+                          **({"images": settings["images"]} if gaf and "images" in settings else {}),
                           "dims": arrays.dims, "in_channels": arrays.X.shape[1],
                           "class_names": arrays.class_names},
     )

@@ -9,18 +9,19 @@ Layout:
 """
 
 import hashlib
+import itertools
 import json
 import logging
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 
-from gafkd.atomic import atomic_path
+from gafkd.atomic import CheckedH5, atomic_paths, create_h5, seal, write_checked
 from gafkd.config import resolve_dataset
-from gafkd.errors import InputError
+from gafkd.errors import InputError, damaged
 from gafkd.readers import read_dataset
 from gafkd.splits import SPLIT_NAMES, channel_stats, check_class_coverage, make_folds
+from gafkd.windowset import DROP_REASONS
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ class Windows:
 
 
 def fingerprint(X, y, subject):
+    """Hash of X, y and subject; X may also be an iterable of its consecutive blocks of rows."""
     digest = hashlib.blake2b(digest_size=16)
-    for array in (X, y, subject):
+    for array in itertools.chain([X] if isinstance(X, np.ndarray) else X, [y, subject]):
         digest.update(np.ascontiguousarray(array).view(np.uint8))
     return digest.hexdigest()
 
@@ -93,22 +95,22 @@ def build_windows(dataset, spec, out_h5, out_summary):
         "counts": json.dumps(counts),
         "fingerprint": fingerprint(ws.X, ws.y, ws.subject),
     }
-    with atomic_path(out_h5) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("X", data=ws.X)
-            f.create_dataset("y", data=ws.y)
-            f.create_dataset("subject", data=ws.subject)
+    with atomic_paths(out_h5, out_summary) as (tmp_h5, tmp_summary):
+        with create_h5(tmp_h5) as f:
+            write_checked(f, "X", ws.X)
+            write_checked(f, "y", ws.y)
+            write_checked(f, "subject", ws.subject)
             for fold, info in folds.items():
                 group = f.create_group(f"folds/{fold}")
-                group.create_dataset("split", data=info["split"])
-                group.create_dataset("mean", data=stats[fold][0])
-                group.create_dataset("std", data=stats[fold][1])
+                write_checked(group, "split", info["split"])
+                write_checked(group, "mean", stats[fold][0])
+                write_checked(group, "std", stats[fold][1])
                 group.attrs["val_subjects"] = json.dumps(info.get("val_subjects", []))
                 group.attrs["test_subjects"] = json.dumps(info.get("test_subjects", []))
                 group.attrs["val_missing_classes"] = json.dumps(info["val_missing_classes"])
             f.attrs.update(attrs)
-    with atomic_path(out_summary) as tmp:
-        tmp.write_text(format_summary(dataset, ws, folds, counts))
+            seal(f)
+        tmp_summary.write_text(format_summary(dataset, ws, folds, counts))
     log.info("%s: %d windows of %d channels x %d samples, %d fold(s)", dataset, len(ws.y),
              ws.X.shape[1], ws.X.shape[2], len(folds))
 
@@ -120,8 +122,17 @@ def format_summary(dataset, ws, folds, counts):
         f"source {ws.source}; {len(ws.y)} windows of {ws.X.shape[1]} channels x {ws.X.shape[2]} "
         f"samples at {ws.sampling_rate_hz:g} Hz; {len(np.unique(ws.subject))} subject(s)",
     ]
-    for reason, n in ws.dropped.items():
-        lines.append(f"dropped ({reason}): {n} windows")
+    lines += ["", "## left out", ""]
+    if counts["dropped"]:
+        lines += ["| reason | subject | class or activity | left out |", "|---|---|---|---:|"]
+    else:
+        lines.append("no window left out")
+    for reason, info in counts["dropped"].items():
+        text, unit = DROP_REASONS[reason][0], info["unit"]
+        rows = [(row["subject"], row["class"], row["count"]) for row in info["detail"]]
+        for subject, label, n in rows + [("**all**", "**all**", info["total"])]:
+            subject, label = ("–" if v is None else v for v in (subject, label))
+            lines.append(f"| {text} | {subject} | {label} | {n} {unit[:-1] if n == 1 else unit} |")
     for fold, info in folds.items():
         lines += ["", f"## {fold}"]
         if info.get("test_subjects"):
@@ -142,27 +153,29 @@ def format_summary(dataset, ws, folds, counts):
 
 
 def read_windows(path, load_X=True):
-    """Load windows.h5 (X only when asked: it is the large part)."""
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable windows file ({exc})") from None
-    with f:
-        if "X" not in f or "fingerprint" not in f.attrs:
+    """Load windows.h5 (X only when asked: it is the large part), checked: every chunk read against
+    its checksum, X, y and subject against the stored fingerprint whenever X is read (always for a
+    file without checksums)."""
+    what = "windows file"
+    with CheckedH5(path, what, require_seal=False) as f:
+        if "X" not in f.file or "fingerprint" not in f.attrs:
             raise InputError(f"{path}: not a gafkd windows file (no X or fingerprint)")
         folds = {}
-        for fold in json.loads(f.attrs["fold_names"]):
-            group = f[f"folds/{fold}"]
-            folds[fold] = Fold(group["split"][()], group["mean"][()], group["std"][()],
-                               json.loads(group.attrs["val_subjects"]),
-                               json.loads(group.attrs["test_subjects"]),
-                               json.loads(group.attrs["val_missing_classes"]))
+        for fold in f.json("fold_names"):
+            name = f"folds/{fold}"
+            folds[fold] = Fold(f.array(f"{name}/split"), f.array(f"{name}/mean"), f.array(f"{name}/std"),
+                               f.json("val_subjects", name), f.json("test_subjects", name),
+                               f.json("val_missing_classes", name))
+        y, subject = f.array("y"), f.array("subject")
+        X = f.array("X") if load_X or not f.sealed else None
+        if X is not None and fingerprint(X, y, subject) != f.attrs["fingerprint"]:
+            raise damaged(path, what, "X, y and subject do not match its fingerprint")
         return Windows(
-            X=f["X"][()] if load_X else None,
-            y=f["y"][()],
-            subject=f["subject"][()],
-            class_names=json.loads(f.attrs["class_names"]),
-            channel_names=json.loads(f.attrs["channel_names"]),
+            X=X if load_X else None,
+            y=y,
+            subject=subject,
+            class_names=f.json("class_names"),
+            channel_names=f.json("channel_names"),
             sampling_rate_hz=float(f.attrs["sampling_rate_hz"]),
             folds=folds,
             attrs=dict(f.attrs),

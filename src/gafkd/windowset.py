@@ -1,5 +1,6 @@
 """The in-memory form of a windowed dataset, as every reader returns it."""
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ class WindowSet:
     sampling_rate_hz: float
     source: str
     predefined_test: np.ndarray | None = None   # (N,) bool where the source fixes its test set
-    dropped: dict = field(default_factory=dict)  # reason -> number of windows left out
+    dropped: dict = field(default_factory=dict)  # what was left out: see count_dropped
 
     def __post_init__(self):
         n = len(self.X)
@@ -47,12 +48,53 @@ class ClassMap:
 
 
 def parse_class_map(class_map, where):
-    """Config `class_map` ({raw id: name}) -> ClassMap; keys must be integers."""
-    parsed = {}
+    """Config `class_map` ({raw id: name}) -> ClassMap; keys must be integers, all written as
+    numbers or all as text. `where` names the config key in errors."""
+    numbers = [k for k in class_map if isinstance(k, int) and not isinstance(k, bool)]
+    texts = [k for k in class_map if isinstance(k, str)]
+    if numbers and texts:
+        raise ConfigError(f"{where}: keys mix numbers {numbers} and text {texts}; write every "
+                          f"id as a number without quotes")
+    parsed, spelled = {}, {}
     for key, name in class_map.items():
-        try:
+        if isinstance(key, int) and not isinstance(key, bool):
+            raw_id = key
+        elif isinstance(key, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", key):
             raw_id = int(key)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: class_map key {key!r} is not an integer class id") from None
-        parsed[raw_id] = str(name)
+        else:
+            raise ConfigError(f"{where}: key {key!r} is not an integer class id; write the raw "
+                              f"ids as whole numbers, e.g. {{1: walking}}")
+        if raw_id in parsed:
+            raise ConfigError(f"{where}: keys {spelled[raw_id]!r} and {key!r} are both class id "
+                              f"{raw_id}; keep one")
+        parsed[raw_id], spelled[raw_id] = str(name), key
     return ClassMap(parsed)
+
+
+# reason -> (what the summary says, unit counted)
+DROP_REASONS = {
+    "label_change": ("label change inside the window", "windows"),
+    "not_in_class_map": ("activity not in the class map", "windows"),
+    "nan": ("NaN inside the window", "windows"),
+    "rows_not_in_class_map": ("rows deleted: activity not in the class map", "rows"),
+    "not_mat_file": ("file in the raw folder that is not a .mat window", "files"),
+}
+
+
+def count_dropped(reasons, entries):
+    """{reason: {"unit", "total", "detail": [{"subject", "class", "count"}]}} for every reason
+    that applies, from (reason, subject, class name or raw id, count) entries. Entries of the
+    same reason, subject and class add up; subject or class may be None where unknown."""
+    dropped = {reason: {"unit": DROP_REASONS[reason][1], "total": 0, "detail": {}}
+               for reason in reasons}
+    for reason, subject, label, count in entries:
+        if not count:
+            continue
+        key = (None if subject is None else int(subject), None if label is None else str(label))
+        dropped[reason]["total"] += int(count)
+        detail = dropped[reason]["detail"]
+        detail[key] = detail.get(key, 0) + int(count)
+    for info in dropped.values():
+        info["detail"] = [{"subject": s, "class": c, "count": n}
+                          for (s, c), n in info["detail"].items()]
+    return dropped

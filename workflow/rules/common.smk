@@ -1,16 +1,18 @@
 # Config validation (before any job runs), grids and input helpers shared by the rule files.
+import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The gafkd library of this checkout, with or without `pip install` (job scripts: gafkd_src.py).
-SRC = str(Path(workflow.basedir) / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
+# The gafkd library of this checkout first on sys.path, whatever else is installed: the same
+# module every job script imports first.
+_spec = importlib.util.spec_from_file_location(
+    "gafkd_src", Path(workflow.basedir) / "workflow" / "scripts" / "gafkd_src.py"
+)
+_spec.loader.exec_module(importlib.util.module_from_spec(_spec))
 
 from gafkd.config import check_config, check_split_subjects, fold_names, schema_errors
 from gafkd.errors import ConfigError, GafkdError
@@ -77,6 +79,11 @@ def teacher_inputs(wildcards):
     return inputs
 
 
+def torch_threads():
+    """devices.threads: the one device setting that changes numbers (torch's CPU reductions)."""
+    return config["devices"]["threads"]
+
+
 def teacher_settings(wildcards):
     """Exactly what changes a teacher's result (its params: editing anything else never retrains)."""
     settings = {
@@ -86,6 +93,7 @@ def teacher_settings(wildcards):
         "arch": wildcards.arch,
         "seed": int(wildcards.seed),
         "training": config["training"],
+        "threads": torch_threads(),
     }
     if wildcards.modality == "gaf":
         settings["images"] = config["images"]
@@ -138,8 +146,24 @@ def teacher_dir(wildcards, modality, arch):
     )
 
 
+def check_alpha_spelling(wildcards):
+    """One run, one path: alpha0.50 next to alpha0.5 would train the same run twice."""
+    named = dict(wildcards.items())
+    run = STUDENT_RUN.format(**named)
+    try:
+        canonical_alpha = alpha_tag(wildcards.alpha)
+    except ValueError:
+        raise WorkflowError(f"{run}: alpha{wildcards.alpha} is not a number") from None
+    if wildcards.alpha != canonical_alpha:
+        raise WorkflowError(
+            f"{run}: α is spelled alpha{canonical_alpha} in result paths, not alpha{wildcards.alpha}; "
+            f"ask for {STUDENT_RUN.format(**{**named, 'alpha': canonical_alpha})}"
+        )
+
+
 def student_inputs(wildcards):
     method = wildcards.method
+    check_alpha_spelling(wildcards)
     try:
         teachers = parse_teachers_tag(method, wildcards.teachers)
         check_alpha(method, wildcards.alpha)
@@ -171,6 +195,7 @@ def student_settings(wildcards):
         "alpha": float(wildcards.alpha),
         "seed": int(wildcards.seed),
         "training": config["training"],
+        "threads": torch_threads(),
     }
     if wildcards.method != "scratch":
         kd = dict(config["students"]["kd"])

@@ -7,6 +7,8 @@ rule teacher_outputs:
         model="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/model.pt",
     output:
         "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/outputs.h5",
+    params:
+        threads=torch_threads(),
     threads: config["devices"]["threads"]
     resources:
         gpu=1,

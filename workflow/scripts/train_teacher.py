@@ -6,7 +6,8 @@ from gafkd.devices import job_device
 from gafkd.logs import logged
 from gafkd.teachers import train_teacher
 
-# Devices come from the config, not params: where a job runs never reruns it.
+# Device slots come from the config, not params: where a job runs never reruns it. Its torch
+# threads (devices.threads) are also in params: they change the numbers.
 with logged(snakemake.log[0]), job_device(snakemake.config["devices"], snakemake.threads) as claim:
     train_teacher(
         snakemake.input.windows, snakemake.input.get("images"), snakemake.params.settings,

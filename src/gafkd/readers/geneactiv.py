@@ -13,7 +13,7 @@ import numpy as np
 import scipy.io
 
 from gafkd.errors import InputError
-from gafkd.windowset import ClassMap, WindowSet, parse_class_map
+from gafkd.windowset import ClassMap, WindowSet, count_dropped, parse_class_map
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ def list_window_files(raw):
     """Sorted (subject, class, window, path) of every .mat file; any off-pattern name is an error."""
     raw = Path(raw)
     if not raw.is_dir():
-        raise InputError(f"GENEActiv raw folder {raw} does not exist or is not a folder")
+        raise InputError(f"GENEActiv raw folder {raw} does not exist or is not a folder; "
+                         f"check `raw:` in the config")
     entries = []
     for path in raw.iterdir():
         if path.suffix.lower() != ".mat":
@@ -42,22 +43,57 @@ def list_window_files(raw):
     return entries
 
 
-def load_mat_array(path, key=KEY):
-    """The array under `key` in a MATLAB v5 or v7.3 file, in MATLAB's own orientation."""
-    path = Path(path)
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            if key not in f:
-                raise InputError(f"{path}: no variable '{key}' (found: {sorted(f.keys())})")
-            # HDF5 stores MATLAB's column-major arrays with the axes reversed.
-            return np.asarray(f[key][()]).T
+def _load_v73(path, key):
     try:
-        contents = scipy.io.loadmat(path, variable_names=[key])
-    except Exception as exc:  # scipy raises several types for unreadable files
-        raise InputError(f"{path}: not a readable MATLAB file ({exc})") from None
-    if key not in contents:
-        raise InputError(f"{path}: no variable '{key}'")
-    return np.asarray(contents[key])
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable MATLAB v7.3 file, truncated or damaged "
+                         f"({exc}); copy or export it again") from None
+    with f:
+        if key not in f:
+            raise InputError(f"{path}: no variable '{key}' (found: {sorted(f.keys())})")
+        item = f[key]
+        if not isinstance(item, h5py.Dataset):
+            raise InputError(f"{path}: '{key}' is a MATLAB struct or object (HDF5 "
+                             f"{type(item).__name__}), not a numeric matrix; save the signal "
+                             f"itself as '{key}'")
+        matlab_class = item.attrs.get("MATLAB_class", b"")
+        if isinstance(matlab_class, bytes):
+            matlab_class = matlab_class.decode("ascii", "replace")
+        if matlab_class in ("char", "cell"):
+            raise InputError(f"{path}: '{key}' is a MATLAB {matlab_class} array, not a numeric "
+                             f"matrix; save the signal as '{key}'")
+        try:
+            array = item[()]
+        except OSError as exc:
+            raise InputError(f"{path}: '{key}' cannot be read, the file is truncated or damaged "
+                             f"({exc}); copy or export it again") from None
+    # HDF5 stores MATLAB's column-major arrays with the axes reversed.
+    return np.asarray(array).T
+
+
+def load_mat_array(path, key=KEY):
+    """The real numeric array under `key` in a MATLAB v5 or v7.3 file, in MATLAB's own
+    orientation."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty; copy or export it again")
+    if h5py.is_hdf5(path):
+        array = _load_v73(path, key)
+    else:
+        try:
+            contents = scipy.io.loadmat(path, variable_names=[key])
+        except Exception as exc:  # scipy raises several types for unreadable files
+            raise InputError(f"{path}: not a readable MATLAB file ({exc})") from None
+        if key not in contents:
+            raise InputError(f"{path}: no variable '{key}'")
+        array = np.asarray(contents[key])
+    if np.iscomplexobj(array):
+        raise InputError(f"{path}: '{key}' holds complex numbers; save the real signal")
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{path}: '{key}' holds {array.dtype} values, not numbers; save the "
+                         f"signal as a numeric matrix")
+    return array
 
 
 def orient(array, window, path):
@@ -71,6 +107,22 @@ def orient(array, window, path):
         return array
     raise InputError(f"{path}: '{KEY}' has shape {array.shape}; expected one axis of the "
                      f"configured window length {window}")
+
+
+def _other_files(raw, classes):
+    """The files of the raw folder that are not read (not .mat), as WindowSet.dropped."""
+    left_out = []
+    for path in sorted(Path(raw).iterdir()):
+        if path.is_file() and path.suffix.lower() != ".mat":
+            subject = label = None
+            match = re.match(r"ID-(\d+)_CLASS-(\d+)", path.name)
+            if match:
+                subject, cls = (int(g) for g in match.groups())
+                label = classes.names[classes.index_of[cls]] if cls in classes else str(cls)
+            left_out.append(("not_mat_file", subject, label, 1))
+    if left_out:
+        log.warning("%s: %d file(s) not ending in .mat left out", raw, len(left_out))
+    return count_dropped(["not_mat_file"] if left_out else [], left_out)
 
 
 def read_geneactiv(raw, window, class_map=None, channels=None, sampling_rate_hz=100.0):
@@ -87,7 +139,9 @@ def read_geneactiv(raw, window, class_map=None, channels=None, sampling_rate_hz=
                              f"(known ids: {sorted(classes.index_of)})")
         signal = orient(load_mat_array(path), window, path)
         if not np.isfinite(signal).all():
-            raise InputError(f"{path}: '{KEY}' contains NaN or inf")
+            channel, sample = np.argwhere(~np.isfinite(signal))[0]
+            raise InputError(f"{path}: '{KEY}' contains NaN or inf (first at 0-based channel "
+                             f"{channel}, sample {sample}); repair the file or remove it")
         if X is None:
             X = np.empty((len(entries), signal.shape[0], window), dtype=np.float32)
         elif signal.shape[0] != X.shape[1]:
@@ -109,4 +163,5 @@ def read_geneactiv(raw, window, class_map=None, channels=None, sampling_rate_hz=
         channel_names=channel_names,
         sampling_rate_hz=float(sampling_rate_hz),
         source="geneactiv_mat",
+        dropped=_other_files(raw, classes),
     )

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from gafkd.errors import ConfigError, InputError
-from gafkd.windowset import WindowSet, parse_class_map
+from gafkd.windowset import WindowSet, count_dropped, parse_class_map
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,19 @@ def check_protocol(protocol, channels):
                               f"channels only (use protocol: clean for others)")
 
 
+def check_activity_ids(classes, where):
+    """Raise ConfigError unless every id of the ClassMap is a PAMAP2 activity id."""
+    unknown = sorted(set(classes.index_of) - set(ACTIVITIES))
+    if unknown:
+        raise ConfigError(f"{where}: {unknown} are not PAMAP2 activity ids "
+                          f"(known: {sorted(ACTIVITIES)})")
+
+
 def list_subject_files(raw, subjects=None):
     raw = Path(raw)
     if not raw.is_dir():
-        raise InputError(f"PAMAP2 raw folder {raw} does not exist or is not a folder")
+        raise InputError(f"PAMAP2 raw folder {raw} does not exist or is not a folder; check "
+                         f"`raw:` in the config (the Protocol/ folder of PAMAP2_Dataset)")
     files = []
     for path in raw.iterdir():
         if path.suffix != ".dat":
@@ -115,7 +124,11 @@ def list_subject_files(raw, subjects=None):
             files.append((subject, path))
     if not files:
         wanted = "" if subjects is None else f" for subjects {sorted(subjects)}"
-        raise InputError(f"no subjectNNN.dat files{wanted} in {raw}")
+        hint = ""
+        if (raw / "Protocol").is_dir():
+            hint = (f"; {raw} holds a Protocol/ folder (PAMAP2's archive root?): set raw: "
+                    f"{raw / 'Protocol'}")
+        raise InputError(f"no subjectNNN.dat files{wanted} in {raw}{hint}")
     return sorted(files)
 
 
@@ -137,25 +150,36 @@ def _check_column_counts(path, data):
         raise InputError(f"{path}, line {line + 1}: {per_line[line]} columns, expected {N_COLUMNS}")
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|NaN|inf|Inf|INF|Infinity)")
+
+
 def _first_non_numeric(path, data):
     for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
         for token in line.split():
-            try:
-                float(token)
-            except ValueError:
+            if not _NUMBER.fullmatch(token):
                 return f"{path}, line {number}: non-numeric token {token!r}"
     return f"{path}: could not be parsed as numbers"
 
 
 def read_subject_file(path):
-    """(T, 54) float64 array of one recording, with line-precise errors."""
+    """(T, 54) float64 array of one recording, with line-precise errors. NaN marks a missing
+    value; any other non-number, and inf, is an error."""
     data = Path(path).read_bytes()
     _check_column_counts(path, data)
     try:
-        frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=np.float64, engine="c")
+        # Only NaN spellings mean missing: pandas would also read "NA", "None", "null" as NaN.
+        frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=np.float64, engine="c",
+                            keep_default_na=False, na_values=["NaN", "nan", "-NaN", "-nan"])
     except ValueError:
         raise InputError(_first_non_numeric(path, data)) from None
-    return frame.to_numpy()
+    table = frame.to_numpy()
+    infinite = np.isinf(table)
+    if infinite.any():
+        row, column = np.argwhere(infinite)[0]
+        raise InputError(f"{path}, line {row + 1}: {COLUMNS[column]} (column {column + 1}) is "
+                         f"{table[row, column]:g}; PAMAP2 files hold finite numbers or NaN for "
+                         f"a missing value: fix or remove the line")
+    return table
 
 
 def _runs_constant(values, window, starts):
@@ -190,8 +214,24 @@ def _check_length(path, length, window, downsample, deleted=""):
                          f"{downsample}, shorter than the window of {window}")
 
 
+def _label(raw_id, classes):
+    """The class name of a raw activity id, or the id and activity where the map lacks it."""
+    raw_id = int(raw_id)
+    if raw_id in classes:
+        return classes.names[classes.index_of[raw_id]]
+    return f"{raw_id} ({ACTIVITIES.get(raw_id, 'transient')})"
+
+
+def _per_label(reason, raw_ids, classes):
+    """[(reason, label, count)] of the raw ids left out for one reason."""
+    ids, counts = np.unique(raw_ids, return_counts=True)
+    return [(reason, _label(i, classes), int(n)) for i, n in zip(ids, counts)]
+
+
 def clean_windows(path, table, channel_names, classes, window, step, downsample):
-    """Windows (n, C, window), raw activity ids and the number of NaN windows dropped."""
+    """Windows (n, C, window), their raw activity ids, and [(reason, label, count)] of the
+    windows left out. Each window counts for one reason, the first of: label change, activity
+    not in the class map, NaN."""
     activity = table[:, 1]
     signals = table[:, [COLUMNS.index(c) for c in channel_names]]
     _forward_fill_heart_rate(signals, channel_names)
@@ -199,18 +239,24 @@ def clean_windows(path, table, channel_names, classes, window, step, downsample)
     _check_length(path, len(activity), window, downsample)
     starts = np.arange(0, len(activity) - window + 1, step)
     labels = activity[starts]
-    keep = _runs_constant(activity, window, starts) & np.isin(labels, list(classes.index_of))
-    has_nan = _any_in_window(np.isnan(signals).any(axis=1), window, starts)
-    n_nan = int((keep & has_nan).sum())
-    keep &= ~has_nan
+    changes = ~_runs_constant(activity, window, starts)
+    outside = ~changes & ~np.isin(labels, list(classes.index_of))
+    has_nan = ~changes & ~outside & _any_in_window(np.isnan(signals).any(axis=1), window, starts)
+    keep = ~(changes | outside | has_nan)
+    dropped = (_per_label("label_change", labels[changes], classes)
+               + _per_label("not_in_class_map", labels[outside], classes)
+               + _per_label("nan", labels[has_nan], classes))
     windows = np.lib.stride_tricks.sliding_window_view(signals, window, axis=0)[starts[keep]]
-    return windows.astype(np.float32), labels[keep].astype(np.int64), n_nan
+    return windows.astype(np.float32), labels[keep].astype(np.int64), dropped
 
 
 def lab_windows(path, table, channel_names, classes, window, step, downsample):
-    """Windows (n, C, window), raw activity ids and the number of windows dropped because
-    the class labels at their first and last sample differ."""
-    table = table[np.isin(table[:, 1], list(classes.index_of))]
+    """Windows (n, C, window), their raw activity ids, and [(reason, label, count)] of the rows
+    deleted for an activity outside the class map and of the windows left out because the
+    class labels at their first and last sample differ."""
+    inside = np.isin(table[:, 1], list(classes.index_of))
+    dropped = _per_label("rows_not_in_class_map", table[~inside, 1], classes)
+    table = table[inside]
     activity = table[:, 1]
     signals = table[:, [COLUMNS.index(c) for c in channel_names]]
     _forward_fill_heart_rate(signals, channel_names)
@@ -225,37 +271,65 @@ def lab_windows(path, table, channel_names, classes, window, step, downsample):
     starts = np.arange(step, len(activity) - window, step)
     # the lab compares class labels, so ids mapped to one class count as the same label
     keep = classes.lookup(activity[starts]) == classes.lookup(activity[starts + window - 1])
+    dropped += _per_label("label_change", activity[starts[~keep]], classes)
     windows = np.lib.stride_tricks.sliding_window_view(signals, window, axis=0)[starts[keep]]
-    return (windows.astype(np.float32), activity[starts[keep]].astype(np.int64),
-            int((~keep).sum()))
+    return windows.astype(np.float32), activity[starts[keep]].astype(np.int64), dropped
 
 
-_WINDOWING = {"lab": (lab_windows, "label_change", "for a label change"),
-              "clean": (clean_windows, "nan", "for NaN")}
+_WINDOWING = {"lab": (lab_windows, ["label_change", "rows_not_in_class_map"]),
+              "clean": (clean_windows, ["label_change", "not_in_class_map", "nan"])}
+
+
+def _check_some_activity_in_class_map(path, subject, activity, classes):
+    present = sorted(int(a) for a in np.unique(activity))
+    if np.isin(present, list(classes.index_of)).any():
+        return
+    raw = Path(path).parent
+    protocol = raw.parent / "Protocol"
+    if raw.name == "Optional" or (protocol.is_dir() and raw.name != "Protocol"):
+        hint = (f"PAMAP2's Optional/ recordings hold the optional activities only: set raw: "
+                f"{protocol} for the protocol activities")
+    else:
+        hint = "add them to class_map, or leave the subject out with `subjects:`"
+    raise InputError(f"{path}: subject {subject} has no usable window: none of its activities "
+                     f"{present} is in the class map (ids {sorted(classes.index_of)}); {hint}")
+
+
+_REASON_TEXT = {"label_change": "a label change", "nan": "NaN",
+                "not_in_class_map": "an activity not in the class map"}
+
+
+def _describe(dropped):
+    """'4 dropped for a label change, 2 dropped for NaN' for the windows of one subject."""
+    totals = {}
+    for reason, _, n in dropped:
+        if reason in _REASON_TEXT:
+            totals[reason] = totals.get(reason, 0) + n
+    return ", ".join(f"{n} dropped for {_REASON_TEXT[r]}" for r, n in totals.items())
 
 
 def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_map=None,
                 subjects=None, protocol="lab"):
     classes = parse_class_map(class_map if class_map is not None else DEFAULT_CLASS_MAP,
                               "pamap2 class_map")
-    unknown = sorted(set(classes.index_of) - set(ACTIVITIES))
-    if unknown:
-        raise ConfigError(f"pamap2 class_map: {unknown} are not PAMAP2 activity ids "
-                          f"(known: {sorted(ACTIVITIES)})")
+    check_activity_ids(classes, "pamap2 class_map")
     channel_names = resolve_channels(channels)
     check_protocol(protocol, channel_names)
-    make_windows, dropped_key, reason = _WINDOWING[protocol]
-    parts, dropped = [], 0
+    make_windows, reasons = _WINDOWING[protocol]
+    parts, dropped = [], []
     for subject, path in list_subject_files(raw, subjects):
         table = read_subject_file(path)
         _check_activity_ids(path, table[:, 1])
-        X, raw_labels, n_dropped = make_windows(path, table, channel_names, classes, window,
-                                                step, downsample)
-        dropped += n_dropped
+        _check_some_activity_in_class_map(path, subject, table[:, 1], classes)
+        X, raw_labels, left_out = make_windows(path, table, channel_names, classes, window,
+                                               step, downsample)
+        dropped += [(reason, subject, label, n) for reason, label, n in left_out]
+        described = _describe(left_out)
         if len(X) == 0:
             raise InputError(f"{path}: subject {subject} has no usable window "
-                             f"({n_dropped} dropped {reason}); leave it out with `subjects:`")
-        log.info("%s: %d windows (%d dropped %s)", path.name, len(X), n_dropped, reason)
+                             f"({described or 'the recording is too short for one window'}); "
+                             f"leave it out with `subjects:`")
+        log.info("%s: %d windows (%s)", path.name, len(X), described or "none dropped")
         parts.append((subject, X, classes.lookup(raw_labels)))
     return WindowSet(
         X=np.concatenate([p[1] for p in parts]),
@@ -265,5 +339,5 @@ def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_
         channel_names=channel_names,
         sampling_rate_hz=RAW_RATE_HZ / downsample,
         source="pamap2",
-        dropped={dropped_key: dropped},
+        dropped=count_dropped(reasons, dropped),
     )
