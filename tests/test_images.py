@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pyts.image import GramianAngularField, MarkovTransitionField
 
-from gafkd.atomic import create_h5, seal, write_checked
+from gafkd.h5checked import create_h5, seal, write_checked
 from gafkd.errors import ConfigError, InputError
 from gafkd.images import build_images, gramian_angular_field, plot_gallery, read_images
 from gafkd.windows import build_windows, fingerprint, read_windows

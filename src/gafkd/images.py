@@ -11,7 +11,8 @@ import logging
 import numba
 import numpy as np
 
-from gafkd.atomic import CheckedH5, atomic_path, create_checked, create_h5, seal
+from gafkd.atomic import atomic_path
+from gafkd.h5checked import CheckedH5, create_checked, create_h5, seal
 from gafkd.errors import REBUILD, ConfigError, InputError, check_identity, damaged
 from gafkd.windows import fingerprint
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from gafkd.atomic import CheckedH5, atomic_path, create_h5, seal, write_checked
+from gafkd.atomic import atomic_path
+from gafkd.h5checked import CheckedH5, create_h5, seal, write_checked
 from gafkd.engine import load_checkpoint, predict
 from gafkd.errors import REBUILD, InputError, check_identity, reason
 from gafkd.images import read_images

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gafkd.atomic import CheckedH5, atomic_paths, create_h5, seal, write_checked
+from gafkd.atomic import atomic_paths
+from gafkd.h5checked import CheckedH5, create_h5, seal, write_checked
 from gafkd.config import resolve_dataset
 from gafkd.errors import InputError, damaged
 from gafkd.readers import read_dataset
