@@ -1,4 +1,5 @@
 import copy
+import os
 import subprocess
 import sys
 
@@ -170,3 +171,17 @@ def test_schema_error_names_the_key_and_allowed_values_before_any_job(tmp_path):
     assert "Invalid config: students.kd.reduction: 'sum' is not one of ['mean', 'batchmean']" in output
     assert len(output.splitlines()) < 15      # the message, not the schema
     assert not (tmp_path / "results").exists()
+
+
+def test_config_file_check_names_the_line_of_a_yaml_error(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("datasets:\n  basicmotions: {source: basicmotions\nimages: {}\n")
+    bad_key = tmp_path / "bad.yaml"
+    bad_key.write_text("datasets:\n  basicmotions: {source: basicmotions}\nstudents: {arch: wrn15-1}\n")
+    run = subprocess.run([sys.executable, "-m", "gafkd.config", str(REPO / "config.yaml"), str(broken),
+                          str(bad_key)], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert run.returncode == 1
+    assert f"{REPO / 'config.yaml'}: valid" in run.stdout
+    assert f"{broken}, line 3, column 7: not valid YAML" in run.stderr
+    assert f"{bad_key}: students.arch:" in run.stderr

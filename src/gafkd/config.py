@@ -7,7 +7,7 @@ checks what depends on the source: which keys apply, required ones, channel name
 import copy
 from pathlib import Path
 
-from gafkd.errors import ConfigError
+from gafkd.errors import ConfigError, GafkdError
 from gafkd.grid import fold_names as split_fold_names, teacher_modalities
 from gafkd.archs import parse_arch
 from gafkd.readers import geneactiv, pamap2
@@ -168,3 +168,51 @@ def check_students(config):
     if needed and set(seeds) - set(teachers["seeds"]):
         raise ConfigError(f"students need teachers of seed(s) {sorted(set(seeds) - set(teachers['seeds']))} "
                           f"(students.teacher_seed: {students['teacher_seed']!r}), not in teachers.seeds")
+
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def check_config_file(path, schema_path=SCHEMA):
+    """Every check the workflow makes before any job, on one config file: its YAML (with the line
+    of a syntax error, which Snakemake does not give), the schema (with the key), the source
+    checks and the subjects the split names. Returns the config with its defaults."""
+    import yaml
+    from snakemake.utils import validate
+
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a config file holds a mapping of keys, not {type(config).__name__}")
+    problem = schema_errors(config, schema_path)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    validate(config, str(schema_path))
+    try:
+        check_config(config)
+        for name, spec in config["datasets"].items():
+            check_split_subjects(name, spec)
+            fold_names(spec)
+    except GafkdError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config
+
+
+if __name__ == "__main__":
+    import sys
+
+    status = 0
+    for argument in sys.argv[1:]:
+        try:
+            check_config_file(argument)
+            print(f"{argument}: valid")
+        except ConfigError as error:
+            print(error, file=sys.stderr)
+            status = 1
+    sys.exit(status)

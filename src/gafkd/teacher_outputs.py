@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from gafkd.atomic import atomic_path
-from gafkd.h5checked import CheckedH5, create_h5, seal, write_checked
 from gafkd.engine import load_checkpoint, predict
 from gafkd.errors import REBUILD, InputError, check_identity, reason
+from gafkd.h5checked import CheckedH5, create_h5, seal, write_checked
 from gafkd.images import read_images
 from gafkd.models import build_model
 from gafkd.windows import read_windows
