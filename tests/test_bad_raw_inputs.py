@@ -2,14 +2,12 @@
 names the file (and line, for PAMAP2) or the config key, leaves the raw files as they were and,
 for the windows job, leaves no output behind."""
 import re
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
-import yaml
 from conftest import REPO, tree_digest
+from test_config import snakemake_with
 from rawfiles import (gene_name, make_gene_folder, make_pamap2_folder, pamap2_table,
                       write_mat_v5, write_mat_v73, write_pamap2)
 from snakemake.utils import validate
@@ -281,11 +279,7 @@ def test_config_stops_naming_the_key(tmp_path, setup):
 
 def test_bad_class_map_stops_snakemake_before_any_job(tmp_path):
     config, match = CONFIG_CASES["class_map with mixed keys"](tmp_path / "raw")
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1"],
-        capture_output=True, text=True)
+    run = snakemake_with(tmp_path, config)
     assert run.returncode != 0
     assert re.search(match[1:], run.stdout + run.stderr, re.MULTILINE)
     assert not (tmp_path / "results").exists()

@@ -6,6 +6,7 @@ import sys
 import pytest
 import yaml
 from conftest import REPO
+from test_workflow import snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -13,6 +14,12 @@ from gafkd.config import check_config, resolve_dataset
 from gafkd.errors import ConfigError
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def snakemake_with(tmp_path, config):
+    """Snakemake on `config`, written to a file in tmp_path, run there as a user would."""
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    return snakemake(tmp_path, configfile=tmp_path / "bad.yaml")
 
 
 def default_config():
@@ -131,11 +138,7 @@ def test_image_larger_than_window():
 def test_bad_config_fails_before_any_job(tmp_path):
     config = default_config()
     config["datasets"]["basicmotions"]["split"]["kind"] = "loso"
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1"],
-        capture_output=True, text=True)
+    run = snakemake_with(tmp_path, config)
     assert run.returncode != 0
     assert "datasets.basicmotions.split.kind" in run.stdout + run.stderr
     assert not (tmp_path / "results").exists()
@@ -147,11 +150,7 @@ def test_test_subjects_without_raw_files_stop_before_any_job(tmp_path):
     config = {"datasets": {"g": {"source": "geneactiv_mat", "raw": str(tmp_path / "raw"), "window": 50,
                                  "split": {"kind": "holdout", "test_subjects": [102, 999]}}},
               "images": {"size": 16}}
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1"],
-        capture_output=True, text=True)
+    run = snakemake_with(tmp_path, config)
     assert run.returncode != 0
     assert ("datasets.g.split.test_subjects: no raw files for subject(s) [999] in "
             f"{tmp_path / 'raw'} (subjects there: [101, 102, 103, 104])") in run.stdout + run.stderr
@@ -161,11 +160,7 @@ def test_test_subjects_without_raw_files_stop_before_any_job(tmp_path):
 def test_schema_error_names_the_key_and_allowed_values_before_any_job(tmp_path):
     config = default_config()
     config["students"] = {"kd": {"reduction": "sum"}}
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1"],
-        capture_output=True, text=True)
+    run = snakemake_with(tmp_path, config)
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "Invalid config: students.kd.reduction: 'sum' is not one of ['mean', 'batchmean']" in output
