@@ -6,7 +6,7 @@ machine's write-bound limit.
 Every method encodes the same N random float32 series of length L into S x S float32 GASF
 images. "pyts per window" calls `GramianAngularField.fit_transform` on one series at a time, as
 hand-written loops do (timed on the first 1,000 series); "pyts batch" calls it once on all N;
-"gafkd" is `gafkd.images.gramian_angular_field` writing into a reused buffer, as
+"gafkd" is `gafkd.gaf.gramian_angular_field` writing into a reused buffer, as
 `build_images` streams its chunks ("gafkd, new array" allocates the output each call). The
 write-bound limit is the copy bandwidth (np.copyto between two arrays the size of all the
 images, measured in the same run) divided by the bytes of one image: no encoder that writes its
@@ -22,7 +22,7 @@ import numpy as np
 from pyts.image import GramianAngularField
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.images import gramian_angular_field  # noqa: E402
+from gafkd.gaf import gramian_angular_field  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 

@@ -8,7 +8,8 @@ from pyts.image import GramianAngularField, MarkovTransitionField
 
 from gafkd.h5checked import create_h5, seal, write_checked
 from gafkd.errors import ConfigError, InputError
-from gafkd.images import build_images, gramian_angular_field, plot_gallery, read_images
+from gafkd.gaf import gramian_angular_field
+from gafkd.images import build_images, plot_gallery, read_images
 from gafkd.windows import build_windows, fingerprint, read_windows
 
 PYTS_METHOD = {"gasf": "summation", "gadf": "difference"}

@@ -15,6 +15,8 @@ SPLIT_DESCRIPTIONS = {
     "loso": "leave-one-subject-out",
 }
 
+IMAGE_METHODS = ("gasf", "gadf", "mtf")   # image encodings (gafkd.gaf)
+
 METHODS = ("scratch", "kd-gaf", "kd-sig", "kd2", "kd2-anneal", "kd2-anneal-sp")
 TEACHERS_PATTERN = re.compile(r"^(?:none|gaf-(wrn\d+-\d+)|sig-(wrn\d+-\d+)|gaf-(wrn\d+-\d+)\+sig-(wrn\d+-\d+))$")
 

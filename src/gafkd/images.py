@@ -1,106 +1,18 @@
-"""Image encodings of windows: Gramian Angular Fields (summation/difference) and Markov
-Transition Fields, one image per channel, stacked as image channels.
-
-The GAF builder computes what pyts' `GramianAngularField` computes (PAA with pyts' segment
-bounds, min-max of each series to [-1, 1], cos/sin outer products) in one compiled parallel
-pass per series and agrees with it to float32 rounding; MTF calls pyts on whole batches.
+"""The image cache: every window encoded (gafkd.gaf), one image per channel stacked as image
+channels, written as float16 HDF5 in windows.h5 order; read back checked; a gallery.
 """
 
 import logging
 
-import numba
 import numpy as np
 
 from gafkd.atomic import atomic_path
-from gafkd.h5checked import CheckedH5, create_checked, create_h5, seal
 from gafkd.errors import REBUILD, ConfigError, InputError, check_identity, damaged
+from gafkd.grid import IMAGE_METHODS as METHODS
+from gafkd.h5checked import CheckedH5, create_checked, create_h5, seal
 from gafkd.windows import fingerprint
 
 log = logging.getLogger(__name__)
-
-METHODS = ("gasf", "gadf", "mtf")
-
-
-def segment_bounds(length, size):
-    """pyts' PAA segment bounds: linspace(0, length, size + 1) truncated to integers."""
-    return np.linspace(0, length, size + 1).astype(np.int64)
-
-
-@numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
-def _gaf_kernel(series, bounds, difference, threads, out):
-    n, length = series.shape
-    size = len(bounds) - 1
-    per_thread = (n + threads - 1) // threads
-    for thread in numba.prange(threads):
-        paa = np.empty(size, np.float64)
-        cos = np.empty(size, np.float32)
-        sin = np.empty(size, np.float32)
-        for k in range(thread * per_thread, min(n, (thread + 1) * per_thread)):
-            x = series[k]
-            low = x[0]
-            high = x[0]
-            for t in range(1, length):
-                low = min(low, x[t])
-                high = max(high, x[t])
-            for j in range(size):
-                total = 0.0
-                for t in range(bounds[j], bounds[j + 1]):
-                    total += x[t]
-                paa[j] = total / (bounds[j + 1] - bounds[j])
-            paa_low = paa.min()
-            span = paa.max() - paa_low
-            for j in range(size):
-                # A constant series is -1 everywhere (as scikit-learn's min-max scaler makes it),
-                # decided on the raw series: rounding can leave its PAA not quite constant.
-                if low == high or span == 0:
-                    value = -1.0
-                else:
-                    value = min(1.0, max(-1.0, (paa[j] - paa_low) / span * 2 - 1))
-                cos[j] = value
-                sin[j] = np.sqrt(max(0.0, 1 - value * value))
-            image = out[k]
-            for i in range(size):
-                row = image[i]
-                if difference:
-                    for j in range(size):
-                        row[j] = sin[i] * cos[j] - cos[i] * sin[j]
-                else:
-                    for j in range(size):
-                        row[j] = cos[i] * cos[j] - sin[i] * sin[j]
-
-
-def gramian_angular_field(series, size, method="gasf", out=None):
-    """(n, L) series -> (n, size, size) float32 GASF or GADF, written into `out` when given.
-
-    One pass per series (PAA in float64, min-max to [-1, 1], cos/sin outer products), parallel
-    over series on numba's threads; each image element is written once.
-    """
-    if method not in ("gasf", "gadf"):
-        raise ConfigError(f"unknown GAF method '{method}' (known: gasf, gadf)")
-    series = np.ascontiguousarray(series, dtype=np.float32)
-    n, length = series.shape
-    if not 1 <= size <= length:
-        raise ConfigError(f"images.size: {size} must be between 1 and the series length {length}")
-    if out is None:
-        out = np.empty((n, size, size), dtype=np.float32)
-    elif out.shape != (n, size, size) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, size, size)}")
-    _gaf_kernel(series, segment_bounds(length, size), method == "gadf", numba.get_num_threads(), out)
-    return out
-
-
-def encode(series, size, method, out=None):
-    """(n, L) -> (n, size, size) float32 image of any supported method."""
-    if method in ("gasf", "gadf"):
-        return gramian_angular_field(series, size, method, out)
-    if method == "mtf":
-        from pyts.image import MarkovTransitionField
-        images = MarkovTransitionField(image_size=size).fit_transform(series)
-        if out is None:
-            return images.astype(np.float32)
-        out[...] = images
-        return out
-    raise ConfigError(f"images.method: unknown method '{method}' (known: {', '.join(METHODS)})")
 
 
 def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024, threads=None):
@@ -110,8 +22,11 @@ def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024,
     against their fingerprint on the way."""
     if method not in METHODS:
         raise ConfigError(f"images.method: unknown method '{method}' (known: {', '.join(METHODS)})")
+    # Imported here: numba's start-up is a cost every training job would pay for read_images.
+    from gafkd.gaf import encode, limit_threads
+
     if threads:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        limit_threads(threads)
     with CheckedH5(windows_h5, "windows file", require_seal=False) as src:
         n, channels, length = src.shape("X")
         if not 1 <= size <= length:

