@@ -155,8 +155,8 @@ def format_summary(dataset, ws, folds, counts):
 
 def read_windows(path, load_X=True):
     """Load windows.h5 (X only when asked: it is the large part), checked: every chunk read against
-    its checksum, X, y and subject against the stored fingerprint whenever X is read (always for a
-    file without checksums)."""
+    its checksum and the attributes (the fingerprint among them) against their digest. A file
+    without checksums has X, y and subject checked against its fingerprint instead."""
     what = "windows file"
     with CheckedH5(path, what, require_seal=False) as f:
         if "X" not in f.file or "fingerprint" not in f.attrs:
@@ -169,7 +169,7 @@ def read_windows(path, load_X=True):
                                f.json("val_missing_classes", name))
         y, subject = f.array("y"), f.array("subject")
         X = f.array("X") if load_X or not f.sealed else None
-        if X is not None and fingerprint(X, y, subject) != f.attrs["fingerprint"]:
+        if not f.sealed and fingerprint(X, y, subject) != f.attrs["fingerprint"]:
             raise damaged(path, what, "X, y and subject do not match its fingerprint")
         return Windows(
             X=X if load_X else None,
