@@ -5,8 +5,10 @@ checks what depends on the source: which keys apply, required ones, channel name
 """
 
 import copy
+import os
 from pathlib import Path
 
+from gafkd import download as raw_download
 from gafkd.errors import ConfigError, GafkdError
 from gafkd.grid import fold_names as split_fold_names, teacher_modalities
 from gafkd.archs import parse_arch
@@ -20,7 +22,7 @@ SOURCE_OPTIONS = {
     "geneactiv_mat": {"raw": REQUIRED, "window": REQUIRED, "sampling_rate_hz": 100.0,
                       "channels": None, "class_map": None, **COMMON_OPTIONS},
     "pamap2": {"raw": REQUIRED, **pamap2.DEFAULTS, "class_map": None, "subjects": None,
-               **COMMON_OPTIONS},
+               "download": None, **COMMON_OPTIONS},
 }
 SERIES_LENGTH = {"basicmotions": 100}
 DEFAULT_SPLIT_KIND = {"basicmotions": "predefined", "geneactiv_mat": "holdout", "pamap2": "loso"}
@@ -68,6 +70,13 @@ def resolve_dataset(name, spec):
             pamap2.check_protocol(resolved["protocol"], resolved["channels"])
         except ConfigError as exc:
             raise ConfigError(f"{where}.protocol: {exc}") from None
+        resolved["download"] = raw_download.resolve(resolved["download"], f"{where}.download")
+        folder, raw_name = os.path.split(os.path.normpath(resolved["raw"]))
+        if resolved["download"] is not None and (raw_name != raw_download.RAW_NAME or not folder):
+            raise ConfigError(f"{where}.raw: the download unpacks PAMAP2's {raw_download.RAW_NAME}/ "
+                              f"and Optional/ folders side by side in the dataset's folder, so raw "
+                              f"must name a folder called {raw_download.RAW_NAME} inside it (e.g. "
+                              f"data/PAMAP2_Dataset/Protocol), not {resolved['raw']}")
     if resolved.get("class_map") is not None:
         classes = parse_class_map(resolved["class_map"], f"{where}.class_map")
         if source == "pamap2":
@@ -89,9 +98,49 @@ def resolve_dataset(name, spec):
     return resolved
 
 
+def download_target(spec):
+    """The raw folder a resolved dataset's `download` is to fetch (normalised): its `raw` where
+    that is missing and a download is configured, else None. An existing path is never fetched."""
+    if spec.get("download") is None or not spec.get("raw"):
+        return None
+    raw = os.path.normpath(spec["raw"])
+    return None if os.path.lexists(raw) else raw
+
+
+def planned_downloads(datasets):
+    """{raw folder to fetch: the download_raw settings} of resolved datasets. Datasets that share
+    a missing raw folder must agree on their download; the subjects are every one they plan."""
+    plans, owners = {}, {}
+    for name, spec in datasets.items():
+        raw = download_target(spec)
+        if raw is None:
+            continue
+        download, chosen = spec["download"], spec.get("subjects")
+        if raw in plans:
+            first = owners[raw]
+            if datasets[first]["download"] != download:
+                raise ConfigError(f"datasets.{name}.download: differs from datasets.{first}.download, "
+                                  f"which fetches the same raw folder {raw}")
+            plan = plans[raw]
+            plan["subjects"] = sorted(set(plan["subjects"]) | set(chosen or download["subjects"]))
+            if chosen is None:
+                plan["all_subjects"] = download["subjects"]
+            continue
+        owners[raw] = name
+        plans[raw] = {"url": download["url"], "sha256": download["sha256"],
+                      "subjects": sorted(chosen or download["subjects"]),
+                      "all_subjects": None if chosen else download["subjects"],
+                      "where": f"datasets.{name}.download"}
+    return plans
+
+
 def raw_subjects(spec):
-    """Sorted subject ids of a resolved dataset, from its raw file names."""
+    """Sorted subject ids of a resolved dataset, from its raw file names; for a raw folder still
+    to be downloaded, the subjects the download is checked to deliver (`subjects`, else
+    `download.subjects`)."""
     if spec["source"] == "pamap2":
+        if download_target(spec) is not None:
+            return sorted(spec.get("subjects") or spec["download"]["subjects"])
         return [s for s, _ in pamap2.list_subject_files(spec["raw"], spec.get("subjects"))]
     return sorted({s for s, _, _, _ in geneactiv.list_window_files(spec["raw"])})
 

@@ -19,6 +19,7 @@ import numpy as np
 from gafkd.atomic import atomic_paths
 from gafkd.h5checked import CheckedH5, create_h5, seal, write_checked
 from gafkd.config import resolve_dataset
+from gafkd.download import read_record
 from gafkd.errors import InputError, damaged
 from gafkd.readers import read_dataset
 from gafkd.splits import SPLIT_NAMES, channel_stats, check_class_coverage, make_folds
@@ -111,18 +112,26 @@ def build_windows(dataset, spec, out_h5, out_summary):
                 group.attrs["val_missing_classes"] = json.dumps(info["val_missing_classes"])
             f.attrs.update(attrs)
             seal(f)
-        tmp_summary.write_text(format_summary(dataset, ws, folds, counts))
+        record = read_record(spec["raw"]) if spec["source"] == "pamap2" else None
+        tmp_summary.write_text(format_summary(dataset, ws, folds, counts, record))
     log.info("%s: %d windows of %d channels x %d samples, %d fold(s)", dataset, len(ws.y),
              ws.X.shape[1], ws.X.shape[2], len(folds))
 
 
-def format_summary(dataset, ws, folds, counts):
+def format_summary(dataset, ws, folds, counts, download=None):
+    """The summary's markdown; `download`: (sha256, archive name, record path) where the raw
+    folder came from a download (gafkd.download.read_record)."""
     lines = [
         f"# {dataset}: windows",
         "",
         f"source {ws.source}; {len(ws.y)} windows of {ws.X.shape[1]} channels x {ws.X.shape[2]} "
         f"samples at {ws.sampling_rate_hz:g} Hz; {len(np.unique(ws.subject))} subject(s)",
     ]
+    if download is not None:
+        sha256, name, path = download
+        lines += ["", "## raw data", "",
+                  f"downloaded archive `{name}`, sha256 `{sha256}` (recorded in `{path}`; "
+                  f"`download.sha256` in the config checks a later download against it)"]
     lines += ["", "## left out", ""]
     if counts["dropped"]:
         lines += ["| reason | subject | class or activity | left out |", "|---|---|---|---:|"]

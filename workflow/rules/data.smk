@@ -1,4 +1,22 @@
-# Raw files -> windows.h5 -> image cache.
+# (Public archive ->) raw files -> windows.h5 -> image cache.
+
+
+# Only for a raw folder that is missing and has a `download` (DOWNLOADS, common.smk): fetch,
+# check and unpack the archive; Protocol/ appears last, once everything is in place.
+rule download_raw:
+    output:
+        directory("{root}/Protocol"),
+    params:
+        download=lambda wildcards: DOWNLOADS[f"{wildcards.root}/Protocol"],
+    log:
+        "{root}/download.log",
+    wildcard_constraints:
+        root="|".join(re.escape(str(Path(raw).parent)) for raw in DOWNLOADS) or "(?!)",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/download_raw.py"
 
 
 rule build_windows:

@@ -110,7 +110,8 @@ def list_subject_files(raw, subjects=None):
     raw = Path(raw)
     if not raw.is_dir():
         raise InputError(f"PAMAP2 raw folder {raw} does not exist or is not a folder; check "
-                         f"`raw:` in the config (the Protocol/ folder of PAMAP2_Dataset)")
+                         f"`raw:` in the config (the Protocol/ folder of PAMAP2_Dataset), or add "
+                         f"`download: {{}}` to the dataset to fetch PAMAP2's public archive")
     files = []
     for path in raw.iterdir():
         if path.suffix != ".dat":
