@@ -6,7 +6,38 @@ import h5py
 import numpy as np
 import scipy.io
 
-from gafkd.readers.pamap2 import COLUMNS
+# PAMAP2's published column list (readme.pdf of the UCI dataset), written out here and never
+# taken from gafkd: 54 columns, 1 timestamp (s), 2 activityID, 3 heart rate (bpm), 4-20 IMU hand,
+# 21-37 IMU chest, 38-54 IMU ankle. Each IMU's 17 columns: 1 temperature (°C), 2-4 3D-acceleration
+# ±16 g (13-bit), 5-7 3D-acceleration ±6 g (13-bit), 8-10 3D-gyroscope (rad/s), 11-13
+# 3D-magnetometer (μT), 14-17 orientation (invalid). Python indices are the column numbers − 1.
+PAMAP2_COLUMNS = [
+    "timestamp", "activity_id", "heart_rate",                                          # 0-2
+    "hand_temp",                                                                       # 3
+    "hand_acc16_x", "hand_acc16_y", "hand_acc16_z",                                    # 4-6
+    "hand_acc6_x", "hand_acc6_y", "hand_acc6_z",                                       # 7-9
+    "hand_gyro_x", "hand_gyro_y", "hand_gyro_z",                                       # 10-12
+    "hand_mag_x", "hand_mag_y", "hand_mag_z",                                          # 13-15
+    "hand_orientation_0", "hand_orientation_1", "hand_orientation_2", "hand_orientation_3",   # 16-19
+    "chest_temp",                                                                      # 20
+    "chest_acc16_x", "chest_acc16_y", "chest_acc16_z",                                 # 21-23
+    "chest_acc6_x", "chest_acc6_y", "chest_acc6_z",                                    # 24-26
+    "chest_gyro_x", "chest_gyro_y", "chest_gyro_z",                                    # 27-29
+    "chest_mag_x", "chest_mag_y", "chest_mag_z",                                       # 30-32
+    "chest_orientation_0", "chest_orientation_1", "chest_orientation_2", "chest_orientation_3",  # 33-36
+    "ankle_temp",                                                                      # 37
+    "ankle_acc16_x", "ankle_acc16_y", "ankle_acc16_z",                                 # 38-40
+    "ankle_acc6_x", "ankle_acc6_y", "ankle_acc6_z",                                    # 41-43
+    "ankle_gyro_x", "ankle_gyro_y", "ankle_gyro_z",                                    # 44-46
+    "ankle_mag_x", "ankle_mag_y", "ankle_mag_z",                                       # 47-49
+    "ankle_orientation_0", "ankle_orientation_1", "ankle_orientation_2", "ankle_orientation_3",  # 50-53
+]
+PAMAP2_WIDTH = 54
+RAW = {name: index for index, name in enumerate(PAMAP2_COLUMNS)}     # name -> 0-based column
+ORIENTATION = [16, 17, 18, 19, 33, 34, 35, 36, 50, 51, 52, 53]
+assert len(PAMAP2_COLUMNS) == PAMAP2_WIDTH
+assert [RAW[f"{imu}_temp"] for imu in ("hand", "chest", "ankle")] == [3, 20, 37]
+assert [RAW[n] for n in PAMAP2_COLUMNS if "orientation" in n] == ORIENTATION
 
 
 def gene_name(subject, cls, window):
@@ -58,14 +89,12 @@ def pamap2_table(segments, seed=0):
     """
     rng = np.random.default_rng(seed)
     total = sum(n for _, n in segments)
-    table = rng.normal(size=(total, len(COLUMNS)))
+    table = rng.normal(size=(total, PAMAP2_WIDTH))
     table[:, 0] = np.arange(total) / 100.0
     table[:, 1] = np.concatenate([np.full(n, a) for a, n in segments])
     table[:, 2] = np.nan
     table[::11, 2] = 60 + np.arange(len(table[::11, 2]))
-    for i, name in enumerate(COLUMNS):
-        if "orientation" in name:
-            table[:, i] = np.nan
+    table[:, ORIENTATION] = np.nan
     return table
 
 
@@ -94,7 +123,7 @@ def make_pamap2_folder(root, extra_subjects=(102, 103, 104)):
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     table = pamap2_table(SUBJECT101, seed=101)
-    hand_acc = COLUMNS.index("hand_acc16_x")
+    hand_acc = RAW["hand_acc16_x"]
     table[SUBJECT101_NAN_ROW, hand_acc] = np.nan
     table[1201:1203, hand_acc] = np.nan          # rows dropped by the downsampling
     write_pamap2(root / "subject101.dat", table)

@@ -9,7 +9,7 @@ from pyts.image import GramianAngularField, MarkovTransitionField
 from gafkd.h5checked import create_h5, seal, write_checked
 from gafkd.errors import ConfigError, InputError
 from gafkd.gaf import gramian_angular_field
-from gafkd.images import build_images, plot_gallery, read_images
+from gafkd.images import build_images, images_per_chunk, plot_gallery, read_images
 from gafkd.windows import build_windows, fingerprint, read_windows
 
 PYTS_METHOD = {"gasf": "summation", "gadf": "difference"}
@@ -75,12 +75,30 @@ def test_unknown_method_and_oversized_image_write_nothing(demo_windows, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.md", "windows.h5"]
 
 
-def test_gallery_is_a_png(demo_windows, tmp_path):
+def test_gallery_shows_the_first_window_of_each_class(demo_windows, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
     out = tmp_path / "images_gasf16.h5"
     build_images(demo_windows, out, size=16)
     png = tmp_path / "gallery.png"
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)       # keep the figure as it was saved
     plot_gallery(demo_windows, out, png)
+    monkeypatch.undo()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    windows = read_windows(demo_windows)
+    images = read_images(out, windows.attrs["fingerprint"])
+    fig = figures[0]
+    axes = np.array(fig.axes).reshape(4, 3)                  # a row per class, 3 channels
+    for row, name in enumerate(["Badminton", "Running", "Standing", "Walking"]):
+        example = int(np.flatnonzero(windows.y == windows.class_names.index(name))[0])
+        assert axes[row, 0].get_ylabel() == name
+        for col in range(3):
+            shown = axes[row, col].images[0]
+            np.testing.assert_array_equal(shown.get_array(), images[example, col].astype(np.float32))
+            assert shown.get_clim() == (-1, 1)
+    assert [ax.get_title() for ax in axes[0]] == windows.channel_names[:3]
+    assert "GASF 16x16" in fig._suptitle.get_text()
+    plt.close(fig)
 
 
 def synthetic_windows(path, channels, classes, length=64):
@@ -149,3 +167,17 @@ def test_image_cache_memory_is_bounded_by_the_chunk_not_the_dataset(tmp_path):
     with h5py.File(windows) as wf, h5py.File(tmp_path / "images.h5") as imf:
         last = imf["images"][-1].astype(np.float32)
         assert np.abs(last - gramian_angular_field(wf["X"][-1], size)).max() < 1e-3
+
+
+def test_image_cache_chunks_are_whole_images_of_a_few_megabytes(demo_windows, tmp_path):
+    assert images_per_chunk(3, 64) == 128                    # GENE: 128 x 3 x 64 x 64 float16, 3.1 MB
+    assert 128 * 3 * 64 * 64 * 2 <= 4 << 20 < 256 * 3 * 64 * 64 * 2
+    assert images_per_chunk(40, 64) == 8                     # PAMAP2's 40 channels: 2.6 MB
+    assert images_per_chunk(40, 256) == 1                    # an image over the size is a chunk alone
+    build_images(demo_windows, tmp_path / "default.h5", size=32)
+    # 3 images a chunk, streamed in blocks of 6 (the largest whole number of chunks <= 7)
+    build_images(demo_windows, tmp_path / "small.h5", size=32, chunk_windows=7, chunk_images=3)
+    with h5py.File(tmp_path / "default.h5") as default, h5py.File(tmp_path / "small.h5") as small:
+        assert default["images"].chunks == (80, 6, 32, 32)   # all 80 windows in one chunk
+        assert small["images"].chunks == (3, 6, 32, 32)
+        np.testing.assert_array_equal(default["images"][()], small["images"][()])

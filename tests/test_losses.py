@@ -55,6 +55,33 @@ def test_logit_standardisation():
     assert a.item() == pytest.approx(b.item(), rel=1e-5)
 
 
+def softmax(values):
+    exps = [math.exp(v) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def test_standardised_loss_by_hand():
+    """Standardisation changes what the KL term compares; the cross-entropy stays on the student's
+    own logits."""
+    student = torch.tensor([[2.0, 0.0, -2.0]])      # mean 0, unbiased std 2 -> (1, 0, −1)
+    teacher = torch.tensor([[0.0, 0.0, 3.0]])       # mean 1, unbiased std √3 -> (−1, −1, 2)/√3
+    targets = torch.tensor([0])
+    lam, temperature = 0.7, 2.0
+    r3 = math.sqrt(3)
+    p = softmax([-1 / r3 / temperature, -1 / r3 / temperature, 2 / r3 / temperature])
+    q = softmax([1 / temperature, 0.0, -1 / temperature])
+    kl = sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+    ce = math.log(1 + math.exp(-2) + math.exp(-4))  # −log softmax((2, 0, −2))[0]
+    expected = (1 - lam) * ce + lam * temperature**2 * kl
+    got = two_teacher_loss(student, targets, teacher, None, 1.0, lam, temperature, standardize=True)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # α = 0 with the same teacher as signal teacher; the standardised KL differs from the raw one
+    got_sig = two_teacher_loss(student, targets, None, teacher, 0.0, lam, temperature, standardize=True)
+    assert got_sig.item() == pytest.approx(expected, rel=1e-6)
+    raw = two_teacher_loss(student, targets, teacher, None, 1.0, lam, temperature)
+    assert abs(raw.item() - expected) > 0.05
+
+
 def test_gram_map_and_similarity_preserving():
     teacher = torch.eye(2)                                 # G = I, rows already unit
     student = torch.ones(2, 2)                             # G = all 2 -> rows (1/√2, 1/√2)

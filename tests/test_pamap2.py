@@ -4,13 +4,48 @@ import h5py
 import numpy as np
 import pytest
 from conftest import tree_digest
-from rawfiles import (SUBJECT101_EXPECTED, pamap2_table,
-                      write_pamap2)
+from rawfiles import PAMAP2_COLUMNS, RAW, SUBJECT101_EXPECTED, pamap2_table, write_pamap2
 
 from gafkd.errors import ConfigError, InputError
 from gafkd.windows import build_windows
-from gafkd.readers.pamap2 import (ACTIVITIES, CHANNEL_SETS, COLUMNS, DEFAULT_CLASS_MAP, DEFAULTS,
-                                  LAB_THRESHOLDS, PROTOCOLS, check_protocol, read_pamap2)
+from gafkd.readers.pamap2 import (ACTIVITIES, COLUMNS, DEFAULT_CLASS_MAP, DEFAULTS, LAB_THRESHOLDS,
+                                  PROTOCOLS, check_protocol, read_pamap2)
+
+
+# Channel sets as 0-based columns of the published layout (see rawfiles.PAMAP2_COLUMNS).
+CHANNEL_COLUMNS = {
+    "hand_acc16": [4, 5, 6],
+    "acc16": [4, 5, 6, 21, 22, 23, 38, 39, 40],
+    "imu_acc_gyro": [4, 5, 6, 10, 11, 12, 21, 22, 23, 27, 28, 29, 38, 39, 40, 44, 45, 46],
+    "lab40": [2, *range(3, 16), *range(20, 33), *range(37, 50)],   # heart rate, 3 × 13 IMU columns
+}
+
+
+def test_column_layout_is_the_published_one():
+    assert len(COLUMNS) == 54
+    assert COLUMNS == PAMAP2_COLUMNS
+    assert (COLUMNS[4], COLUMNS[7], COLUMNS[21], COLUMNS[24], COLUMNS[38], COLUMNS[41]) == (
+        "hand_acc16_x", "hand_acc6_x", "chest_acc16_x", "chest_acc6_x", "ankle_acc16_x", "ankle_acc6_x")
+
+
+@pytest.mark.parametrize("channels", sorted(CHANNEL_COLUMNS))
+def test_channel_sets_read_the_published_columns(tmp_path, channels):
+    # 600 rows of lying; every column but the orientation ones holds its own number plus
+    # row / 1000, and heart rate has a reading on every row (nothing to forward-fill).
+    table = pamap2_table([(1, 600)])
+    rows = np.arange(len(table)) / 1000
+    for column in range(2, 54):
+        if column not in (16, 17, 18, 19, 33, 34, 35, 36, 50, 51, 52, 53):
+            table[:, column] = column + rows
+    write_pamap2(tmp_path / "subject101.dat", table)
+    ws = read_pamap2(tmp_path, channels=channels, protocol="clean")
+    columns = CHANNEL_COLUMNS[channels]
+    assert ws.channel_names == [PAMAP2_COLUMNS[c] for c in columns]
+    # clean protocol: every third row, windows of 100 samples from 0, 22, ..., 88
+    assert ws.X.shape == (5, len(columns), 100)
+    samples = 3 * (22 * np.arange(5)[:, None] + np.arange(100)[None, :])      # (window, sample)
+    for c, column in enumerate(columns):
+        np.testing.assert_allclose(ws.X[:, c, :], table[samples, column], rtol=0, atol=1e-4)
 
 
 def test_clean_protocol_windows(pamap2_folder):
@@ -49,7 +84,7 @@ def test_clean_window_contents_are_downsampled_raw_rows(pamap2_folder):
          for i in range(len(down))])
     # The first kept window is lying, starting at downsampled sample 22.
     first = ws.X[0]
-    acc = COLUMNS.index("ankle_mag_z")
+    acc = RAW["ankle_mag_z"]
     np.testing.assert_allclose(first[ws.channel_names.index("ankle_mag_z")],
                                down[22:122, acc], atol=2e-6)
     np.testing.assert_allclose(first[0], heart_rate[22:122], atol=2e-6)  # forward-filled
@@ -126,7 +161,7 @@ def test_named_channel_set_and_class_map(pamap2_folder):
     folder, _ = pamap2_folder
     ws = read_pamap2(folder, channels="hand_acc16", class_map={1: "rest", 4: "move", 24: "move"},
                      subjects=[101], protocol="clean")
-    assert ws.channel_names == CHANNEL_SETS["hand_acc16"]
+    assert ws.channel_names == ["hand_acc16_x", "hand_acc16_y", "hand_acc16_z"]
     assert ws.class_names == ["rest", "move"]
     assert np.bincount(ws.y).tolist() == [5, 6 + 1]
 
@@ -218,7 +253,7 @@ def test_lab_subject_without_usable_window(pamap2_folder):
 def test_all_nan_subject_is_counted_not_zero_filled(pamap2_folder):
     folder, _ = pamap2_folder
     table = pamap2_table([(1, 600)])
-    table[:, COLUMNS.index("chest_gyro_y")] = np.nan
+    table[:, RAW["chest_gyro_y"]] = np.nan
     write_pamap2(folder / "subject107.dat", table)
     expect_error(folder, r"subject107.dat: subject 107 has no usable window \(5 dropped for NaN\)",
                  subjects=[107], protocol="clean")
@@ -227,7 +262,7 @@ def test_all_nan_subject_is_counted_not_zero_filled(pamap2_folder):
 def test_lab_sets_nan_to_zero_before_scaling(pamap2_folder):
     folder, _ = pamap2_folder
     table = pamap2_table([(1, 600)])
-    table[:, COLUMNS.index("chest_gyro_y")] = np.nan
+    table[:, RAW["chest_gyro_y"]] = np.nan
     write_pamap2(folder / "subject107.dat", table)
     ws = read_pamap2(folder, subjects=[107], protocol="lab")
     low, high = LAB_THRESHOLDS["chest_gyro_y"]
@@ -344,16 +379,16 @@ LAB_SEGMENTS = [(0, 50), (1, 400), (0, 40), (4, 500), (9, 200), (24, 300), (5, 1
 
 def make_lab_recording(path):
     table = pamap2_table(LAB_SEGMENTS, seed=7)
-    hr, readings = COLUMNS.index("heart_rate"), np.arange(0, len(table), 11)
+    hr, readings = RAW["heart_rate"], np.arange(0, len(table), 11)
     table[readings, hr] = 80 + readings % 40
     table[451:490:11, hr] = 150            # readings inside the middle transient
     table[550, hr] = 202.0                 # scales to exactly 1.0
     table[605, hr] = 230.0                 # above the maximum: 0.99
     table[660, hr] = 201.0                 # 0.995, kept as it is
     table[671, hr] = 202.000005            # 0.99 in float64 (1.0 if computed in float32)
-    table[700:703, COLUMNS.index("hand_gyro_x")] = np.nan
-    table[720:723, COLUMNS.index("hand_acc16_y")] = -500.0    # below the minimum: 0
-    table[740:743, COLUMNS.index("ankle_acc6_z")] = 50.0      # above the maximum: 0.99
+    table[700:703, RAW["hand_gyro_x"]] = np.nan
+    table[720:723, RAW["hand_acc16_y"]] = -500.0    # below the minimum: 0
+    table[740:743, RAW["ankle_acc6_z"]] = 50.0      # above the maximum: 0.99
     write_pamap2(path, table)
     return table
 
@@ -421,7 +456,7 @@ def test_lab_deletes_transients_before_downsampling(tmp_path):
     assert len(lab.X) == 13 and lab.dropped["label_change"]["total"] == 0
     assert lab.dropped["rows_not_in_class_map"]["detail"] == [
         {"subject": 101, "class": "0 (transient)", "count": 1}]
-    column = COLUMNS.index(acc)
+    column = RAW[acc]
     deleted = lab_scale(np.delete(table, 600, axis=0)[::3, column], acc)
     kept_raw = lab_scale(table[::3, column], acc)
     last = lab.X[-1, 0]                                  # samples 286..385
@@ -432,7 +467,7 @@ def test_lab_deletes_transients_before_downsampling(tmp_path):
 def test_lab_heart_rate_ignores_readings_of_deleted_rows(tmp_path):
     # Readings every 11th row: 0, 11, ..., 44 fall in the transient, the first lying one is 55.
     table = pamap2_table([(0, 50), (1, 600)])
-    hr = COLUMNS.index("heart_rate")
+    hr = RAW["heart_rate"]
     table[0:50:11, hr] = 150.0
     table[55, hr] = 101.0
     write_pamap2(tmp_path / "subject101.dat", table)

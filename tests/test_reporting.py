@@ -269,17 +269,24 @@ def test_figures_name_their_split(loso_runs, tmp_path, monkeypatch):
     for path in loso_runs:
         metrics = json.loads(path.read_text())
         metrics["class_names"] = ["walking", "running"]
-        metrics["test_at_best_val"]["confusion"] = [[5, 1], [2, 7]]
+        # each run's own matrix: its seed and its fold number off the diagonal
+        fold, seed = int(metrics["config"]["fold"][-1]), metrics["config"]["seed"]
+        metrics["test_at_best_val"]["confusion"] = [[5, seed], [fold, 7]]
         path.write_text(json.dumps(metrics))
         pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_accuracy": [0.5, 0.6]}).to_csv(
             path.with_name("history.csv"), index=False)
     out = outputs(tmp_path)
     write_report_tables(loso_runs, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}})
-    titles, save = [], figures._save
+    titles, drawn, save = [], {}, figures._save
 
     def save_and_record(fig, path):
         titles.append(" ".join([fig._suptitle.get_text() if fig._suptitle else ""]
                                + [ax.get_title() for ax in fig.axes]))
+        ax = fig.axes[0]
+        drawn[path.stem] = {"texts": [t.get_text() for t in ax.texts],
+                            "errorbars": [(c.lines[0].get_xdata(), c.lines[0].get_ydata(),
+                                           c.lines[2][0].get_segments()) for c in ax.containers
+                                          if hasattr(c, "has_yerr")]}
         save(fig, path)
 
     monkeypatch.setattr(figures, "_save", save_and_record)
@@ -288,6 +295,14 @@ def test_figures_name_their_split(loso_runs, tmp_path, monkeypatch):
     figures.write_figures(out["runs"], "pamap", pngs)
     assert all(pngs[name].read_bytes()[:4] == b"\x89PNG" for name in names)
     assert len(titles) == 4 and all("pamap" in title and "(LOSO, 3 folds" in title for title in titles)
+    # the 2-teacher students at α 0.3: mean ± std over seeds of each seed's fold mean, in %
+    [(x, y, segments)] = drawn["pamap_alpha"]["errorbars"]
+    plain = fold_means(LOSO_ACCURACY, False)
+    assert list(x) == [0.3] and list(y) == pytest.approx([100 * statistics.mean(plain)])
+    (_, low), (_, high) = segments[0]
+    assert (high - low) / 2 == pytest.approx(100 * statistics.stdev(plain))
+    # the confusion matrix of the best student by validation accuracy: seed 1, fold2 (0.90)
+    assert drawn["pamap_confusion"]["texts"] == ["5", "1", "2", "7"]
 
 
 def test_bad_metrics_file(tmp_path):

@@ -33,10 +33,65 @@ def scheduled_jobs(workdir, *args, configfile=REPO / "config.yaml"):
     return counts
 
 
+def dry_run_jobs(output):
+    """[(rule, {'input': [...], 'output': [...], ...})] of the job blocks a dry run prints."""
+    jobs = []
+    for line in output.splitlines():
+        match = re.fullmatch(r"(?:local)?rule (\w+):", line.strip())
+        if match:
+            jobs.append((match.group(1), {}))
+        elif jobs and line.startswith("    ") and ": " in line:
+            key, value = line.strip().split(": ", 1)
+            jobs[-1][1][key] = value.split(", ")
+    return jobs
+
+
+def the_job(jobs, rule, output):
+    """The fields of the one job of `rule` that writes `output`."""
+    found = [fields for name, fields in jobs if name == rule and output in fields.get("output", [])]
+    assert len(found) == 1, (rule, output, found)
+    return found[0]
+
+
 def test_dry_run_of_default_config(tmp_path):
+    """The demo's jobs (README: 3 GAF + 3 signal teachers, 6 cached teacher outputs, 36 students)
+    and what a few of them read and write."""
     run = snakemake(tmp_path, "-n")
     assert run.returncode == 0, run.stderr
-    assert "build_windows" in run.stdout and "build_images" in run.stdout
+    jobs = dry_run_jobs(run.stdout)
+    counts = {}
+    for rule, _ in jobs:
+        counts[rule] = counts.get(rule, 0) + 1
+    assert {r: counts.get(r) for r in ("build_windows", "build_images", "train_teacher",
+                                        "teacher_outputs", "train_student", "aggregate")} == {
+        "build_windows": 1, "build_images": 1, "train_teacher": 6, "teacher_outputs": 6,
+        "train_student": 36, "aggregate": 1}
+    data = "results/basicmotions"
+    windows = the_job(jobs, "build_windows", f"{data}/windows.h5")
+    assert "input" not in windows
+    assert windows["output"] == [f"{data}/windows.h5", f"{data}/windows_summary.md"]
+    images = the_job(jobs, "build_images", f"{data}/images_gasf64.h5")
+    assert images["input"] == [f"{data}/windows.h5"]
+    assert images["output"] == [f"{data}/images_gasf64.h5", f"{data}/images_gasf64.png"]
+    teachers = f"{data}/predefined/teachers"
+    gaf = the_job(jobs, "train_teacher", f"{teachers}/gaf/wrn16-1/seed2/model.pt")
+    assert set(gaf["input"]) == {f"{data}/images_gasf64.h5", f"{data}/windows.h5"}
+    assert gaf["output"] == [f"{teachers}/gaf/wrn16-1/seed2/{name}"
+                             for name in ("model.pt", "metrics.json", "history.csv")]
+    students = f"{data}/predefined/students/wrn16-1"
+    kd2 = the_job(jobs, "train_student", f"{students}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json")
+    assert set(kd2["input"]) == {f"{teachers}/gaf/wrn16-1/seed1/outputs.h5",
+                                 f"{teachers}/sig/wrn16-1/seed1/outputs.h5", f"{data}/windows.h5"}
+    assert len(kd2["input"]) == 3
+    sp = the_job(jobs, "train_student",
+                 f"{students}/kd2-anneal-sp/gaf-wrn16-1+sig-wrn16-1/alpha0.9/seed2/model.pt")
+    assert set(sp["input"]) == {
+        f"{teachers}/gaf/wrn16-1/seed2/outputs.h5", f"{teachers}/gaf/wrn16-1/seed2/similarity.h5",
+        f"{teachers}/sig/wrn16-1/seed2/outputs.h5", f"{teachers}/sig/wrn16-1/seed2/similarity.h5",
+        f"{students}/scratch/none/alpha0/seed2/model.pt", f"{data}/windows.h5"}
+    assert len(sp["input"]) == 6
+    report = the_job(jobs, "aggregate", "results/report/tables.md")
+    assert len(report["input"]) == 6 + 36 and all(p.endswith("/metrics.json") for p in report["input"])
 
 
 def test_lint_is_clean():
