@@ -6,7 +6,11 @@
 The grid is read from the config (default configs/gene14_w500.yaml, its first dataset, one
 fold): every teacher architecture x modality x seed, one teacher-outputs pass per teacher, and
 the student runs as the workflow expands them (scratch once per seed; per teacher architecture
-kd-gaf, kd-sig and the kd2 family over the alphas), each for training.epochs epochs.
+kd-gaf, kd-sig and the kd2 family over the alphas), each for training.epochs epochs. A scratch
+student that is the same run as a signal teacher of the grid (gafkd.reuse: students.arch in
+teachers.archs, its seed in teachers.seeds, students.reuse_teacher_runs on) is not trained: the
+workflow derives it from the teacher's run, so it is counted once, as the teacher, and listed
+as a `reused` row of zero cost.
 
 Seconds per epoch of a job = training steps per epoch x seconds per step + the validation and
 test windows x seconds per predicted window (the engine evaluates both after every epoch). The
@@ -15,9 +19,13 @@ fractions. A step is timed inside gafkd.engine.train itself: its loss function i
 take a timestamp every few calls after a warm-up, so a timed step is exactly the engine's
 (forward, loss, backward, SGD update, bookkeeping) with the config's batch size and bf16
 setting; median over the repeats. Students use gafkd.students.DistillationLoss over cached
-teacher logits; kd2-anneal-sp students also run both teachers online for the similarity maps,
-timed for each teacher architecture. Evaluation and teacher outputs are timed with
-gafkd.engine.predict.
+teacher logits; kd2-anneal-sp students, timed for each teacher architecture, gather the teachers'
+Gram blocks from their similarity caches (students.kd.sp_source: cache, held in memory in the
+forms the builder picks for the fold's training windows) or run both teachers at every step
+(`online`). Evaluation and teacher outputs are timed with gafkd.engine.predict. A similarity
+cache's build (one per teacher an SP student learns from) = the teacher forward per window x
+training windows x the builder's teacher passes + its Gram products at the measured FLOP rate +
+its bytes at the measured HDF5 write rate (benchmarks/sp_cache.py measures builds whole).
 
 Inputs are random tensors with the dataset's per-sample shapes (3 x window signals, 3 x size x
 size float16 images). The resident training split holds only the batches that are timed, not
@@ -44,13 +52,16 @@ sys.path.insert(0, str(REPO / "src"))
 from gafkd.engine import Split, TrainData, TrainSettings, cross_entropy, predict, train  # noqa: E402
 from gafkd.grid import METHODS, fixed_alpha  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
-from gafkd.students import DistillationLoss  # noqa: E402
+from gafkd.reuse import same_run_teacher  # noqa: E402
+from gafkd.similarity_cache import SimilarityCache, cache_bytes, choose_forms, teacher_passes  # noqa: E402
+from gafkd.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
 from gafkd.teacher_outputs import Teacher  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
+from sp_cache import hdf5_write_rate, teacher_outputs_fn  # noqa: E402
 
 CHANNELS = 3
 KD_DEFAULTS = {"lambda": 0.7, "temperature": 4, "reduction": "mean", "beta": 700, "sp_merge": "raw",
-               "standardize_logits": False}
+               "sp_source": "cache", "standardize_logits": False}
 
 
 @dataclass
@@ -112,11 +123,32 @@ def student_runs(students, teacher_archs):
     runs, methods = Counter(), {}
     for method in students.get("methods", METHODS):
         alphas = 1 if fixed_alpha(method) is not None else len(students["alphas"])
-        group = "scratch" if method == "scratch" else "online" if method.endswith("-sp") else "cached"
+        group = "scratch" if method == "scratch" else "sp" if method.endswith("-sp") else "cached"
         methods.setdefault(group, []).append(method)
         for arch in [None] if group == "scratch" else teacher_archs:
             runs[group, arch] += alphas
     return runs, methods
+
+
+def reused_scratch_seeds(config):
+    """Student seeds whose scratch run is a signal teacher's run of the grid (gafkd.reuse), as
+    the workflow decides it: the settings of the two rules compared field by field."""
+    students, teachers = config["students"], config["teachers"]
+    if "scratch" not in students.get("methods", METHODS) or not students.get("reuse_teacher_runs", True):
+        return []
+    training, threads = config["training"], config.get("devices", {}).get("threads", 2)
+    dataset = next(iter(config["datasets"]))
+
+    def teacher(dataset, fold, modality, arch, seed):
+        return {"dataset": dataset, "fold": fold, "modality": modality, "arch": arch, "seed": seed,
+                "training": training, "threads": threads}
+
+    grid = {"modalities": teachers.get("modalities", ["gaf", "sig"]), "archs": teachers["archs"],
+            "seeds": teachers["seeds"]}
+    return [seed for seed in students["seeds"] if same_run_teacher(
+        {"dataset": dataset, "fold": "fold", "arch": students.get("arch", "wrn16-1"), "method": "scratch",
+         "teachers": "none", "alpha": 0.0, "seed": seed, "training": training, "threads": threads},
+        grid, teacher) is not None]
 
 
 def main(argv=None):
@@ -143,12 +175,14 @@ def main(argv=None):
     windows = args.windows or windows
     split = dataset.get("split", {})
     n_eval = round(windows * split.get("val_fraction", 0)) + round(windows * split.get("test_fraction", 0))
-    steps_per_epoch = math.ceil((windows - n_eval) / batch)
+    n_train = windows - n_eval
+    steps_per_epoch = math.ceil(n_train / batch)
     epochs = training["epochs"]
     settings = TrainSettings(epochs=1, batch_size=batch, bf16=training.get("bf16", False))
     kd = {**KD_DEFAULTS, **students.get("kd", {})}
     teacher_archs = students.get("teacher_archs") or teachers["archs"]
     seeds = len(students["seeds"])
+    reused = len(reused_scratch_seeds(config))
 
     torch.manual_seed(0)
     n = timing.train_windows(batch)
@@ -172,17 +206,26 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        forward = {}
+        product = torch.randn(batch, 8192, device=device)
+        flop_rate = 2 * batch * batch * 8192 / median_seconds(lambda: product @ product.t(), timing.repeats,
+                                                              warmup=1, device=device)
+        write_rate = hdf5_write_rate(folder / "write.h5", 256 if args.quick else 2048)
         for modality in teachers["modalities"]:
             for arch in teachers["archs"]:
                 net = model(arch, modality)
                 step = step_seconds(net, inputs[modality], y, cross_entropy, settings, device, timing, folder)
                 evaluation = predicted(net, modality, settings.bf16)
                 outputs = evaluation if device.type == "cpu" or not settings.bf16 else predicted(net, modality, False)
+                forward[arch, modality] = outputs
                 add("teacher", arch, modality, "-", steps_per_epoch * step + n_eval * evaluation,
                     len(teachers["seeds"]), epochs)
                 add("outputs", arch, modality, "-", windows * outputs, len(teachers["seeds"]), 1)
 
         runs, methods = student_runs(students, teacher_archs)
+        if reused == seeds:         # every scratch student is a teacher's run: none to time
+            runs.pop(("scratch", None), None)
+            methods.pop("scratch", None)
         evaluation = predicted(model(students["arch"], "sig"), "sig", settings.bf16)
         logits = {m: torch.randn(n, classes, device=device) for m in ("gaf", "sig")}
         alpha = students["alphas"][len(students["alphas"]) // 2]
@@ -195,26 +238,51 @@ def main(argv=None):
                   "cached": DistillationLoss("kd2", alpha, kd, logits)}
         seconds = {group: student_step(loss) for group, loss in cached.items() if group in methods}
         for (group, arch), count in runs.items():
-            if group == "online":
-                frozen = {m: (Teacher(model(arch, m).eval().requires_grad_(False), *standardization(inputs[m]),
-                                      m, arch, []).to(device), inputs[m]) for m in ("gaf", "sig")}
-                step = student_step(DistillationLoss("kd2-anneal-sp", alpha, kd, logits, frozen))
+            if group == "sp":
+                frozen = {m: Teacher(model(arch, m).eval().requires_grad_(False), *standardization(inputs[m]),
+                                     m, arch, []).to(device) for m in ("gaf", "sig")}
+                if kd["sp_source"] == "online":
+                    source = OnlineTeachers({m: (frozen[m], inputs[m]) for m in ("gaf", "sig")})
+                else:
+                    caches = {}
+                    for m, teacher in frozen.items():
+                        outputs = teacher_outputs_fn(teacher.model, inputs[m])(0, n)
+                        sizes = [o.shape[1] for o in outputs]
+                        forms = choose_forms(sizes, n_train)
+                        caches[m] = SimilarityCache.from_outputs(outputs, device, forms)
+                        if (arch, m) not in forward:
+                            forward[arch, m] = predicted(teacher.model, m, False)
+                        build = (forward[arch, m] * n_train * teacher_passes(sizes, forms, n_train)
+                                 + sum(2 * n_train**2 * d for d, f in zip(sizes, forms) if f == "gram")
+                                 / flop_rate + cache_bytes(forms, sizes, n_train) / write_rate)
+                        add("similarity", arch, m, "-", build, len(teachers["seeds"]), 1)
+                    source = CachedTeachers(caches)
+                step = student_step(DistillationLoss("kd2-anneal-sp", alpha, kd, logits, source))
             else:
                 step = seconds[group]
             label = "/".join(methods[group]) + ("" if arch is None else f" (teachers {arch})")
+            trained = count * (seeds - reused if group == "scratch" else seeds)
             add("student", students["arch"], "sig", label, steps_per_epoch * step + n_eval * evaluation,
-                count * seeds, epochs)
+                trained, epochs)
+    if reused:
+        add("reused", students["arch"], "sig", "scratch (= signal teacher's run)", 0.0, reused, 0)
 
     total = round(sum(r["hours"] for r in rows), 6)
     rows.append({"job": "total", "arch": "-", "modality": "-", "methods": "-", "s_per_epoch": "",
-                 "runs": sum(r["runs"] for r in rows), "epochs": "", "hours": total})
+                 "runs": sum(r["runs"] for r in rows if r["job"] != "reused"), "epochs": "", "hours": total})
     print(f"{windows} windows ({windows - n_eval} train, {n_eval} val+test), batch {batch}: "
           f"{steps_per_epoch} steps/epoch; window {window}, images {size}x{size}; device {device}")
     print_table(rows, {"job": "job", "arch": "arch", "modality": "modality", "s_per_epoch": "s/epoch",
                        "runs": "runs", "epochs": "epochs", "hours": "hours", "methods": "methods"})
-    by_job = {job: sum(r["hours"] for r in rows if r["job"] == job) for job in ("teacher", "outputs", "student")}
+    by_job = {job: sum(r["hours"] for r in rows if r["job"] == job)
+              for job in ("teacher", "outputs", "similarity", "student")}
     print(f"total {total:.2f} h on {device}, one job at a time (teachers {by_job['teacher']:.2f} h, "
-          f"teacher outputs {by_job['outputs']:.2f} h, students {by_job['student']:.2f} h)")
+          f"teacher outputs {by_job['outputs']:.2f} h, similarity caches {by_job['similarity']:.2f} h, "
+          f"students {by_job['student']:.2f} h; SP teachers: {kd['sp_source']})")
+    if reused:
+        print(f"{reused} scratch student run(s) per fold are the signal teacher run(s) of {students['arch']} "
+              f"and the same seed: trained once, as the teacher, and reused at no cost "
+              f"(students.reuse_teacher_runs)")
     write_csv(rows, args.csv)
     return rows
 

@@ -11,7 +11,7 @@ from conftest import REPO
 
 def run_quick(script, out):
     run = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", "--device", "cpu",
-                          "--csv", str(out)], capture_output=True, text=True, timeout=120)
+                          "--csv", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     return run.stdout, list(csv.DictReader(out.open()))
 
@@ -37,14 +37,28 @@ def test_grid_projection_benchmark_runs(tmp_path):
     assert {(r["arch"], r["modality"]) for r in parts if r["job"] == "outputs"} == trained
     sp = [r for r in parts if r["job"] == "student" and "kd2-anneal-sp" in r["methods"]]
     assert len(sp) == len(teachers["archs"])
-    assert all(float(r["s_per_epoch"]) > 0 and float(r["hours"]) > 0 for r in parts)
-    assert all(int(r["epochs"]) == config["training"]["epochs"] for r in parts if r["job"] != "outputs")
+    computed = [r for r in parts if r["job"] != "reused"]
+    assert all(float(r["s_per_epoch"]) > 0 and float(r["hours"]) > 0 for r in computed)
+    assert all(int(r["epochs"]) == config["training"]["epochs"] for r in computed
+               if r["job"] not in ("outputs", "similarity"))
+    # one similarity cache per teacher an SP student learns from (both modalities, every seed)
+    similarity = [r for r in parts if r["job"] == "similarity"]
+    assert {(r["arch"], r["modality"]) for r in similarity} == trained
+    assert all(int(r["runs"]) == len(teachers["seeds"]) and int(r["epochs"]) == 1 for r in similarity)
+    assert "similarity caches" in stdout and "SP teachers: cache" in stdout
     students = config["students"]
     per_seed = sum(1 if method == "scratch" else len(teachers["archs"]) * (
         1 if method in ("kd-gaf", "kd-sig") else len(students["alphas"])) for method in students["methods"])
     assert sum(int(r["runs"]) for r in parts if r["job"] == "teacher") == (
         len(teachers["archs"]) * len(teachers["modalities"]) * len(teachers["seeds"]))
-    assert sum(int(r["runs"]) for r in parts if r["job"] == "student") == per_seed * len(students["seeds"])
+    # every scratch student (wrn16-1, seeds 1-3) is the signal teacher run of wrn16-1 and its seed:
+    # counted once, as the teacher, and listed at zero cost
+    (reused,) = [r for r in parts if r["job"] == "reused"]
+    assert int(reused["runs"]) == len(students["seeds"]) and float(reused["hours"]) == 0
+    assert not any(r["job"] == "student" and "scratch" in r["methods"] for r in parts)
+    assert sum(int(r["runs"]) for r in parts if r["job"] == "student") == (per_seed - 1) * len(students["seeds"])
+    assert int(total["runs"]) == sum(int(r["runs"]) for r in computed)
+    assert "reused at no cost" in stdout
     assert float(total["hours"]) > 0
     assert float(total["hours"]) == pytest.approx(sum(float(r["hours"]) for r in parts), abs=1e-5)
     assert "s/epoch" in stdout and "hours" in stdout and "total" in stdout

@@ -12,9 +12,12 @@ def test_student_step_benchmark_runs(tmp_path):
                           "--device", "cpu", "--csv", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(out.open()))
-    assert [r["step"] for r in rows] == ["cached", "online", "online+SP"]
+    assert [r["step"] for r in rows] == ["cached", "online", "SP online", "SP cache"]
     assert all(float(r["samples_per_s"]) > 0 for r in rows)
-    assert "cached is x faster" in run.stdout
+    assert all(float(r["x_cached_step"]) == round(float(r["ms_per_step"]) / float(rows[0]["ms_per_step"]), 2)
+               for r in rows)
+    assert float(rows[0]["sp_loss_rel_diff"]) < 1e-4          # the cache gives the online SP loss
+    assert "SP step with the cache is" in run.stdout
 
 
 def test_gaf_benchmark_runs(tmp_path):
@@ -30,3 +33,20 @@ def test_gaf_benchmark_runs(tmp_path):
         assert abs(float(row["fraction_of_write_bound"]) - float(row["series_per_s"]) / limit) < 1e-2
     diff = float(run.stdout.split("max abs diff ")[1].split()[0])
     assert diff < 1e-5
+
+
+def test_sp_cache_benchmark_runs(tmp_path):
+    out = tmp_path / "sp_cache.csv"
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks/sp_cache.py"), "--quick", "--device", "cpu",
+                          "--fold-windows", "1000", "--csv", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [r["teacher"] for r in rows] == ["gaf wrn10-1", "sig wrn10-1"]
+    for row in rows:
+        sizes = [int(s) for s in row["feature_sizes"].split(",")]
+        # the smaller exact form per group, at the timed size and at the projected one
+        assert row["forms"].split(",") == ["gram" if s > 64 else "features" for s in sizes]
+        assert row["fold_forms"].split(",") == ["gram" if s > 1000 else "features" for s in sizes]
+        expected_gb = sum(1000 * (1000 if s > 1000 else s) * 4 for s in sizes) / 1e9
+        assert float(row["fold_gb"]) == round(expected_gb, 2)
+        assert float(row["build_s"]) > 0 and float(row["fold_build_s_projected"]) > 0

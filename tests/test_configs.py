@@ -43,16 +43,20 @@ def expected_counts(config, folds):
             per_seed += len(tarchs) * n_alphas
     used_modalities = {m for method in students["methods"]
                        for m in {"scratch": [], "kd-gaf": ["gaf"], "kd-sig": ["sig"]}.get(method, ["gaf", "sig"])}
-    return {
+    counts = {
         "build_windows": 1,
         "build_images": 1,
         "train_teacher": folds * len(teachers["modalities"]) * len(teachers["archs"]) * len(teachers["seeds"]),
         "teacher_outputs": folds * len(used_modalities) * len(tarchs) * len(students["seeds"]),
+        "teacher_similarity": (folds * 2 * len(tarchs) * len(students["seeds"])
+                               if "kd2-anneal-sp" in students["methods"]
+                               and students.get("kd", {}).get("sp_source", "cache") == "cache" else 0),
         "train_student": folds * len(students["seeds"]) * per_seed,
         "aggregate": 1,
         "figures": len(config["datasets"]),
         "all": 1,
     }
+    return {rule: count for rule, count in counts.items() if count}
 
 
 def checkout_copy(root):
@@ -115,7 +119,23 @@ def test_configs_carry_the_labs_recipe():
     assert yaml.safe_load(Path(REPO / "configs/pamap2_loso.yaml").read_text())["students"]["kd"]["beta"] == 200
 
 
-def test_loso_config_without_raw_data_names_the_folder(tmp_path):
-    run = snakemake(tmp_path, "-n", configfile=REPO / "configs/pamap2_loso.yaml")
+def test_pamap2_config_from_nothing_plans_its_download_and_nine_folds(tmp_path):
+    path = REPO / "configs/pamap2_loso.yaml"
+    run = snakemake(tmp_path, "-n", configfile=path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    config = yaml.safe_load(path.read_text())
+    counts = job_counts(run.stdout)
+    assert counts["download_raw"] == 1
+    assert {rule: counts.get(rule) for rule in expected_counts(config, 9)} == expected_counts(config, 9)
+    assert "output: data/PAMAP2_Dataset/Protocol" in run.stdout
+
+
+def test_loso_config_without_raw_data_or_download_names_the_folder(tmp_path):
+    config = yaml.safe_load((REPO / "configs/pamap2_loso.yaml").read_text())
+    del config["datasets"]["pamap2"]["download"]
+    path = tmp_path / "pamap2_loso.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "-n", configfile=path)
     assert run.returncode != 0
     assert "Cannot list the folds: PAMAP2 raw folder data/PAMAP2_Dataset/Protocol does not exist" in run.stdout + run.stderr
+    assert "add `download: {}` to the dataset" in run.stdout + run.stderr

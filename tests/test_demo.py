@@ -88,7 +88,8 @@ def test_device_slots_rerun_nothing_and_threads_rerun_training(demo, tmp_path):
     assert scheduled_jobs(workdir, configfile=slots) == {}
     threads = with_config(tmp_path, config, devices={**config["devices"], "threads": 2})
     assert scheduled_jobs(workdir, configfile=threads) == {
-        "train_teacher": 6, "teacher_outputs": 6, "train_student": 36, "aggregate": 1, "figures": 1}
+        "train_teacher": 6, "teacher_outputs": 6, "teacher_similarity": 6, "train_student": 36,
+        "aggregate": 1, "figures": 1}
 
 
 def test_deleted_student_output_asked_by_path_reruns_exactly_that_job(demo, tmp_path):

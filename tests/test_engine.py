@@ -10,11 +10,12 @@ import pytest
 import torch
 from train_job import run, synthetic_data
 
-from gafkd.engine import TrainingError, TrainSettings, learning_rate, train
+from gafkd.engine import Split, TrainData, TrainingError, TrainSettings, cross_entropy, learning_rate, train
+from gafkd.memory import HOST
 from gafkd.models import build_model
 
 JOB = Path(__file__).with_name("train_job.py")
-VOLATILE = {"wall_seconds", "epochs_per_second", "started_at", "finished_at"}
+VOLATILE = {"wall_seconds", "epochs_per_second", "started_at", "finished_at", "memory"}
 
 
 def stable(metrics):
@@ -68,6 +69,9 @@ def test_outputs_and_metrics(tmp_path):
     assert "optimistic" in metrics["optimistic_best_test_accuracy"]["note"]
     assert metrics["optimistic_best_test_accuracy"]["accuracy"] >= test["accuracy"]
     assert metrics["epochs_per_second"] > 0
+    memory = json.loads((tmp_path / "metrics.out").read_text())["memory"]
+    assert memory["host_peak_bytes"] > 0 and memory["device_peak_bytes"] is None
+    assert memory["placement"] == {"splits": {"train": "device", "val": "device", "test": "device"}}
 
 
 def wait_for(path, process, timeout=120):
@@ -138,3 +142,56 @@ def test_nan_loss_stops_with_clear_error_and_no_outputs(tmp_path):
         train(model, data, TrainSettings(epochs=2, batch_size=16), torch.device("cpu"), outputs,
               tmp_path / "resume.pt", run_key="nan")
     assert list(tmp_path.iterdir()) == []
+
+
+def on_host(data):
+    """The same data with every split marked as living in host memory (batches stream)."""
+    return TrainData(*(Split(s.x, s.y, HOST) for s in (data.train, data.val, data.test)),
+                     mean=data.mean, std=data.std, num_classes=data.num_classes)
+
+
+def test_host_placement_streams_batches_with_identical_results(tmp_path, monkeypatch):
+    """A split in host memory is gathered with a CPU copy of the index: on the CPU the run is
+    bit-identical to the resident one, and the loss still gets the index on the device."""
+    gathered, seen = [], []
+    index_select = torch.index_select
+
+    def counting_index_select(*args, **kwargs):
+        gathered.append(args[2])
+        return index_select(*args, **kwargs)
+
+    def loss(logits, groups, targets, index):
+        seen.append(index.clone())
+        return cross_entropy(logits, groups, targets, index)
+
+    def run_with(data, out):
+        torch.manual_seed(0)
+        model = build_model("wrn10-1", 3, 4, dims=1)
+        outputs = {k: out / f"{k}.out" for k in ("model", "metrics", "history")}
+        return train(model, data, TrainSettings(epochs=3, batch_size=16, seed=7), torch.device("cpu"),
+                     outputs, out / "resume.pt", run_key="placement", loss_fn=loss)
+
+    resident = run_with(synthetic_data(), tmp_path / "resident")
+    resident_index = list(seen)
+    seen.clear()
+    monkeypatch.setattr(torch, "index_select", counting_index_select)
+    streamed = run_with(on_host(synthetic_data()), tmp_path / "host")
+    monkeypatch.undo()
+    assert len(gathered) == 3 * 4                       # every training batch came from the host
+    assert all(torch.equal(a, b) for a, b in zip(resident_index, seen)) and len(seen) == len(resident_index)
+    assert [torch.equal(i, g) for i, g in zip(seen, gathered)] == [True] * len(seen)
+    assert stable(streamed) == stable(resident)
+    assert streamed["memory"]["placement"]["splits"] == {"train": "host", "val": "host", "test": "host"}
+    for name in ("history.out",):
+        assert (tmp_path / "host" / name).read_text() == (tmp_path / "resident" / name).read_text()
+    a = torch.load(tmp_path / "resident" / "model.out")["state_dict"]
+    b = torch.load(tmp_path / "host" / "model.out")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_host_split_rows_match_resident_rows():
+    x = torch.randn(40, 5, 8, 8).half()
+    index = torch.randperm(40)[:13]
+    host = Split(x, torch.zeros(40, dtype=torch.long), HOST)
+    assert torch.equal(host.rows(index, index.clone(), torch.device("cpu")), x[index])
+    assert torch.equal(Split(x, host.y).rows(index, None, torch.device("cpu")), x[index])

@@ -7,7 +7,8 @@ import torch
 from gafkd.errors import ConfigError, InputError
 from gafkd.images import build_images, read_images
 from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss
-from gafkd.students import DistillationLoss, train_student
+from gafkd.similarity_cache import build_similarity_cache
+from gafkd.students import DistillationLoss, OnlineTeachers, train_student
 from gafkd.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
 from gafkd.teachers import train_teacher
 from gafkd.windows import build_windows, read_windows
@@ -16,7 +17,7 @@ CPU = torch.device("cpu")
 TRAINING = {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
             "bf16": False, "checkpoint_every": 5}
 KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp_merge": "raw",
-      "standardize_logits": False}
+      "sp_source": "cache", "standardize_logits": False}
 
 
 def run_files(root):
@@ -41,17 +42,22 @@ def demo(tmp_path_factory):
                               root / f"outputs-{modality}.h5", CPU)
         files[f"{modality}_model"] = out["model"]
         files[f"{modality}_outputs"] = root / f"outputs-{modality}.h5"
+        build_similarity_cache(out["model"], files["windows"], files["images"],
+                               root / f"similarity-{modality}.h5", CPU)
+        files[f"{modality}_similarity"] = root / f"similarity-{modality}.h5"
     return files
 
 
-def student(demo, out, method, alpha, teachers="gaf-wrn10-1+sig-wrn10-1", init=None, **training):
+def student(demo, out, method, alpha, teachers="gaf-wrn10-1+sig-wrn10-1", init=None, kd=None,
+            **training):
     settings = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1", "method": method,
-                "teachers": teachers, "alpha": alpha, "seed": 3, "teacher_seed": 1, "kd": KD,
+                "teachers": teachers, "alpha": alpha, "seed": 3, "teacher_seed": 1, "kd": {**KD, **(kd or {})},
                 "training": {**TRAINING, **training}}
     return train_student(
         demo["windows"], settings,
         teacher_outputs={m: demo[f"{m}_outputs"] for m in ("gaf", "sig")},
         teacher_models={m: demo[f"{m}_model"] for m in ("gaf", "sig")},
+        teacher_similarity={m: demo[f"{m}_similarity"] for m in ("gaf", "sig")},
         images_h5=demo["images"], init_model=init, outputs=run_files(out),
         resume_path=out / "resume.pt", device=CPU)
 
@@ -65,7 +71,7 @@ def test_cached_outputs_give_the_loss_of_an_online_teacher(demo):
     teachers = {m: load_teacher(demo[f"{m}_model"], CPU) for m in ("gaf", "sig")}
     inputs = {"sig": torch.from_numpy(windows.X[train]),
               "gaf": torch.from_numpy(read_images(demo["images"], fingerprint)[train])}
-    sp = {m: (teachers[m], inputs[m]) for m in ("gaf", "sig")}
+    sp = OnlineTeachers({m: (teachers[m], inputs[m]) for m in ("gaf", "sig")})
     loss_fn = DistillationLoss("kd2-anneal-sp", 0.3, KD, cached, sp)
     index = torch.tensor([3, 17, 0, 25, 8, 11, 30, 2])
     student_logits = torch.randn(8, 4)
@@ -89,7 +95,8 @@ def test_cached_outputs_give_the_loss_of_an_online_teacher(demo):
     assert abs(other.item() - got.item()) > 1e-3 * abs(got.item())
 
 
-VOLATILE = {"config", "provenance", "wall_seconds", "epochs_per_second", "started_at", "finished_at"}
+VOLATILE = {"config", "provenance", "wall_seconds", "epochs_per_second", "started_at", "finished_at",
+            "memory"}
 
 
 def stable(metrics):
@@ -119,11 +126,17 @@ def test_annealed_student_starts_from_the_scratch_student(demo, tmp_path):
 
 
 def test_similarity_preserving_student_runs(demo, tmp_path):
-    student(demo, tmp_path / "scratch", "scratch", 0.0, teachers="none")
-    metrics = student(demo, tmp_path / "sp", "kd2-anneal-sp", 0.3, init=tmp_path / "scratch" / "model")
+    # a scratch student that has learned something (8 epochs, the first at the full lr)
+    student(demo, tmp_path / "scratch", "scratch", 0.0, teachers="none", epochs=8,
+            lr_boundaries="fraction")
+    metrics = student(demo, tmp_path / "sp", "kd2-anneal-sp", 0.3, init=tmp_path / "scratch" / "model",
+                      lr=0.01)
     saved = json.loads((tmp_path / "sp" / "metrics").read_text())
     assert saved["config"]["method"] == "kd2-anneal-sp" and saved["config"]["alpha"] == 0.3
-    assert 0 <= metrics["test_at_best_val"]["accuracy"] <= 1
+    assert metrics["test_at_best_val"]["accuracy"] >= 0.5          # 4 balanced classes: chance 0.25
+    # β = 700 · SP is in the loss: the first epoch's training loss is far above a cross-entropy
+    first_epoch = (tmp_path / "sp" / "history").read_text().splitlines()[1].split(",")
+    assert float(first_epoch[2]) > 5
 
 
 def test_bad_student_requests(demo, tmp_path):

@@ -1,5 +1,7 @@
-"""A fold of windows.h5 (signals) or of its image cache, as tensors resident on the device."""
+"""A fold of windows.h5 (signals) or of its image cache, as tensors on the device, or in host
+memory when a split does not fit beside the model (gafkd.memory)."""
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,9 +10,13 @@ import torch
 from gafkd.engine import Split, TrainData
 from gafkd.errors import ConfigError, InputError
 from gafkd.images import read_images
+from gafkd.memory import (AUTO, DEVICE, HOST, device_free_bytes, human_bytes, plan_placement,
+                          requested_placement, reserve_bytes)
 from gafkd.grid import split_kind
 from gafkd.splits import SPLIT_NAMES, TEST, TRAIN, VAL, standardization, window_moments
 from gafkd.windows import read_windows
+
+log = logging.getLogger(__name__)
 
 MODALITIES = ("gaf", "sig")
 
@@ -32,10 +38,19 @@ class FoldArrays:
         return self.X.ndim - 2
 
 
+# Host memory of one block when a split is copied or its moments computed block by block.
+BLOCK_BYTES = 128 * 2**20
+
+
+def _block_rows(row_bytes):
+    return max(1, BLOCK_BYTES // max(1, int(row_bytes)))
+
+
 def image_channel_stats(images, train, mode):
-    """Per-channel mean and std of the training images (gafkd.splits.standardization)."""
+    """Per-channel mean and std of the training images (gafkd.splits.standardization), in
+    float64 blocks of at most BLOCK_BYTES."""
     index = np.flatnonzero(train)
-    moments = window_moments(images, index)
+    moments = window_moments(images, index, chunk=_block_rows(8 * np.prod(images.shape[1:])))
     return standardization(moments, np.ones(len(index), dtype=bool),
                            images.shape[2] * images.shape[3], mode)
 
@@ -64,18 +79,94 @@ def load_fold(windows_h5, fold, modality, images_h5=None, images=None):
                       windows.channel_names, windows.attrs["fingerprint"], record)
 
 
-def to_train_data(arrays, device):
-    """Train/val/test tensors on the device (images stay float16 until a batch is standardised)."""
-    shape = (1, -1) + (1,) * arrays.dims
+SPLIT_CODES = {"train": TRAIN, "val": VAL, "test": TEST}
 
-    def part(code):
-        mask = arrays.split == code
-        return Split(torch.from_numpy(np.ascontiguousarray(arrays.X[mask])).to(device),
-                     torch.from_numpy(arrays.y[mask]).to(device))
+
+def split_bytes(arrays):
+    """{'train'/'val'/'test': bytes of the split's inputs} of a fold."""
+    row = arrays.X.dtype.itemsize * int(np.prod(arrays.X.shape[1:], dtype=np.int64))
+    return {name: int((arrays.split == code).sum()) * row for name, code in SPLIT_CODES.items()}
+
+
+def choose_placement(arrays, device, placement=None, reserve=None):
+    """Where each split's inputs live, and why: {'requested', 'splits': {name: 'device'|'host'},
+    'split_bytes', 'device_free_bytes', 'reserve_bytes'}.
+
+    `placement` (else $GAFKD_DATA_PLACEMENT, else auto): `device` or `host` for every split, or
+    `auto`: on a CUDA device a split stays resident when it fits in the free memory left after
+    `reserve` bytes (activations, gradients; memory.reserve_bytes() when None) and the splits
+    before it, the training split first; on the CPU every split stays resident (host and device
+    are the same memory)."""
+    device = torch.device(device)
+    requested = requested_placement(placement)
+    sizes = split_bytes(arrays)
+    reserve = reserve_bytes() if reserve is None else int(reserve)
+    free = device_free_bytes(device) if device.type == "cuda" else None
+    if requested == AUTO and device.type != "cuda":
+        splits = dict.fromkeys(sizes, DEVICE)
+    else:
+        splits = plan_placement(sizes, free or 0, reserve, requested)
+    source = "pinned host memory" if device.type == "cuda" else "host memory"
+    left = None if free is None else free - reserve          # for the splits, in order
+    for name, where in splits.items():
+        if where == DEVICE:
+            left = None if left is None else left - sizes[name]
+        elif requested == AUTO:
+            log.info("%s split %s does not fit in %s free on %s (beside %s kept for training): "
+                     "batches stream from %s", name, human_bytes(sizes[name]),
+                     human_bytes(max(left, 0)), device, human_bytes(reserve), source)
+        else:
+            log.info("%s split %s placed in host memory as requested: batches stream from %s",
+                     name, human_bytes(sizes[name]), source)
+    return {"requested": requested, "splits": splits, "split_bytes": sizes,
+            "device_free_bytes": free, "reserve_bytes": reserve if device.type == "cuda" else None}
+
+
+def _host_rows(X, mask, pin):
+    """The rows of X under `mask` as a host tensor, written straight into pinned memory when
+    `pin` (no pageable copy in between)."""
+    template = torch.from_numpy(X[:0])
+    rows = torch.empty((int(mask.sum()),) + tuple(X.shape[1:]), dtype=template.dtype, pin_memory=pin)
+    np.compress(mask, X, axis=0, out=rows.numpy())
+    return rows
+
+
+def _device_rows(X, mask, device):
+    """The rows of X under `mask` on the device, copied block by block (host memory: one block
+    beside X, not a copy of the split)."""
+    index = np.flatnonzero(mask)
+    template = torch.from_numpy(X[:0])
+    rows = torch.empty((len(index),) + tuple(X.shape[1:]), dtype=template.dtype, device=device)
+    step = _block_rows(X.dtype.itemsize * np.prod(X.shape[1:]))
+    for start in range(0, len(index), step):
+        block = index[start:start + step]
+        rows[start:start + len(block)].copy_(torch.from_numpy(X[block]))
+    return rows
+
+
+def to_train_data(arrays, device, placement=None, reserve=None):
+    """Train/val/test tensors (images stay float16 until a batch is standardised), each split's
+    inputs resident on the device or in host memory as choose_placement decides (`placement`:
+    auto|device|host); labels and statistics always live on the device."""
+    device = torch.device(device)
+    shape = (1, -1) + (1,) * arrays.dims
+    plan = choose_placement(arrays, device, placement, reserve)
+
+    def part(name):
+        mask = arrays.split == SPLIT_CODES[name]
+        where = plan["splits"][name]
+        if where == HOST:
+            x = _host_rows(arrays.X, mask, pin=device.type == "cuda")
+        elif device.type == "cpu":
+            x = torch.from_numpy(np.ascontiguousarray(arrays.X[mask]))
+        else:
+            x = _device_rows(arrays.X, mask, device)
+        return Split(x, torch.from_numpy(arrays.y[mask]).to(device), where)
 
     return TrainData(
-        train=part(TRAIN), val=part(VAL), test=part(TEST),
+        train=part("train"), val=part("val"), test=part("test"),
         mean=torch.from_numpy(arrays.mean).reshape(shape).to(device),
         std=torch.from_numpy(arrays.std).reshape(shape).to(device),
         num_classes=len(arrays.class_names),
+        placement=plan,
     )

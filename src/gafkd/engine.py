@@ -1,8 +1,10 @@
 """Training loop: resident tensors, index-permutation batches, the lab's SGD step schedule,
-per-epoch validation, best-validation checkpoint, exact resume, provenance.
+per-epoch validation, best-validation checkpoint, exact resume, provenance, peak memory.
 
-The whole training split lives on the device; a batch is an index into it, standardised on the
-fly. No per-sample loader, no worker processes.
+A split lives on the device when it fits (gafkd.data.choose_placement); a batch is an index into
+it, standardised on the fly. A split too large for the device stays in (pinned) host memory: the
+batch is gathered there with a CPU copy of the same index and copied to the device
+asynchronously. No per-sample loader, no worker processes.
 """
 
 import csv
@@ -23,6 +25,7 @@ from torch.nn import functional as F
 
 from gafkd.atomic import atomic_path, atomic_paths
 from gafkd.errors import REBUILD, GafkdError, InputError, damaged, reason
+from gafkd.memory import DEVICE, HOST, human_bytes, peak_memory, reset_device_peak
 from gafkd.metrics import summarize
 
 log = logging.getLogger(__name__)
@@ -71,10 +74,22 @@ def learning_rate(epoch, epochs, base_lr, boundaries="lab"):
 @dataclass
 class Split:
     x: torch.Tensor
-    y: torch.Tensor
+    y: torch.Tensor                     # on the device, wherever x lives
+    placement: str = DEVICE             # where x lives: 'device' or 'host' (gafkd.memory)
 
     def __len__(self):
         return len(self.y)
+
+    def rows(self, index, host_index, device):
+        """x[index] on the device. A host split gathers its rows with `host_index` (the same
+        numbers on the CPU) into pinned memory when the device is CUDA and copies them over
+        asynchronously."""
+        if self.placement != HOST:
+            return self.x[index]
+        batch = torch.empty((len(host_index),) + tuple(self.x.shape[1:]), dtype=self.x.dtype,
+                            pin_memory=device.type == "cuda")
+        torch.index_select(self.x, 0, host_index, out=batch)
+        return batch.to(device, non_blocking=True)
 
 
 @dataclass
@@ -85,6 +100,12 @@ class TrainData:
     mean: torch.Tensor      # broadcastable to a batch, e.g. (1, C, 1) or (1, C, 1, 1)
     std: torch.Tensor
     num_classes: int
+    placement: dict | None = None       # gafkd.data.choose_placement's record, for metrics.json
+
+    def placement_record(self):
+        if self.placement is not None:
+            return self.placement
+        return {"splits": {name: getattr(self, name).placement for name in ("train", "val", "test")}}
 
     def normalize(self, x):
         return (x.float() - self.mean) / self.std
@@ -104,11 +125,12 @@ def _autocast(device, bf16):
 
 @torch.inference_mode()
 def predict(model, normalize, x, batch_size, device, bf16=False):
-    """Logits (float32, on the CPU) of every row of x, in eval mode; x may live on the CPU."""
+    """Logits (float32, on the CPU) of every row of x, in eval mode; x may live on the CPU (a
+    slice of pinned memory is copied to the device asynchronously)."""
     model.eval()
     out = []
     for start in range(0, len(x), batch_size):
-        batch = torch.as_tensor(x[start:start + batch_size]).to(device)
+        batch = torch.as_tensor(x[start:start + batch_size]).to(device, non_blocking=True)
         with _autocast(device, bf16):
             logits, _ = model(normalize(batch))
         out.append(logits.float().cpu())
@@ -244,8 +266,10 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
     """Train `model`; write outputs["model"], outputs["metrics"], outputs["history"].
 
     `record` is merged into metrics.json (config, provenance); `checkpoint_extra` into model.pt.
-    Returns the metrics dict.
+    metrics.json also records the job's peak memory (host: the process's peak RSS; device: the
+    peak of this invocation's CUDA tensors) and where each split lived. Returns the metrics dict.
     """
+    reset_device_peak(device)
     model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
@@ -265,16 +289,19 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
                 progress.epoch_generator_state = generator.get_state()
             else:
                 generator.set_state(progress.epoch_generator_state)
-            order = torch.randperm(n, generator=generator).to(device)
+            host_order = torch.randperm(n, generator=generator)
+            order = host_order.to(device)       # the same tensor on the CPU
             loss_sum = torch.tensor(progress.loss_sum, device=device)
             correct = torch.tensor(progress.correct, device=device)
             model.train()
             starts = range(0, n, settings.batch_size)
             for b in range(progress.batch, len(starts)):
                 index = order[starts[b]:starts[b] + settings.batch_size]
+                inputs = data.train.rows(index, host_order[starts[b]:starts[b] + settings.batch_size],
+                                         device)
                 targets = data.train.y[index]
                 with _autocast(device, settings.bf16):
-                    logits, groups = model(data.normalize(data.train.x[index]))
+                    logits, groups = model(data.normalize(inputs))
                     loss = loss_fn(logits, groups, targets, index)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -316,6 +343,9 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
                 _save_resume(resume_path, run_key, model, optimizer, generator, progress)
                 progress.elapsed = elapsed_before
     seconds_here = time.perf_counter() - started
+    memory = {**peak_memory(device), "placement": data.placement_record()}
+    log.info("peak memory: host %s, device %s", human_bytes(memory["host_peak_bytes"]),
+             human_bytes(memory["device_peak_bytes"]) if device.type == "cuda" else "(the host)")
     metrics = {
         "best_epoch": progress.best["epoch"],
         "val_accuracy": progress.best["val_accuracy"],
@@ -330,6 +360,7 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
         "epochs_per_second": epochs_here / seconds_here if epochs_here else None,
         "started_at": started_at,       # this invocation's, when resumed
         "finished_at": datetime.now(timezone.utc).isoformat(),
+        "memory": memory,
         **(record or {}),
     }
     paths = (outputs["model"], outputs["history"], outputs["metrics"])

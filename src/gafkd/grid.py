@@ -18,6 +18,8 @@ SPLIT_DESCRIPTIONS = {
 IMAGE_METHODS = ("gasf", "gadf", "mtf")   # image encodings (gafkd.gaf)
 
 METHODS = ("scratch", "kd-gaf", "kd-sig", "kd2", "kd2-anneal", "kd2-anneal-sp")
+SP_METHODS = ("kd2-anneal-sp",)                   # + similarity-preserving KD
+SP_SOURCES = ("cache", "online")                  # where SP students get the teachers' Gram blocks
 TEACHERS_PATTERN = re.compile(r"^(?:none|gaf-(wrn\d+-\d+)|sig-(wrn\d+-\d+)|gaf-(wrn\d+-\d+)\+sig-(wrn\d+-\d+))$")
 
 

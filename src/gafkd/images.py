@@ -14,12 +14,26 @@ from gafkd.windows import fingerprint
 
 log = logging.getLogger(__name__)
 
+IMAGE_CHUNK_BYTES = 4 << 20
 
-def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024, threads=None):
+
+def images_per_chunk(channels, size, chunk_bytes=IMAGE_CHUNK_BYTES):
+    """Images per HDF5 chunk of the cache: whole images with all their channels, the largest
+    power of two of them that fits in `chunk_bytes` (at least one image), so that a block of
+    1,024 windows is a whole number of chunks. Jobs read the cache whole: chunks of a few MB keep
+    a read from disk to a few hundred large reads, while the checksum and copies of a chunk
+    being written stay in the CPU's cache (benchmarks/images_job.py)."""
+    fit = int(chunk_bytes // (channels * size * size * np.dtype(np.float16).itemsize))
+    return 1 << (fit.bit_length() - 1) if fit else 1
+
+
+def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024, threads=None,
+                 chunk_images=None):
     """Write (N, C, size, size) float16 images of every window, in windows.h5 order, streaming
     `chunk_windows` windows at a time through reused buffers so memory stays bounded for any
     dataset size. `threads` caps the encoder's threads (default: numba's). The windows are checked
-    against their fingerprint on the way."""
+    against their fingerprint on the way. `chunk_images`: images per HDF5 chunk (default
+    images_per_chunk)."""
     if method not in METHODS:
         raise ConfigError(f"images.method: unknown method '{method}' (known: {', '.join(METHODS)})")
     # Imported here: numba's start-up is a cost every training job would pay for read_images.
@@ -31,11 +45,13 @@ def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024,
         n, channels, length = src.shape("X")
         if not 1 <= size <= length:
             raise ConfigError(f"images.size: {size} must be between 1 and the window length {length}")
-        chunk = max(1, min(n, chunk_windows))
+        block = max(1, min(n, chunk_windows))
+        rows = min(chunk_images or images_per_chunk(channels, size), block)
+        # Whole chunks per write (a block of windows is a whole number of chunks): the file is
+        # written without a chunk cache.
+        chunk = block // rows * rows
         encoded = np.empty((chunk * channels, size, size), dtype=np.float32)
         stored = np.empty((chunk, channels, size, size), dtype=np.float16)
-        # Whole chunks per write: the file is written without a chunk cache.
-        rows = 256 if chunk % 256 == 0 else chunk
         with atomic_path(out_h5) as tmp, create_h5(tmp) as dst:
             images = create_checked(dst, "images", (n, channels, size, size), np.float16, rows)
 

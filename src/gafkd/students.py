@@ -7,12 +7,10 @@ Methods:
     kd2-anneal      kd2 starting from the scratch student of the same seed
     kd2-anneal-sp   kd2-anneal + β · similarity-preserving KD
 
-Similarity-preserving KD needs the teachers' group outputs for each batch. They are computed
-under inference mode at each step rather than cached: flattened group outputs of one window take
-24k values for a 1-D WRN16-1 on 500 samples and 115k for a 2-D WRN16-1 on 64×64 images (345k for
-WRN28-3), i.e. 1.4–20 GB per teacher in float16 for a GENE-sized set, which fits neither a GPU
-beside the data nor a cheap read per step; the extra forward costs a fraction of a student step
-(benchmarks/student_step.py).
+Similarity-preserving KD needs each batch's Gram matrices of the teachers' group outputs. By
+default (students.kd.sp_source: cache) their blocks are gathered from each teacher's similarity
+cache (gafkd.similarity_cache), exact and with no teacher forward; `online` runs both teachers
+under inference mode at every step instead, the reference the cache is tested against.
 """
 
 import logging
@@ -23,10 +21,12 @@ from torch.nn import functional as F
 from gafkd.data import load_fold, to_train_data
 from gafkd.engine import TrainSettings, load_checkpoint, train
 from gafkd.errors import REBUILD, ConfigError, InputError, check_identity, reason
-from gafkd.grid import METHODS, check_alpha, parse_teachers_tag, teacher_modalities
+from gafkd.grid import METHODS, SP_METHODS, check_alpha, parse_teachers_tag, teacher_modalities
 from gafkd.images import read_images
-from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss
+from gafkd.losses import merged_gram_map, raw_gram, similarity_preserving, two_teacher_loss
+from gafkd.memory import DEVICE, device_free_bytes, human_bytes, plan_placement, reserve_bytes
 from gafkd.models import build_model
+from gafkd.similarity_cache import cache_record, open_similarity_caches
 from gafkd.splits import TRAIN
 from gafkd.teacher_outputs import load_teacher, read_teacher_logits
 from gafkd.teachers import provenance, run_key
@@ -34,22 +34,47 @@ from gafkd.teachers import provenance, run_key
 log = logging.getLogger(__name__)
 
 
+class OnlineTeachers:
+    """The teachers' raw Gram blocks of a batch, from a forward of both teachers."""
+
+    def __init__(self, teachers):
+        self.teachers = teachers                  # {'gaf'/'sig': (Teacher, train inputs on the device)}
+
+    def grams(self, index):
+        with torch.inference_mode():
+            grams = {}
+            for modality, (teacher, inputs) in self.teachers.items():
+                rows = inputs[index] if inputs.device == index.device else \
+                    inputs[index.cpu()].to(index.device, non_blocking=True)   # a split kept on the host
+                _, groups = teacher.model(teacher.normalize(rows))
+                grams[modality] = [raw_gram(g).clone() for g in groups]
+        return grams
+
+
+class CachedTeachers:
+    """The teachers' raw Gram blocks of a batch, gathered from their similarity caches."""
+
+    def __init__(self, caches):
+        self.caches = caches                      # {'gaf'/'sig': loaded SimilarityCache}
+
+    def grams(self, index):
+        return {modality: cache.grams(index) for modality, cache in self.caches.items()}
+
+
 class DistillationLoss:
-    """(1−λ)·CE + λ·T²·[α·KL_gaf + (1−α)·KL_sig] from cached logits, + β·SP from online teachers."""
+    """(1−λ)·CE + λ·T²·[α·KL_gaf + (1−α)·KL_sig] from cached logits, + β·SP from the teachers'
+    Gram blocks (`sp_teachers`: OnlineTeachers or CachedTeachers)."""
 
     def __init__(self, method, alpha, kd, train_logits, sp_teachers=None):
         self.method, self.alpha, self.kd = method, alpha, kd
         self.train_logits = train_logits          # {'gaf'/'sig': (n_train, K) on the device}
-        self.sp_teachers = sp_teachers or {}      # {'gaf'/'sig': (Teacher, train inputs on the device)}
+        self.sp_teachers = sp_teachers
 
     def teacher_maps(self, index):
-        with torch.inference_mode():
-            groups = {}
-            for modality, (teacher, inputs) in self.sp_teachers.items():
-                _, groups[modality] = teacher.model(teacher.normalize(inputs[index]))
-            maps = [merged_teacher_map(g, s, self.alpha, self.kd["sp_merge"])
-                    for g, s in zip(groups["gaf"], groups["sig"])]
-        return [m.clone() for m in maps]          # plain tensors, usable in the student's graph
+        grams = self.sp_teachers.grams(index)
+        with torch.no_grad():
+            return [merged_gram_map(g, s, self.alpha, self.kd["sp_merge"])
+                    for g, s in zip(grams["gaf"], grams["sig"])]
 
     def __call__(self, logits, groups, targets, index):
         if self.method == "scratch":
@@ -57,7 +82,7 @@ class DistillationLoss:
         loss = two_teacher_loss(logits, targets, self._cached("gaf", index), self._cached("sig", index),
                                 self.alpha, self.kd["lambda"], self.kd["temperature"],
                                 self.kd["standardize_logits"], self.kd["reduction"])
-        if self.sp_teachers:
+        if self.sp_teachers is not None:
             loss = loss + self.kd["beta"] * similarity_preserving(groups, self.teacher_maps(index))
         return loss
 
@@ -67,9 +92,11 @@ class DistillationLoss:
 
 
 def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, device,
-                  teacher_models=None, images_h5=None, init_model=None, claim=None):
+                  teacher_models=None, images_h5=None, init_model=None, claim=None,
+                  teacher_similarity=None):
     """One student run. `settings`: dataset, fold, arch, method, teachers, alpha, seed, kd,
-    training; `teacher_outputs`/`teacher_models`: {'gaf'/'sig': path} of the teachers used."""
+    training; `teacher_outputs`/`teacher_models`/`teacher_similarity`: {'gaf'/'sig': path} of the
+    teachers used (models and images for SP from online teachers, similarity caches otherwise)."""
     method, alpha = settings["method"], float(settings["alpha"])
     if method not in METHODS:
         raise ConfigError(f"unknown student method '{method}' (known: {', '.join(METHODS)})")
@@ -90,13 +117,11 @@ def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, d
             raise InputError(f"{teacher_outputs[modality]}: logits of shape {logits.shape}, expected "
                              f"({len(arrays.y)}, {len(arrays.class_names)})")
         train_logits[modality] = torch.from_numpy(logits[train_mask]).to(device)
-    sp_teachers = None
-    if method == "kd2-anneal-sp":
-        images = read_images(images_h5, arrays.fingerprint, settings.get("images"))
-        frozen = {m: load_teacher(teacher_models[m], device, teachers[m], arrays.fingerprint)
-                  for m in ("gaf", "sig")}
-        sp_teachers = {"gaf": (frozen["gaf"], torch.from_numpy(images[train_mask]).to(device)),
-                       "sig": (frozen["sig"], data.train.x)}
+    sp_teachers, record = None, {}
+    if method in SP_METHODS:
+        sp_teachers, record["sp_teachers"] = _sp_teachers(
+            settings, teachers, arrays, data, device, train_mask, teacher_models, images_h5,
+            teacher_similarity)
     loss = DistillationLoss(method, alpha, settings.get("kd"), train_logits, sp_teachers)
     log.info("student %s, %s, teachers %s, α %g, seed %d on %s/%s: %d train windows", settings["arch"],
              method, settings["teachers"], alpha, settings["seed"], settings["dataset"],
@@ -106,13 +131,40 @@ def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, d
         model, data, training, device, outputs, resume_path,
         run_key=run_key(settings, arrays.fingerprint), loss_fn=loss,
         record={"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
-                "provenance": provenance(device, claim)},
+                **record, "provenance": provenance(device, claim)},
         checkpoint_extra={"role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
                           "arch": settings["arch"], "method": method, "teachers": settings["teachers"],
                           "alpha": alpha, "seed": settings["seed"], "windows_fingerprint": arrays.fingerprint,
                           "modality": "sig", "dims": 1, "in_channels": arrays.X.shape[1],
                           "class_names": arrays.class_names},
     )
+
+
+def _sp_teachers(settings, teachers, arrays, data, device, train_mask, teacher_models, images_h5,
+                 teacher_similarity):
+    """The source of the teachers' Gram blocks, and what metrics.json says of it."""
+    source = settings["kd"].get("sp_source", "cache")
+    if source == "online":
+        images = read_images(images_h5, arrays.fingerprint, settings.get("images"))
+        frozen = {m: load_teacher(teacher_models[m], device, teachers[m], arrays.fingerprint)
+                  for m in ("gaf", "sig")}
+        train_images = torch.from_numpy(images[train_mask])
+        del images
+        on_device = plan_placement({"images": train_images.nbytes}, device_free_bytes(device),
+                                   reserve_bytes())["images"] == DEVICE
+        if device.type != "cpu":
+            log.info("online SP teachers: training images (%s) %s", human_bytes(train_images.nbytes),
+                     f"on {device}" if on_device else "gathered from pinned host memory")
+        train_images = train_images.to(device) if on_device else (
+            train_images.pin_memory() if device.type == "cuda" else train_images)
+        online = OnlineTeachers({"gaf": (frozen["gaf"], train_images), "sig": (frozen["sig"], data.train.x)})
+        return online, {"source": "online"}
+    if not teacher_similarity or set(teacher_similarity) != {"gaf", "sig"}:
+        raise InputError(f"method '{settings['method']}' with sp_source cache needs the similarity "
+                         f"caches of both teachers; given: {sorted(teacher_similarity or {})}")
+    caches = open_similarity_caches(teacher_similarity, arrays.fingerprint, teachers,
+                                    int(train_mask.sum()), device)
+    return CachedTeachers(caches), {"source": "cache", "caches": cache_record(caches)}
 
 
 def teacher_identity(settings, modality, arch):

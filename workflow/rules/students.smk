@@ -1,4 +1,5 @@
-# Teacher outputs (logits of every window, once per teacher) and the student grid.
+# Teacher outputs (logits of every window, and the similarity caches of SP students, once per
+# teacher) and the student grid.
 
 
 rule teacher_outputs:
@@ -22,6 +23,27 @@ rule teacher_outputs:
         "../scripts/teacher_outputs.py"
 
 
+rule teacher_similarity:
+    input:
+        unpack(teacher_inputs),
+        model="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/model.pt",
+    output:
+        "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/similarity.h5",
+    params:
+        threads=torch_threads(),
+    threads: config["devices"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}-similarity.log",
+    benchmark:
+        "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}-similarity.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/teacher_similarity.py"
+
+
 rule train_student:
     input:
         unpack(student_inputs),
@@ -31,9 +53,9 @@ rule train_student:
         history=f"{STUDENT_RUN}/history.csv",
     params:
         settings=student_settings,
-    threads: config["devices"]["threads"]
+    threads: student_threads
     resources:
-        gpu=1,
+        gpu=student_gpus,
     log:
         "results/{dataset}/logs/students/{fold}/{arch}-{method}-{teachers}-alpha{alpha}-seed{seed}.log",
     benchmark:

@@ -25,14 +25,24 @@ def gram_map(features):
 
 
 def merged_teacher_map(gaf_features, sig_features, alpha, merge="normalized"):
+    """The teachers' merged map from their group outputs of one batch."""
+    gaf = raw_gram(gaf_features) if alpha > 0 else None
+    sig = raw_gram(sig_features) if alpha < 1 else None
+    return merged_gram_map(gaf, sig, alpha, merge)
+
+
+def merged_gram_map(gaf_gram, sig_gram, alpha, merge="normalized"):
+    """The teachers' merged map from their raw B×B Gram matrices (one may be None at α 0 or 1)."""
     if merge not in SP_MERGES:
         raise ValueError(f"unknown SP merge '{merge}' (known: {', '.join(SP_MERGES)})")
     if alpha >= 1:
-        return gram_map(gaf_features)
+        return F.normalize(gaf_gram, p=2, dim=1)
     if alpha <= 0:
-        return gram_map(sig_features)
-    single = raw_gram if merge == "raw" else gram_map
-    merged = alpha * single(gaf_features) + (1 - alpha) * single(sig_features)
+        return F.normalize(sig_gram, p=2, dim=1)
+    if merge == "raw":
+        merged = alpha * gaf_gram + (1 - alpha) * sig_gram
+    else:
+        merged = alpha * F.normalize(gaf_gram, p=2, dim=1) + (1 - alpha) * F.normalize(sig_gram, p=2, dim=1)
     return F.normalize(merged, p=2, dim=1)
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import scipy.io
 
 from gafkd.errors import InputError
 from gafkd.windowset import ClassMap, WindowSet, count_dropped, parse_class_map
@@ -81,6 +80,8 @@ def load_mat_array(path, key=KEY):
     if h5py.is_hdf5(path):
         array = _load_v73(path, key)
     else:
+        import scipy.io       # here: every job imports this module, only the windows job reads .mat
+
         try:
             contents = scipy.io.loadmat(path, variable_names=[key])
         except Exception as exc:  # scipy raises several types for unreadable files

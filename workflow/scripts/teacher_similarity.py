@@ -1,0 +1,10 @@
+"""Snakemake adapter: a teacher's similarity cache over its fold's training windows
+(gafkd.similarity_cache)."""
+import gafkd_src  # noqa: F401  (must come first)
+from gafkd.devices import job_device
+from gafkd.logs import logged
+from gafkd.similarity_cache import build_similarity_cache
+
+with logged(snakemake.log[0]), job_device(snakemake.config["devices"], snakemake.threads) as claim:
+    build_similarity_cache(snakemake.input.model, snakemake.input.windows,
+                           snakemake.input.get("images"), snakemake.output[0], claim.device)
