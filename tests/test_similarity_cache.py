@@ -5,16 +5,17 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import basicmotions_fold
 
 import gafkd.similarity_cache as similarity_cache
 from gafkd.errors import InputError
-from gafkd.images import build_images, read_images
+from gafkd.images import read_images
 from gafkd.losses import raw_gram
 from gafkd.similarity_cache import SimilarityCache, build_similarity_cache, choose_forms, open_similarity_caches
 from gafkd.students import CachedTeachers, DistillationLoss, OnlineTeachers, train_student
 from gafkd.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
 from gafkd.teachers import train_teacher
-from gafkd.windows import build_windows, read_windows
+from gafkd.windows import read_windows
 
 CPU = torch.device("cpu")
 TRAINING = {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
@@ -32,11 +33,7 @@ def identity(modality, seed=1):
 @pytest.fixture(scope="module")
 def fold(tmp_path_factory):
     root = tmp_path_factory.mktemp("similarity")
-    split = {"kind": "predefined", "val_fraction": 0.25, "seed": 0}
-    build_windows("basicmotions", {"source": "basicmotions", "split": split},
-                  root / "windows.h5", root / "summary.md")
-    build_images(root / "windows.h5", root / "images.h5", size=16)
-    files = {"root": root, "windows": root / "windows.h5", "images": root / "images.h5"}
+    files = basicmotions_fold(root, images_size=16)
     for modality in MODALITIES:
         out = {k: root / modality / k for k in ("model", "metrics", "history")}
         out["model"].parent.mkdir()

@@ -3,15 +3,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import basicmotions_fold
 
 from gafkd.errors import ConfigError, InputError
-from gafkd.images import build_images, read_images
+from gafkd.images import read_images
 from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss
 from gafkd.similarity_cache import build_similarity_cache
 from gafkd.students import DistillationLoss, OnlineTeachers, train_student
 from gafkd.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
 from gafkd.teachers import train_teacher
-from gafkd.windows import build_windows, read_windows
+from gafkd.windows import read_windows
 
 CPU = torch.device("cpu")
 TRAINING = {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
@@ -28,11 +29,7 @@ def run_files(root):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("students")
-    split = {"kind": "predefined", "val_fraction": 0.25, "seed": 0}
-    build_windows("basicmotions", {"source": "basicmotions", "split": split},
-                  root / "windows.h5", root / "summary.md")
-    build_images(root / "windows.h5", root / "images.h5", size=16)
-    files = {"root": root, "windows": root / "windows.h5", "images": root / "images.h5"}
+    files = basicmotions_fold(root, images_size=16)
     for modality in ("gaf", "sig"):
         settings = {"dataset": "basicmotions", "fold": "predefined", "modality": modality,
                     "arch": "wrn10-1", "seed": 1, "training": TRAINING}

@@ -3,11 +3,12 @@ logits: teacher outputs that encode each window's number are checked in the loss
 import numpy as np
 import pytest
 import torch
+from conftest import basicmotions_fold
 from torch.nn import functional as F
 
 import gafkd.students as students
 from gafkd.losses import two_teacher_loss
-from gafkd.windows import build_windows, read_windows
+from gafkd.windows import read_windows
 
 CPU = torch.device("cpu")
 KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp_merge": "raw",
@@ -16,13 +17,8 @@ KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp
 
 @pytest.fixture(scope="module")
 def windows_h5(tmp_path_factory):
-    root = tmp_path_factory.mktemp("teacher-logits")
-    # BasicMotions: validation windows drawn at random from the 40 training recordings, so the
-    # training windows are not the first rows of windows.h5
-    split = {"kind": "predefined", "val_fraction": 0.25, "seed": 0}
-    build_windows("basicmotions", {"source": "basicmotions", "split": split},
-                  root / "windows.h5", root / "summary.md")
-    return root / "windows.h5"
+    # validation windows drawn from the training recordings: training windows are not the first rows
+    return basicmotions_fold(tmp_path_factory.mktemp("teacher-logits"))["windows"]
 
 
 def encoded_logits(n, classes):
