@@ -27,7 +27,8 @@ import torch
 from gafkd.atomic import atomic_path
 from gafkd.errors import REBUILD, InputError, check_identity
 from gafkd.h5checked import CheckedH5, create_h5, seal
-from gafkd.memory import device_free_bytes, host_available_bytes, human_bytes
+from gafkd.memory import (DEVICE, device_free_bytes, host_available_bytes, human_bytes,
+                          plan_placement, reserve_bytes)
 from gafkd.splits import TRAIN
 from gafkd.teacher_outputs import IDENTITY, load_teacher, teacher_inputs
 from gafkd.windows import read_windows
@@ -228,10 +229,11 @@ class SimilarityCache:
         return blocks
 
 
-def open_similarity_caches(paths, fingerprint, expected, n_train, device, resident_margin=0.8):
+def open_similarity_caches(paths, fingerprint, expected, n_train, device):
     """{modality: loaded SimilarityCache}. Refused before anything is loaded when the caches
-    together exceed the host's available memory; kept on the GPU when they fit in `resident_margin`
-    of its free memory, else in pinned host memory (logged)."""
+    together exceed the host's available memory; kept on the GPU when they fit beside the training
+    reserve (gafkd.memory.plan_placement, as a training split), else in pinned host memory
+    (logged)."""
     caches = {m: SimilarityCache.open(path, fingerprint, expected[m], n_train) for m, path in paths.items()}
     total = sum(c.nbytes for c in caches.values())
     available = host_available_bytes()
@@ -240,7 +242,8 @@ def open_similarity_caches(paths, fingerprint, expected, n_train, device, reside
         raise InputError(f"teacher similarity caches {listed} need {human_bytes(total)} of memory; "
                          f"{human_bytes(available)} is available on this machine. Free memory, or "
                          f"set students.kd.sp_source: online to run the teachers at every step")
-    resident = device.type == "cpu" or total <= resident_margin * device_free_bytes(device)
+    resident = device.type == "cpu" or plan_placement(
+        {"caches": total}, device_free_bytes(device), reserve_bytes())["caches"] == DEVICE
     if device.type != "cpu":
         log.info("similarity caches (%s) %s", human_bytes(total),
                  f"on {device}" if resident else
