@@ -3,9 +3,16 @@
 #   snakemake windows | images                  one stage for every dataset
 #   snakemake results/<dataset>/windows.h5      one target
 #   snakemake --report results/report.html      the browsable report (after a run)
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# This checkout, for the `pip:` sections of envs/*.yaml (--software-deployment-method conda):
+# conda runs pip in the folder of Snakemake's copy of an env file, in the conda prefix, where a
+# path relative to envs/ means nothing; pip expands ${GAFKD_CHECKOUT} from the environment.
+os.environ.update(GAFKD_CHECKOUT=workflow.basedir)
 
 
 # The default experiment, unless the command names its own (--configfile replaces it).

@@ -45,23 +45,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from gafkd.engine import Split, TrainData, TrainSettings, cross_entropy, predict, train  # noqa: E402
-from gafkd.grid import METHODS, fixed_alpha  # noqa: E402
+from gafkd.data import Split, TrainData  # noqa: E402
+from gafkd.engine import TrainSettings, cross_entropy, predict, train  # noqa: E402
+from gafkd import grid  # noqa: E402
+from gafkd.config import check_config_file, series_length  # noqa: E402
+from gafkd.errors import ConfigError  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
-from gafkd.reuse import same_run_teacher  # noqa: E402
+from gafkd.methods import method  # noqa: E402
+from gafkd.readers import geneactiv, pamap2  # noqa: E402
 from gafkd.similarity_cache import SimilarityCache, cache_bytes, choose_forms, teacher_passes  # noqa: E402
 from gafkd.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
 from gafkd.teacher_outputs import Teacher  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 from sp_cache import hdf5_write_rate, teacher_outputs_fn  # noqa: E402
 
-CHANNELS = 3
-KD_DEFAULTS = {"lambda": 0.7, "temperature": 4, "reduction": "mean", "beta": 700, "sp_merge": "raw",
-               "sp_source": "cache", "standardize_logits": False}
 
 
 @dataclass
@@ -117,38 +117,43 @@ def predict_seconds(model, x, batch_size, device, bf16, repeats):
                           repeats, warmup=1, device=device) / len(x)
 
 
-def student_runs(students, teacher_archs):
-    """{(group, teacher arch or None): runs per seed} and {group: methods}, as the workflow
-    expands the student grid: scratch once, every other method per teacher architecture."""
+def dataset_shape(spec):
+    """(channels, classes, window length) of a validated dataset spec."""
+    if spec["source"] == "pamap2":
+        channels = len(pamap2.resolve_channels(spec["channels"]))
+        classes = spec["class_map"] or pamap2.DEFAULT_CLASS_MAP
+    elif spec["source"] == "geneactiv_mat":
+        channels, classes = len(spec["channels"] or geneactiv.DEFAULT_CHANNELS), spec["class_map"]
+    else:
+        raise SystemExit(f"the projection needs a GENEActiv or PAMAP2 dataset, not {spec['source']}")
+    if not classes:
+        raise SystemExit("the projection needs the dataset's class_map")
+    return channels, len(classes), series_length(spec)
+
+
+def student_runs(config):
+    """{(group, teacher arch or None): runs per seed and fold} and {group: methods}, from the
+    workflow's own expansion of the student grid (gafkd.grid.student_cells)."""
     runs, methods = Counter(), {}
-    for method in students.get("methods", METHODS):
-        alphas = 1 if fixed_alpha(method) is not None else len(students["alphas"])
-        group = "scratch" if method == "scratch" else "sp" if method.endswith("-sp") else "cached"
-        methods.setdefault(group, []).append(method)
-        for arch in [None] if group == "scratch" else teacher_archs:
-            runs[group, arch] += alphas
+    for name, tag, _ in grid.student_cells(config["students"]):
+        record = method(name)
+        group = "sp" if record.similarity else "cached" if record.teachers else "scratch"
+        if name not in methods.setdefault(group, []):
+            methods[group].append(name)
+        runs[group, grid.teacher_arch(tag) or None] += 1
     return runs, methods
 
 
 def reused_scratch_seeds(config):
-    """Student seeds whose scratch run is a signal teacher's run of the grid (gafkd.reuse), as
-    the workflow decides it: the settings of the two rules compared field by field."""
-    students, teachers = config["students"], config["teachers"]
-    if "scratch" not in students.get("methods", METHODS) or not students.get("reuse_teacher_runs", True):
+    """Student seeds whose scratch run is a signal teacher's run of the grid, decided as the
+    workflow decides it (gafkd.grid.same_run_teacher_dir)."""
+    students = config["students"]
+    if "scratch" not in students["methods"]:
         return []
-    training, threads = config["training"], config.get("devices", {}).get("threads", 2)
     dataset = next(iter(config["datasets"]))
-
-    def teacher(dataset, fold, modality, arch, seed):
-        return {"dataset": dataset, "fold": fold, "modality": modality, "arch": arch, "seed": seed,
-                "training": training, "threads": threads}
-
-    grid = {"modalities": teachers.get("modalities", ["gaf", "sig"]), "archs": teachers["archs"],
-            "seeds": teachers["seeds"]}
-    return [seed for seed in students["seeds"] if same_run_teacher(
-        {"dataset": dataset, "fold": "fold", "arch": students.get("arch", "wrn16-1"), "method": "scratch",
-         "teachers": "none", "alpha": 0.0, "seed": seed, "training": training, "threads": threads},
-        grid, teacher) is not None]
+    return [seed for seed in students["seeds"] if grid.same_run_teacher_dir(config, {
+        "dataset": dataset, "fold": "fold0", "arch": students["arch"], "method": "scratch",
+        "teachers": "none", "alpha": "0", "seed": str(seed)}) is not None]
 
 
 def main(argv=None):
@@ -160,11 +165,14 @@ def main(argv=None):
     parser.add_argument("--windows", type=int, help="windows of the dataset (default 32000, quick 256)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    config = yaml.safe_load(Path(args.config).read_text())
+    try:
+        config = check_config_file(args.config)     # every check, and the defaults, of the workflow
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
     dataset = next(iter(config["datasets"].values()))
     teachers, students, training = config["teachers"], config["students"], config["training"]
-    classes = len(dataset["class_map"])
-    window, size, batch = dataset["window"], config["images"]["size"], training["batch_size"]
+    channels, classes, window = dataset_shape(dataset)
+    size, batch = config["images"]["size"], training["batch_size"]
     if args.quick:
         windows, window, size, batch = 256, 100, 16, 16
         timing = Timing(warmup=1, steps=1, repeats=2, eval_windows=32)
@@ -178,20 +186,19 @@ def main(argv=None):
     n_train = windows - n_eval
     steps_per_epoch = math.ceil(n_train / batch)
     epochs = training["epochs"]
-    settings = TrainSettings(epochs=1, batch_size=batch, bf16=training.get("bf16", False))
-    kd = {**KD_DEFAULTS, **students.get("kd", {})}
-    teacher_archs = students.get("teacher_archs") or teachers["archs"]
+    settings = TrainSettings(epochs=1, batch_size=batch, bf16=training["bf16"])
+    kd = students["kd"]
     seeds = len(students["seeds"])
     reused = len(reused_scratch_seeds(config))
 
     torch.manual_seed(0)
     n = timing.train_windows(batch)
-    inputs = {"sig": torch.randn(n, CHANNELS, window, device=device),
-              "gaf": torch.rand(n, CHANNELS, size, size, device=device).half()}
+    inputs = {"sig": torch.randn(n, channels, window, device=device),
+              "gaf": torch.rand(n, channels, size, size, device=device).half()}
     y = torch.randint(0, classes, (n,), device=device)
 
     def model(arch, modality):
-        return build_model(arch, CHANNELS, classes, 1 if modality == "sig" else 2)
+        return build_model(arch, channels, classes, 1 if modality == "sig" else 2)
 
     def predicted(net, modality, bf16):
         return predict_seconds(net, inputs[modality][:timing.eval_windows], settings.eval_batch_size,
@@ -222,7 +229,7 @@ def main(argv=None):
                     len(teachers["seeds"]), epochs)
                 add("outputs", arch, modality, "-", windows * outputs, len(teachers["seeds"]), 1)
 
-        runs, methods = student_runs(students, teacher_archs)
+        runs, methods = student_runs(config)
         if reused == seeds:         # every scratch student is a teacher's run: none to time
             runs.pop(("scratch", None), None)
             methods.pop("scratch", None)

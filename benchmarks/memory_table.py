@@ -129,7 +129,8 @@ def measure(spec):
     batches in gafkd.engine.train) or 'eval' (one batch of gafkd.engine.predict); the extra
     memory it took over the process before it, and the process's peak."""
     import torch
-    from gafkd.engine import Split, TrainData, TrainSettings, predict, train
+    from gafkd.data import Split, TrainData
+    from gafkd.engine import TrainSettings, predict, train
     from gafkd.memory import peak_memory, reset_device_peak, reset_host_peak
     from gafkd.models import build_model
     torch.manual_seed(0)

@@ -8,10 +8,13 @@ import yaml
 
 from conftest import REPO
 
+from gafkd import grid
+from gafkd.config import check_config_file
 
-def run_quick(script, out):
+
+def run_quick(script, out, *options):
     run = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", "--device", "cpu",
-                          "--csv", str(out)], capture_output=True, text=True, timeout=300)
+                          "--csv", str(out), *options], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     return run.stdout, list(csv.DictReader(out.open()))
 
@@ -62,3 +65,27 @@ def test_grid_projection_benchmark_runs(tmp_path):
     assert float(total["hours"]) > 0
     assert float(total["hours"]) == pytest.approx(sum(float(r["hours"]) for r in parts), abs=1e-5)
     assert "s/epoch" in stdout and "hours" in stdout and "total" in stdout
+
+
+def test_grid_projection_counts_the_workflows_grid_of_any_config(tmp_path):
+    """PAMAP2's config (no class_map, 40 channels, LOSO) projects the runs the workflow expands."""
+    path = REPO / "configs/pamap2_loso.yaml"
+    _, rows = run_quick("grid_projection.py", tmp_path / "pamap2.csv", "--config", str(path))
+    config = check_config_file(path)
+    (dataset,) = config["datasets"]
+    runs = grid.student_runs(config, {dataset: ["fold0"]})
+    reused = [r for r in runs if grid.same_run_teacher_dir(config, r)]
+    assert sum(int(r["runs"]) for r in rows if r["job"] == "student") == len(runs) - len(reused)
+    assert sum(int(r["runs"]) for r in rows if r["job"] == "reused") == len(reused) > 0
+    assert sum(int(r["runs"]) for r in rows if r["job"] == "teacher") == len(grid.teacher_runs(config, {dataset: ["fold0"]}))
+
+
+def test_grid_projection_refuses_an_invalid_config_with_the_workflows_message(tmp_path):
+    config = yaml.safe_load((REPO / "configs/gene14_w500.yaml").read_text())
+    config["students"]["methods"] = ["kd3"]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks/grid_projection.py"), "--quick", "--config",
+                          str(path), "--csv", str(tmp_path / "out.csv")], capture_output=True, text=True)
+    assert run.returncode != 0
+    assert f"{path}: students.methods.0: 'kd3' is not one of" in run.stderr

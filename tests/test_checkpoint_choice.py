@@ -7,7 +7,9 @@ import torch
 from sklearn.metrics import confusion_matrix, f1_score
 from torch.nn import functional as F
 
-from gafkd.engine import Split, TrainData, TrainSettings, load_checkpoint, train
+from gafkd.checkpoint import load_checkpoint
+from gafkd.data import Split, TrainData
+from gafkd.engine import TrainSettings, train
 from gafkd.models import build_model
 
 CLASSES, CHANNELS, LENGTH, ROWS = 4, 3, 32, 64

@@ -12,6 +12,9 @@ from conftest import REPO
 from rawfiles import make_gene_folder, make_pamap2_folder
 from test_workflow import snakemake
 
+from gafkd import grid
+from gafkd.config import check_config_file
+
 CHECKOUT_PARTS = ("Snakefile", "config.yaml", "configs", "workflow", "src")
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -29,34 +32,37 @@ def job_counts(output):
     return counts
 
 
-def expected_counts(config, folds):
-    teachers, students = config["teachers"], config["students"]
-    tarchs = students.get("teacher_archs") or teachers["archs"]
-    n_alphas = len(students["alphas"])
-    per_seed = 0
-    for method in students["methods"]:
-        if method == "scratch":
-            per_seed += 1
-        elif method in ("kd-gaf", "kd-sig"):
-            per_seed += len(tarchs)
-        else:
-            per_seed += len(tarchs) * n_alphas
-    used_modalities = {m for method in students["methods"]
-                       for m in {"scratch": [], "kd-gaf": ["gaf"], "kd-sig": ["sig"]}.get(method, ["gaf", "sig"])}
+def expected_counts(path, folds):
+    """Jobs per rule of config file `path` with `folds` folds, from the grid's own expansion
+    (gafkd.grid): each teacher and student run once, each teacher's outputs and similarity cache
+    once however many students read them."""
+    config = check_config_file(path)   # LOSO folds planned from the download's subjects
+    (name,) = config["datasets"]
+    fold_names = {name: ["holdout"] if folds == 1 and config["datasets"][name]["split"]["kind"] == "holdout"
+                  else [f"fold{i}" for i in range(folds)]}
+    students = grid.student_runs(config, fold_names)
+    reads = [path for run in students for key, path in grid.student_inputs(config, run).items()]
     counts = {
         "build_windows": 1,
         "build_images": 1,
-        "train_teacher": folds * len(teachers["modalities"]) * len(teachers["archs"]) * len(teachers["seeds"]),
-        "teacher_outputs": folds * len(used_modalities) * len(tarchs) * len(students["seeds"]),
-        "teacher_similarity": (folds * 2 * len(tarchs) * len(students["seeds"])
-                               if "kd2-anneal-sp" in students["methods"]
-                               and students.get("kd", {}).get("sp_source", "cache") == "cache" else 0),
-        "train_student": folds * len(students["seeds"]) * per_seed,
+        "train_teacher": len(grid.teacher_runs(config, fold_names)),
+        "teacher_outputs": len({p for p in reads if p.endswith("/outputs.h5")}),
+        "teacher_similarity": len({p for p in reads if p.endswith("/similarity.h5")}),
+        "train_student": len(students),
         "aggregate": 1,
         "figures": len(config["datasets"]),
         "all": 1,
     }
     return {rule: count for rule, count in counts.items() if count}
+
+
+def test_the_lab_grid_has_the_published_number_of_runs():
+    # gene14_w500, one holdout fold: teachers 2 modalities x 4 archs x 3 seeds; students per
+    # seed: scratch + 4 teacher archs x (kd-gaf, kd-sig) + 4 x 3 kd2 methods x 5 alphas.
+    counts = expected_counts(REPO / "configs/gene14_w500.yaml", 1)
+    assert counts["train_teacher"] == 24
+    assert counts["train_student"] == 3 * (1 + 4 * 2 + 4 * 3 * 5) == 207
+    assert counts["teacher_outputs"] == 24 and counts["teacher_similarity"] == 24
 
 
 def checkout_copy(root):
@@ -90,7 +96,7 @@ def test_config_dry_run_from_the_repository_root(path, tmp_path):
     run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "12", "--resources", "gpu=1",
                           "--configfile", f"configs/{path.name}"], cwd=root, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert job_counts(run.stdout) == expected_counts(config, len(folds))
+    assert job_counts(run.stdout) == expected_counts(path, len(folds))
     outputs = [p for line in dry_run_outputs(run.stdout) for p in line.split(", ")]
     assert outputs and all(p.startswith(f"results/{name}/") or p.startswith("results/report/")
                            for p in outputs), "only this config's dataset (the demo is replaced)"
@@ -126,7 +132,7 @@ def test_pamap2_config_from_nothing_plans_its_download_and_nine_folds(tmp_path):
     config = yaml.safe_load(path.read_text())
     counts = job_counts(run.stdout)
     assert counts["download_raw"] == 1
-    assert {rule: counts.get(rule) for rule in expected_counts(config, 9)} == expected_counts(config, 9)
+    assert {rule: counts.get(rule) for rule in expected_counts(path, 9)} == expected_counts(path, 9)
     assert "output: data/PAMAP2_Dataset/Protocol" in run.stdout
 
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from train_job import run, synthetic_data
 
-from gafkd.engine import Split, TrainData, TrainingError, TrainSettings, cross_entropy, learning_rate, train
+from gafkd.data import Split, TrainData
+from gafkd.engine import TrainingError, TrainSettings, cross_entropy, learning_rate, train
 from gafkd.memory import HOST
 from gafkd.models import build_model
 

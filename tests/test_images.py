@@ -9,7 +9,8 @@ from pyts.image import GramianAngularField, MarkovTransitionField
 from gafkd.h5checked import create_h5, seal, write_checked
 from gafkd.errors import ConfigError, InputError
 from gafkd.gaf import gramian_angular_field
-from gafkd.images import build_images, images_per_chunk, plot_gallery, read_images
+from gafkd.figures import plot_gallery
+from gafkd.images import build_images, images_per_chunk, read_images
 from gafkd.windows import build_windows, fingerprint, read_windows
 
 PYTS_METHOD = {"gasf": "summation", "gadf": "difference"}

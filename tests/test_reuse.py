@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO
 from test_workflow import scheduled_jobs
 
-from gafkd.engine import load_checkpoint
+from gafkd.checkpoint import load_checkpoint
 from gafkd.errors import InputError
 from gafkd.models import build_model
 from gafkd.reuse import differences, same_run, same_run_teacher, student_from_teacher_run
@@ -160,7 +160,7 @@ def test_the_scratch_student_is_derived_from_the_teacher_run(chain):
     model = build_model("wrn16-1", 6, 4, dims=1)
     _load_initial_weights(model, student / "model.pt", {"dataset": "basicmotions", "fold": "predefined",
                                                         "arch": "wrn16-1", "method": "kd2-anneal", "seed": 1},
-                          fingerprint)
+                          fingerprint, "scratch")
     assert torch.equal(model.state_dict()["conv1.weight"], saved_teacher["state_dict"]["conv1.weight"])
 
 

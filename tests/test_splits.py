@@ -194,7 +194,7 @@ def test_loso_validation_lacking_classes_is_logged_and_summarised(tmp_path, capl
 def test_image_standardisation_is_the_labs_image_loader():
     """data_loader_custom.py get_PAMAP2_data4: images (N, H, W, C) float32; mean over
     (N, H, W) in float64; std = mean over images of each image's own std over (H, W)."""
-    from gafkd.data import image_channel_stats
+    from gafkd.splits import image_channel_stats
     rng = np.random.default_rng(3)
     images = (rng.normal(size=(12, 3, 8, 8)) * rng.uniform(0.2, 3, size=(12, 3, 1, 1))).astype(np.float16)
     images[:, 2] = 0.25                                   # a constant channel

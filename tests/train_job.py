@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.engine import Split, TrainData, TrainSettings, cross_entropy, train  # noqa: E402
+from gafkd.data import Split, TrainData  # noqa: E402
+from gafkd.engine import TrainSettings, cross_entropy, train  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
 
 

@@ -4,7 +4,9 @@ import re
 
 from gafkd.errors import ConfigError
 
-ARCH_PATTERN = re.compile(r"^wrn(\d+)-(\d+)$")
+# A WideResNet name, as result paths, wildcards and the config schema spell it.
+ARCH_REGEX = r"wrn[0-9]+-[0-9]+"
+ARCH_PATTERN = re.compile(rf"^{ARCH_REGEX}$")
 ARCHITECTURES = ("wrn16-1", "wrn16-3", "wrn28-1", "wrn28-3")
 
 
@@ -14,7 +16,7 @@ def parse_arch(name):
     if match is None:
         raise ConfigError(f"unknown architecture '{name}' (expected wrn<depth>-<width>, "
                           f"e.g. {', '.join(ARCHITECTURES)})")
-    depth, width = int(match.group(1)), int(match.group(2))
+    depth, width = (int(part) for part in str(name)[len("wrn"):].split("-"))
     if depth < 10 or (depth - 4) % 6:
         raise ConfigError(f"architecture '{name}': depth {depth} is not 6n+4; use 10, 16, 22, "
                           f"28, ... (e.g. {', '.join(ARCHITECTURES)})")

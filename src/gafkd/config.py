@@ -10,7 +10,8 @@ from pathlib import Path
 
 from gafkd import download as raw_download
 from gafkd.errors import ConfigError, GafkdError
-from gafkd.grid import fold_names as split_fold_names, teacher_modalities
+from gafkd.grid import fold_names as split_fold_names
+from gafkd.methods import method
 from gafkd.archs import parse_arch
 from gafkd.readers import geneactiv, pamap2
 from gafkd.windowset import parse_class_map
@@ -19,7 +20,7 @@ REQUIRED = object()
 COMMON_OPTIONS = {"standardize": "mean_window_std"}
 SOURCE_OPTIONS = {
     "basicmotions": {**COMMON_OPTIONS},
-    "geneactiv_mat": {"raw": REQUIRED, "window": REQUIRED, "sampling_rate_hz": 100.0,
+    "geneactiv_mat": {"raw": REQUIRED, "window": REQUIRED, "sampling_rate_hz": geneactiv.SAMPLING_RATE_HZ,
                       "channels": None, "class_map": None, **COMMON_OPTIONS},
     "pamap2": {"raw": REQUIRED, **pamap2.DEFAULTS, "class_map": None, "subjects": None,
                "download": None, **COMMON_OPTIONS},
@@ -208,7 +209,7 @@ def check_students(config):
     missing = [a for a in students["teacher_archs"] if a not in teachers["archs"]]
     if missing:
         raise ConfigError(f"students.teacher_archs: {missing} are not in teachers.archs {teachers['archs']}")
-    needed = {m for method in students["methods"] for m in teacher_modalities(method)}
+    needed = {m for name in students["methods"] for m in method(name).teachers}
     absent = sorted(needed - set(teachers["modalities"]))
     if absent:
         raise ConfigError(f"students.methods need {absent} teachers, but teachers.modalities is "

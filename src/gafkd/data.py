@@ -1,5 +1,6 @@
 """A fold of windows.h5 (signals) or of its image cache, as tensors on the device, or in host
-memory when a split does not fit beside the model (gafkd.memory)."""
+memory when a split does not fit beside the model (gafkd.memory); the Split and TrainData the
+training loop (gafkd.engine) reads them from."""
 
 import logging
 from dataclasses import dataclass
@@ -7,13 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gafkd.engine import Split, TrainData
 from gafkd.errors import ConfigError, InputError
 from gafkd.images import read_images
 from gafkd.memory import (AUTO, DEVICE, HOST, device_free_bytes, human_bytes, plan_placement,
                           requested_placement, reserve_bytes)
 from gafkd.grid import split_kind
-from gafkd.splits import SPLIT_NAMES, TEST, TRAIN, VAL, standardization, window_moments
+from gafkd.splits import SPLIT_NAMES, TEST, TRAIN, VAL, image_channel_stats
 from gafkd.windows import read_windows
 
 log = logging.getLogger(__name__)
@@ -46,15 +46,6 @@ def _block_rows(row_bytes):
     return max(1, BLOCK_BYTES // max(1, int(row_bytes)))
 
 
-def image_channel_stats(images, train, mode):
-    """Per-channel mean and std of the training images (gafkd.splits.standardization), in
-    float64 blocks of at most BLOCK_BYTES."""
-    index = np.flatnonzero(train)
-    moments = window_moments(images, index, chunk=_block_rows(8 * np.prod(images.shape[1:])))
-    return standardization(moments, np.ones(len(index), dtype=bool),
-                           images.shape[2] * images.shape[3], mode)
-
-
 def load_fold(windows_h5, fold, modality, images_h5=None, images=None):
     """The arrays of one fold; `images`: the {'method', 'size'} the image cache must have."""
     if modality not in MODALITIES:
@@ -69,7 +60,8 @@ def load_fold(windows_h5, fold, modality, images_h5=None, images=None):
         if images_h5 is None:
             raise ConfigError("modality 'gaf' needs an image cache")
         X = read_images(images_h5, windows.attrs["fingerprint"], images)
-        mean, std = image_channel_stats(X, info.split == TRAIN, windows.attrs["standardize"])
+        mean, std = image_channel_stats(X, info.split == TRAIN, windows.attrs["standardize"],
+                                        chunk=_block_rows(8 * np.prod(X.shape[1:])))  # BLOCK_BYTES of float64
     record = {"kind": split_kind(fold), "fold": fold, "test_subjects": info.test_subjects,
               "val_subjects": info.val_subjects, "val_missing_classes": info.val_missing_classes,
               "windows": {name: int((info.split == code).sum())
@@ -80,6 +72,51 @@ def load_fold(windows_h5, fold, modality, images_h5=None, images=None):
 
 
 SPLIT_CODES = {"train": TRAIN, "val": VAL, "test": TEST}
+
+
+def standardize(x, mean, std):
+    """x in float32, standardised with per-channel `mean` and `std` (broadcastable to x)."""
+    return (x.float() - mean) / std
+
+
+@dataclass
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor                     # on the device, wherever x lives
+    placement: str = DEVICE             # where x lives: 'device' or 'host' (gafkd.memory)
+
+    def __len__(self):
+        return len(self.y)
+
+    def rows(self, index, host_index, device):
+        """x[index] on the device. A host split gathers its rows with `host_index` (the same
+        numbers on the CPU) into pinned memory when the device is CUDA and copies them over
+        asynchronously."""
+        if self.placement != HOST:
+            return self.x[index]
+        batch = torch.empty((len(host_index),) + tuple(self.x.shape[1:]), dtype=self.x.dtype,
+                            pin_memory=device.type == "cuda")
+        torch.index_select(self.x, 0, host_index, out=batch)
+        return batch.to(device, non_blocking=True)
+
+
+@dataclass
+class TrainData:
+    train: Split
+    val: Split
+    test: Split
+    mean: torch.Tensor      # broadcastable to a batch, e.g. (1, C, 1) or (1, C, 1, 1)
+    std: torch.Tensor
+    num_classes: int
+    placement: dict | None = None       # choose_placement's record, for metrics.json
+
+    def placement_record(self):
+        if self.placement is not None:
+            return self.placement
+        return {"splits": {name: getattr(self, name).placement for name in ("train", "val", "test")}}
+
+    def normalize(self, x):
+        return standardize(x, self.mean, self.std)
 
 
 def split_bytes(arrays):

@@ -1,14 +1,14 @@
 """Training loop: resident tensors, index-permutation batches, the lab's SGD step schedule,
 per-epoch validation, best-validation checkpoint, exact resume, provenance, peak memory.
 
-A split lives on the device when it fits (gafkd.data.choose_placement); a batch is an index into
-it, standardised on the fly. A split too large for the device stays in (pinned) host memory: the
-batch is gathered there with a CPU copy of the same index and copied to the device
-asynchronously. No per-sample loader, no worker processes.
+`data` is a gafkd.data.TrainData. A split lives on the device when it fits
+(gafkd.data.choose_placement); a batch is an index into it, standardised on the fly. A split
+too large for the device stays in (pinned) host memory: the batch is gathered there with a CPU
+copy of the same index and copied to the device asynchronously. No per-sample loader, no worker
+processes.
 """
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import yaml
 from torch.nn import functional as F
 
 from gafkd.atomic import atomic_path, atomic_paths
-from gafkd.errors import REBUILD, GafkdError, InputError, damaged, reason
-from gafkd.memory import DEVICE, HOST, human_bytes, peak_memory, reset_device_peak
+from gafkd.checkpoint import load_checkpoint, save_checkpoint, save_model
+from gafkd.config import SCHEMA
+from gafkd.errors import GafkdError
+from gafkd.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.metrics import summarize
 
 log = logging.getLogger(__name__)
@@ -44,17 +47,28 @@ class TrainingInterrupted(GafkdError):
     """Stopped by SIGTERM after saving a resume checkpoint."""
 
 
+def schema_training_defaults(schema_path=SCHEMA):
+    """{key: default} of the config schema's `training:` section."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    return {key: spec["default"] for key, spec in schema["properties"]["training"]["properties"].items()
+            if "default" in spec}
+
+
+_DEFAULTS = schema_training_defaults()
+
+
 @dataclass
 class TrainSettings:
+    """The optimisation recipe; the config schema's `training:` section holds its defaults."""
     epochs: int
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    batch_size: int = _DEFAULTS["batch_size"]
+    lr: float = _DEFAULTS["lr"]
+    momentum: float = _DEFAULTS["momentum"]
+    weight_decay: float = _DEFAULTS["weight_decay"]
     seed: int = 0
-    lr_boundaries: str = "lab"
-    bf16: bool = False
-    checkpoint_every: int = 5
+    lr_boundaries: str = _DEFAULTS["lr_boundaries"]
+    bf16: bool = _DEFAULTS["bf16"]
+    checkpoint_every: int = _DEFAULTS["checkpoint_every"]
     eval_batch_size: int = 512
 
 
@@ -69,46 +83,6 @@ def learning_rate(epoch, epochs, base_lr, boundaries="lab"):
         if epoch >= start:
             divisor = step_divisor
     return base_lr / divisor
-
-
-@dataclass
-class Split:
-    x: torch.Tensor
-    y: torch.Tensor                     # on the device, wherever x lives
-    placement: str = DEVICE             # where x lives: 'device' or 'host' (gafkd.memory)
-
-    def __len__(self):
-        return len(self.y)
-
-    def rows(self, index, host_index, device):
-        """x[index] on the device. A host split gathers its rows with `host_index` (the same
-        numbers on the CPU) into pinned memory when the device is CUDA and copies them over
-        asynchronously."""
-        if self.placement != HOST:
-            return self.x[index]
-        batch = torch.empty((len(host_index),) + tuple(self.x.shape[1:]), dtype=self.x.dtype,
-                            pin_memory=device.type == "cuda")
-        torch.index_select(self.x, 0, host_index, out=batch)
-        return batch.to(device, non_blocking=True)
-
-
-@dataclass
-class TrainData:
-    train: Split
-    val: Split
-    test: Split
-    mean: torch.Tensor      # broadcastable to a batch, e.g. (1, C, 1) or (1, C, 1, 1)
-    std: torch.Tensor
-    num_classes: int
-    placement: dict | None = None       # gafkd.data.choose_placement's record, for metrics.json
-
-    def placement_record(self):
-        if self.placement is not None:
-            return self.placement
-        return {"splits": {name: getattr(self, name).placement for name in ("train", "val", "test")}}
-
-    def normalize(self, x):
-        return (x.float() - self.mean) / self.std
 
 
 def cross_entropy(logits, group_outputs, targets, batch_index):
@@ -180,54 +154,6 @@ class _StopFlag:
     def __exit__(self, *exc):
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
-
-
-def _digest_update(digest, value):
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().contiguous()
-        digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy())
-    elif isinstance(value, dict):
-        for key in sorted(value, key=str):
-            digest.update(repr(key).encode())
-            _digest_update(digest, value[key])
-    elif isinstance(value, (list, tuple)):
-        digest.update(f"{type(value).__name__}{len(value)}".encode())
-        for item in value:
-            _digest_update(digest, item)
-    else:
-        digest.update(repr(value).encode())
-
-
-def checkpoint_digest(state):
-    """Hash of everything in a checkpoint but its digest (torch.load checks no checksum)."""
-    digest = hashlib.blake2b(digest_size=16)
-    _digest_update(digest, {k: v for k, v in state.items() if k != "digest"})
-    return digest.hexdigest()
-
-
-def save_checkpoint(state, path):
-    """torch.save `state` with its digest (path: a temporary path of atomic_path)."""
-    torch.save({**state, "digest": checkpoint_digest(state)}, path)
-
-
-def load_checkpoint(path, what):
-    """A checkpoint of save_checkpoint, checked against its digest; InputError naming the file if
-    it is missing, damaged or carries no digest."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such {what}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise damaged(path, what, "empty file" if path.stat().st_size == 0 else
-                      f"not a readable checkpoint: {reason(exc)}") from None
-    if not isinstance(state, dict) or "digest" not in state:
-        raise InputError(f"{path}: {what} carries no checksum (written by an earlier version of "
-                         f"gafkd); {REBUILD}")
-    if state["digest"] != checkpoint_digest(state):
-        raise damaged(path, what, "its contents do not match their checksum")
-    return state
 
 
 def _save_resume(path, run_key, model, optimizer, generator, progress):
@@ -365,9 +291,8 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
     }
     paths = (outputs["model"], outputs["history"], outputs["metrics"])
     with atomic_paths(*paths) as (model_tmp, history_tmp, metrics_tmp):      # all three or none
-        save_checkpoint({"state_dict": progress.best_state, "epoch": progress.best["epoch"],
-                         "mean": data.mean.cpu(), "std": data.std.cpu(), **(checkpoint_extra or {})},
-                        model_tmp)
+        save_model(progress.best_state, progress.best["epoch"], data.mean.cpu(), data.std.cpu(),
+                   checkpoint_extra or {}, model_tmp)
         with open(history_tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))
             writer.writeheader()

@@ -1,20 +1,25 @@
-"""Figures of the report (matplotlib/seaborn, Agg backend, written atomically)."""
+"""Every figure (matplotlib/seaborn, Agg backend, written atomically): the gallery of an image
+cache and the report's figures. pandas, seaborn and gafkd.reporting are imported by the report's
+figures only: the images job draws its gallery without loading them."""
 
 import json
+from itertools import cycle
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from gafkd.atomic import atomic_path  # noqa: E402
-from gafkd.reporting import ROW_LABELS, split_label  # noqa: E402
+from gafkd.h5checked import CheckedH5  # noqa: E402
+from gafkd.methods import names  # noqa: E402
 
-KD2_METHODS = ("kd2", "kd2-anneal", "kd2-anneal-sp")
-REFERENCES = (("scratch", "0.3", ":"), ("kd-gaf", "tab:orange", "--"), ("kd-sig", "tab:green", "--"))
+ALPHA_GRID = names(lambda m: m.alpha_grid)       # methods drawn against α
+NO_TEACHER = names(lambda m: not m.teachers)     # the same in every teacher architecture
+# The methods of a fixed α: reference lines of the α figure.
+REFERENCES = tuple(zip(names(lambda m: not m.alpha_grid), cycle(("0.3", "tab:orange", "tab:green", "tab:purple")),
+                       cycle((":", "--", "--", "-."))))
 
 
 def _save(fig, path):
@@ -26,6 +31,8 @@ def _save(fig, path):
 
 def describe_split(runs):
     """The short name of the split of one dataset's runs ('LOSO, 9 folds')."""
+    from gafkd.reporting import split_label
+
     return "; ".join(split_label(kind, runs.loc[runs["split"] == kind, "fold"].nunique())
                      for kind in sorted(runs["split"].unique()))
 
@@ -40,6 +47,8 @@ def seed_means(runs, metric):
 
 def alpha_figure(runs, dataset, path, metric="test_accuracy"):
     """Accuracy against α (mean ± std over seeds) per teacher architecture, with reference lines."""
+    from gafkd.reporting import ROW_LABELS
+
     runs = runs[(runs["dataset"] == dataset) & (runs["role"] == "student")]
     split = describe_split(runs)
     runs = seed_means(runs, metric)
@@ -47,7 +56,7 @@ def alpha_figure(runs, dataset, path, metric="test_accuracy"):
     fig, axes = plt.subplots(1, max(len(archs), 1), figsize=(4.2 * max(len(archs), 1), 3.6),
                              squeeze=False, sharey=True)
     for ax, arch in zip(axes[0], archs):
-        for method in KD2_METHODS:
+        for method in ALPHA_GRID:
             part = runs[(runs["method"] == method) & (runs["teacher_arch"] == arch)]
             if part.empty:
                 continue
@@ -55,7 +64,7 @@ def alpha_figure(runs, dataset, path, metric="test_accuracy"):
             ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
                         label=ROW_LABELS[method])
         for method, color, style in REFERENCES:
-            part = runs[(runs["method"] == method) & ((runs["teacher_arch"] == arch) | (method == "scratch"))]
+            part = runs[(runs["method"] == method) & ((runs["teacher_arch"] == arch) | (method in NO_TEACHER))]
             if not part.empty:
                 ax.axhline(100 * part[metric].mean(), color=color, linestyle=style, label=ROW_LABELS[method])
         ax.set_title(f"teachers {arch}")
@@ -70,19 +79,24 @@ def alpha_figure(runs, dataset, path, metric="test_accuracy"):
 
 def teachers_vs_students_figure(runs, dataset, path, metric="test_accuracy"):
     """Teachers and students per teacher architecture; the kd2 family at its best mean-validation α."""
+    import pandas as pd
+    import seaborn as sns
+
+    from gafkd.reporting import ROW_LABELS
+
     runs = runs[runs["dataset"] == dataset]
     split = describe_split(runs)
     runs = seed_means(runs, metric)
     runs["group"] = runs["method"].map(ROW_LABELS)
-    kd2 = runs[runs["method"].isin(KD2_METHODS)]
+    kd2 = runs[runs["method"].isin(ALPHA_GRID)]
     if not kd2.empty:
         val = kd2.groupby(["method", "teacher_arch", "alpha"])["val_accuracy"].mean().reset_index()
         best = val.loc[val.groupby(["method", "teacher_arch"])["val_accuracy"].idxmax()]
         keep = kd2.merge(best[["method", "teacher_arch", "alpha"]], on=["method", "teacher_arch", "alpha"])
-        runs = pd.concat([runs[~runs["method"].isin(KD2_METHODS)], keep])
+        runs = pd.concat([runs[~runs["method"].isin(ALPHA_GRID)], keep])
     archs = sorted(a for a in runs["teacher_arch"].unique() if a)
-    scratch = runs[runs["method"] == "scratch"]
-    runs = pd.concat([runs[runs["method"] != "scratch"]] + [scratch.assign(teacher_arch=a) for a in archs])
+    scratch = runs[runs["method"].isin(NO_TEACHER)]
+    runs = pd.concat([runs[~runs["method"].isin(NO_TEACHER)]] + [scratch.assign(teacher_arch=a) for a in archs])
     runs["accuracy (%)"] = 100 * runs[metric]
     order = [ROW_LABELS[m] for m in ROW_LABELS if ROW_LABELS[m] in set(runs["group"])]
     fig, ax = plt.subplots(figsize=(4.5 + 1.6 * len(archs), 3.8))
@@ -105,6 +119,9 @@ def best_student(runs, dataset):
 
 def confusion_figure(runs, dataset, path):
     """Confusion matrix (test split, at the best-validation checkpoint) of the best student."""
+    import pandas as pd
+    import seaborn as sns
+
     best = best_student(runs, dataset)
     split = describe_split(runs[runs["dataset"] == dataset])
     metrics = json.loads(open(best["path"]).read())
@@ -125,12 +142,17 @@ def confusion_figure(runs, dataset, path):
 
 def learning_curves_figure(runs, dataset, path):
     """Training loss and validation accuracy per epoch, mean over seeds, one line per method."""
+    import pandas as pd
+    import seaborn as sns
+
+    from gafkd.reporting import ROW_LABELS
+
     runs = runs[runs["dataset"] == dataset]
     frames = []
     for _, run in runs.iterrows():
         history = pd.read_csv(run["path"].replace("metrics.json", "history.csv"))
-        label = ROW_LABELS[run["method"]] + ("" if pd.isna(run["alpha"]) or run["method"] in
-                                              ("scratch", "kd-gaf", "kd-sig") else f" α {run['alpha']:g}")
+        label = ROW_LABELS[run["method"]] + ("" if pd.isna(run["alpha"]) or run["method"] not in
+                                              ALPHA_GRID else f" α {run['alpha']:g}")
         frames.append(history.assign(run=label + (f" {run['teacher_arch']}" if run["teacher_arch"] else "")))
     curves = pd.concat(frames)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -146,6 +168,8 @@ def learning_curves_figure(runs, dataset, path):
 
 
 def write_figures(runs_csv, dataset, out, metric="test_accuracy"):
+    import pandas as pd
+
     runs = pd.read_csv(runs_csv, keep_default_na=True)
     runs["teacher_arch"] = runs["teacher_arch"].fillna("")
     runs["teachers"] = runs["teachers"].fillna("")
@@ -153,3 +177,37 @@ def write_figures(runs_csv, dataset, out, metric="test_accuracy"):
     teachers_vs_students_figure(runs, dataset, out["teachers_vs_students"], metric)
     confusion_figure(runs, dataset, out["confusion"])
     learning_curves_figure(runs, dataset, out["learning_curves"])
+
+
+def plot_gallery(windows_h5, images_h5, out_png, max_channels=3):
+    """The gallery of an image cache (gafkd.images): one example window per class (rows) with up
+    to `max_channels` channel images (columns)."""
+    with CheckedH5(windows_h5, "windows file", require_seal=False) as wf, \
+            CheckedH5(images_h5, "image cache") as imf:
+        y = wf.array("y")
+        class_names = wf.json("class_names")
+        channel_names = wf.json("channel_names")
+        method, size = imf.attrs["method"], imf.shape("images")[-1]
+        columns = min(max_channels, len(channel_names))
+        present = [c for c in range(len(class_names)) if (y == c).any()]
+        # Constrained layout keeps the figure title clear of the channel titles at any shape.
+        fig, axes = plt.subplots(len(present), columns, squeeze=False, layout="constrained",
+                                 figsize=(1.9 * columns + 1.2, 1.9 * len(present) + 0.6))
+        vmin = 0 if method == "mtf" else -1
+        for row, cls in enumerate(present):
+            example = int(np.flatnonzero(y == cls)[0])
+            image = imf.array("images", example).astype(np.float32)
+            for col in range(columns):
+                ax = axes[row, col]
+                ax.imshow(image[col], cmap="RdBu_r", vmin=vmin, vmax=1, origin="lower")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    ax.set_title(channel_names[col], fontsize=9)
+                if col == 0:
+                    ax.set_ylabel(class_names[cls], fontsize=9)
+        separator = "\n" if columns == 1 else " "     # one column is too narrow for one line
+        fig.suptitle(f"{method.upper()} {size}x{size}:{separator}one window per class", fontsize=11)
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
+        plt.close(fig)

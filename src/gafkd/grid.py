@@ -1,8 +1,14 @@
-"""Names of the student grid: methods, teacher tags, alphas (torch-free, for the workflow)."""
+"""The experiment grid of a validated config: every teacher and student run, its result folder,
+its settings (what changes its result) and its inputs. Torch-free: the workflow, the benchmarks
+and the tests expand the grid with these functions, so it is expanded in one place."""
 
+import json
 import re
 
+from gafkd.archs import ARCH_REGEX
 from gafkd.errors import ConfigError
+from gafkd.methods import method
+from gafkd.reuse import same_run_teacher
 
 # Result folders name the split that produced them: the split kind itself for a single split,
 # fold<i> for leave-one-subject-out.
@@ -16,48 +22,179 @@ SPLIT_DESCRIPTIONS = {
 }
 
 IMAGE_METHODS = ("gasf", "gadf", "mtf")   # image encodings (gafkd.gaf)
+SP_SOURCES = ("cache", "online")          # where SP students get the teachers' Gram blocks
 
-METHODS = ("scratch", "kd-gaf", "kd-sig", "kd2", "kd2-anneal", "kd2-anneal-sp")
-SP_METHODS = ("kd2-anneal-sp",)                   # + similarity-preserving KD
-SP_SOURCES = ("cache", "online")                  # where SP students get the teachers' Gram blocks
-TEACHERS_PATTERN = re.compile(r"^(?:none|gaf-(wrn\d+-\d+)|sig-(wrn\d+-\d+)|gaf-(wrn\d+-\d+)\+sig-(wrn\d+-\d+))$")
-
-
-def teacher_modalities(method):
-    return {"scratch": (), "kd-gaf": ("gaf",), "kd-sig": ("sig",)}.get(method, ("gaf", "sig"))
-
-
-def fixed_alpha(method):
-    """α of the methods that have no α grid (None for the kd2 family)."""
-    return {"scratch": 0.0, "kd-gaf": 1.0, "kd-sig": 0.0}.get(method)
+TEACHER_RUN = "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}"
+STUDENT_RUN = "results/{dataset}/{fold}/students/{arch}/{method}/{teachers}/alpha{alpha}/seed{seed}"
+TEACHERS_REGEX = rf"none|gaf-{ARCH_REGEX}|sig-{ARCH_REGEX}|gaf-{ARCH_REGEX}\+sig-{ARCH_REGEX}"
+# Files of the signal teacher run that a scratch student is (gafkd.reuse), as the student's inputs.
+SAME_RUN_FILES = {"same_run_model": "model.pt", "same_run_metrics": "metrics.json",
+                  "same_run_history": "history.csv"}
 
 
 def alpha_tag(alpha):
     return f"{float(alpha):g}"
 
 
-def teachers_tag(method, teacher_arch):
+def teachers_tag(name, teacher_arch):
     """'none', 'gaf-wrn16-3', 'sig-wrn16-3' or 'gaf-wrn16-3+sig-wrn16-3'."""
-    return "+".join(f"{m}-{teacher_arch}" for m in teacher_modalities(method)) or "none"
+    return "+".join(f"{m}-{teacher_arch}" for m in method(name).teachers) or "none"
 
 
-def parse_teachers_tag(method, tag):
+def parse_teachers_tag(name, tag):
     """{'gaf': arch, 'sig': arch} of a teachers tag, checked against the method."""
-    if TEACHERS_PATTERN.match(tag) is None:
+    if re.fullmatch(TEACHERS_REGEX, tag) is None:
         raise ConfigError(f"teachers '{tag}' is not none, gaf-<arch>, sig-<arch> or gaf-<arch>+sig-<arch>")
     parsed = {} if tag == "none" else dict(part.split("-", 1) for part in tag.split("+"))
-    if tuple(parsed) != teacher_modalities(method):
-        raise ConfigError(f"method '{method}' takes teachers {teacher_modalities(method) or 'none'}, "
-                          f"not '{tag}'")
+    modalities = method(name).teachers
+    if tuple(parsed) != modalities:
+        raise ConfigError(f"method '{name}' takes teachers {modalities or 'none'}, not '{tag}'")
     return parsed
 
 
-def check_alpha(method, alpha):
-    fixed = fixed_alpha(method)
+def teacher_arch(tag):
+    """The teachers' architecture of a teachers tag ('' for none)."""
+    return "" if tag == "none" else tag.split("+")[0].split("-", 1)[1]
+
+
+def check_alpha(name, alpha):
+    fixed = method(name).alpha
     if fixed is not None and float(alpha) != fixed:
-        raise ConfigError(f"method '{method}' has α = {fixed:g}, not {alpha}")
+        raise ConfigError(f"method '{name}' has α = {fixed:g}, not {alpha}")
     if not 0 <= float(alpha) <= 1:
         raise ConfigError(f"α must be within [0, 1], got {alpha}")
+
+
+def canonical(value):
+    """A copy with sorted keys: the order of keys in a config file must not rerun anything."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def image_tag(config):
+    """'gasf64': the image cache's encoding and size, as its file name says."""
+    return f"{config['images']['method']}{config['images']['size']}"
+
+
+def images_path(config, dataset):
+    return f"results/{dataset}/images_{image_tag(config)}.h5"
+
+
+def student_cells(students):
+    """(method, teachers tag, alpha tag) of every student run of one seed and fold: scratch
+    once, every other method per teacher architecture, over the alphas where it has no fixed α."""
+    cells = []
+    for name in students["methods"]:
+        record = method(name)
+        archs = students["teacher_archs"] if record.teachers else [None]
+        alphas = students["alphas"] if record.alpha_grid else [record.alpha]
+        for arch in archs:
+            for alpha in alphas:
+                cells.append((name, teachers_tag(name, arch), alpha_tag(alpha)))
+    return cells
+
+
+def teacher_runs(config, folds):
+    """Every teacher run of a validated config: {dataset, fold, modality, arch, seed} with
+    wildcard strings; `folds`: {dataset: fold names}."""
+    teachers = config["teachers"]
+    return [{"dataset": dataset, "fold": fold, "modality": modality, "arch": arch, "seed": str(seed)}
+            for dataset in config["datasets"] for fold in folds[dataset]
+            for modality in teachers["modalities"] for arch in teachers["archs"]
+            for seed in teachers["seeds"]]
+
+
+def student_runs(config, folds):
+    """Every student run of a validated config: {dataset, fold, arch, method, teachers, alpha,
+    seed} with wildcard strings; `folds`: {dataset: fold names}."""
+    students = config["students"]
+    cells = student_cells(students)
+    return [{"dataset": dataset, "fold": fold, "arch": students["arch"], "method": name,
+             "teachers": tag, "alpha": alpha, "seed": str(seed)}
+            for dataset in config["datasets"] for fold in folds[dataset]
+            for seed in students["seeds"] for name, tag, alpha in cells]
+
+
+def teacher_seed(config, student_seed):
+    fixed = config["students"]["teacher_seed"]
+    return int(student_seed) if fixed == "same" else fixed
+
+
+def teacher_dir(config, run, modality, arch):
+    """The folder of the teacher of `modality` and `arch` that student `run` learns from."""
+    return TEACHER_RUN.format(dataset=run["dataset"], fold=run["fold"], modality=modality, arch=arch,
+                              seed=teacher_seed(config, run["seed"]))
+
+
+def teacher_settings(config, run):
+    """Exactly what changes a teacher's result (its rule's params: editing anything else never
+    retrains). devices.threads is the one device setting that changes numbers."""
+    settings = {"dataset": run["dataset"], "fold": run["fold"], "modality": run["modality"],
+                "arch": run["arch"], "seed": int(run["seed"]), "training": config["training"],
+                "threads": config["devices"]["threads"]}
+    if run["modality"] == "gaf":
+        settings["images"] = config["images"]
+    return canonical(settings)
+
+
+def student_settings(config, run):
+    """Exactly what changes a student's result."""
+    record = method(run["method"])
+    settings = {"dataset": run["dataset"], "fold": run["fold"], "arch": run["arch"],
+                "method": run["method"], "teachers": run["teachers"], "alpha": float(run["alpha"]),
+                "seed": int(run["seed"]), "training": config["training"],
+                "threads": config["devices"]["threads"]}
+    if record.teachers:
+        kd = dict(config["students"]["kd"])
+        if not record.similarity:
+            for key in ("beta", "sp_merge", "sp_source"):
+                del kd[key]  # SP settings never rerun a student without SP
+        settings["kd"] = kd
+        settings["teacher_seed"] = teacher_seed(config, run["seed"])
+    if record.similarity:
+        settings["images"] = config["images"]
+    return canonical(settings)
+
+
+def same_run_teacher_dir(config, run):
+    """The folder of the signal teacher run that student `run` is (gafkd.reuse: a scratch
+    student of a configured teacher architecture and seed), or None. Its files are then derived
+    from the teacher's instead of training the same run twice (students.reuse_teacher_runs)."""
+    if run["method"] != "scratch" or not config["students"]["reuse_teacher_runs"]:
+        return None
+
+    def settings_of(dataset, fold, modality, arch, seed):
+        return teacher_settings(config, {"dataset": dataset, "fold": fold, "modality": modality,
+                                         "arch": arch, "seed": str(seed)})
+
+    teacher = same_run_teacher(student_settings(config, run), config["teachers"], settings_of)
+    return None if teacher is None else TEACHER_RUN.format(**teacher)
+
+
+def student_inputs(config, run):
+    """{name: path} of the files student `run` reads (its rule's inputs)."""
+    record = method(run["method"])
+    teachers = parse_teachers_tag(run["method"], run["teachers"])
+    check_alpha(run["method"], run["alpha"])
+    inputs = {"windows": f"results/{run['dataset']}/windows.h5"}
+    same_run = same_run_teacher_dir(config, run)
+    if same_run is not None:
+        return {**inputs, **{key: f"{same_run}/{name}" for key, name in SAME_RUN_FILES.items()}}
+    for modality, arch in teachers.items():
+        inputs[f"{modality}_outputs"] = f"{teacher_dir(config, run, modality, arch)}/outputs.h5"
+    if record.similarity:
+        if config["students"]["kd"]["sp_source"] == "online":
+            for modality, arch in teachers.items():
+                inputs[f"{modality}_model"] = f"{teacher_dir(config, run, modality, arch)}/model.pt"
+            inputs["images"] = images_path(config, run["dataset"])
+        else:
+            for modality, arch in teachers.items():
+                inputs[f"{modality}_similarity"] = f"{teacher_dir(config, run, modality, arch)}/similarity.h5"
+    if record.starts_from is not None:
+        initial = method(record.starts_from)
+        tag = teachers_tag(initial.name, teacher_arch(run["teachers"]))
+        inputs["init"] = STUDENT_RUN.format(**{**run, "method": initial.name, "teachers": tag,
+                                              "alpha": alpha_tag(initial.alpha)}) + "/model.pt"
+    return inputs
 
 
 def fold_names(kind, n_subjects=0):

@@ -1,5 +1,6 @@
 """The image cache: every window encoded (gafkd.gaf), one image per channel stacked as image
-channels, written as float16 HDF5 in windows.h5 order; read back checked; a gallery.
+channels, written as float16 HDF5 in windows.h5 order; read back checked. Its gallery is drawn
+by gafkd.figures.plot_gallery.
 """
 
 import logging
@@ -92,40 +93,3 @@ def read_images(path, windows_fingerprint, expected=None):
         if expected:
             check_identity(path, "images", f.attrs, {k: expected[k] for k in ("method", "size") if k in expected})
         return f.array("images")
-
-
-def plot_gallery(windows_h5, images_h5, out_png, max_channels=3):
-    """One example window per class (rows) with up to `max_channels` channel images (columns)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with CheckedH5(windows_h5, "windows file", require_seal=False) as wf, \
-            CheckedH5(images_h5, "image cache") as imf:
-        y = wf.array("y")
-        class_names = wf.json("class_names")
-        channel_names = wf.json("channel_names")
-        method, size = imf.attrs["method"], imf.shape("images")[-1]
-        columns = min(max_channels, len(channel_names))
-        present = [c for c in range(len(class_names)) if (y == c).any()]
-        # Constrained layout keeps the figure title clear of the channel titles at any shape.
-        fig, axes = plt.subplots(len(present), columns, squeeze=False, layout="constrained",
-                                 figsize=(1.9 * columns + 1.2, 1.9 * len(present) + 0.6))
-        vmin = 0 if method == "mtf" else -1
-        for row, cls in enumerate(present):
-            example = int(np.flatnonzero(y == cls)[0])
-            image = imf.array("images", example).astype(np.float32)
-            for col in range(columns):
-                ax = axes[row, col]
-                ax.imshow(image[col], cmap="RdBu_r", vmin=vmin, vmax=1, origin="lower")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if row == 0:
-                    ax.set_title(channel_names[col], fontsize=9)
-                if col == 0:
-                    ax.set_ylabel(class_names[cls], fontsize=9)
-        separator = "\n" if columns == 1 else " "     # one column is too narrow for one line
-        fig.suptitle(f"{method.upper()} {size}x{size}:{separator}one window per class", fontsize=11)
-        with atomic_path(out_png) as tmp:
-            fig.savefig(tmp, dpi=80, format="png")
-        plt.close(fig)

@@ -1,5 +1,7 @@
-"""What produced a result: code version, package versions, device."""
+"""What produced a result: code version, package versions, device; and a run's identity."""
 
+import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -53,3 +55,15 @@ def device_info(device):
     else:
         info["device_name"] = platform.processor() or platform.machine()
     return info
+
+
+def provenance(device, claim_description=None):
+    """What metrics.json records of the code, packages and device that produced a run."""
+    return {"code_version": code_version(), "packages": package_versions(),
+            **device_info(device), "device_claim": claim_description}
+
+
+def run_key(settings, fingerprint):
+    """Identity of a run for resuming: the settings that change the result and the data."""
+    text = json.dumps({"settings": settings, "data": fingerprint}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

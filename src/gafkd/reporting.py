@@ -18,7 +18,8 @@ import pandas as pd
 
 from gafkd.atomic import atomic_path
 from gafkd.errors import InputError
-from gafkd.grid import SPLIT_DESCRIPTIONS, split_kind
+from gafkd.grid import SPLIT_DESCRIPTIONS, split_kind, teacher_arch as teachers_arch
+from gafkd.methods import METHODS
 
 GROUP = ["dataset", "split", "role", "method", "teacher_arch", "arch", "alpha"]
 METRICS = ["test_accuracy", "test_macro_f1", "test_accuracy_last", "val_accuracy",
@@ -32,16 +33,10 @@ METRIC_LABELS = {
     "val_accuracy": "best validation accuracy",
     "optimistic_test_accuracy": "test accuracy at the epoch picked on the test set (optimistic)",
 }
-ROW_LABELS = {
-    "teacher-gaf": "GAF teacher",
-    "teacher-sig": "signal teacher",
-    "scratch": "student from scratch",
-    "kd-gaf": "1 teacher (GAF)",
-    "kd-sig": "1 teacher (signal)",
-    "kd2": "2 teachers",
-    "kd2-anneal": "+ annealing",
-    "kd2-anneal-sp": "+ SP",
-}
+# Table rows: the teachers', then the students' in the method table's order.
+ROW_LABELS = {"teacher-gaf": "GAF teacher", "teacher-sig": "signal teacher",
+              **{m.name: m.label for m in METHODS}}
+NO_TEACHER = {m.name for m in METHODS if not m.teachers}  # rows that are the same in every column
 
 
 def _joined(values):
@@ -60,8 +55,7 @@ def run_row(path):
         role, method, teacher_arch, alpha = "teacher", f"teacher-{config['modality']}", config["arch"], math.nan
     else:
         role, method, alpha = "student", config["method"], float(config["alpha"])
-        tag = config["teachers"]
-        teacher_arch = "" if tag == "none" else tag.split("+")[0].split("-", 1)[1]
+        teacher_arch = teachers_arch(config["teachers"])
     best = metrics["test_at_best_val"]
     record = metrics.get("split", {})
     provenance = metrics.get("provenance", {})
@@ -144,9 +138,11 @@ def format_cell(mean, std, seeds, runs=None, n_expected=None, percent=True, deci
 def table_rows(frame, alphas):
     """(label, method, alpha) of every table row, in the lab's order, kept if it has runs."""
     present = set(zip(frame["method"], frame["alpha"].fillna(-1.0)))
-    rows = [(ROW_LABELS[m], m, None) for m in ("teacher-gaf", "teacher-sig", "scratch", "kd-gaf", "kd-sig")]
-    for method in ("kd2", "kd2-anneal", "kd2-anneal-sp"):
-        rows += [(f"{ROW_LABELS[method]}, α = {a:g}", method, a) for a in alphas]
+    rows = [(ROW_LABELS[m], m, None) for m in ("teacher-gaf", "teacher-sig")]
+    rows += [(m.label, m.name, None) for m in METHODS if not m.alpha_grid]
+    for m in METHODS:
+        if m.alpha_grid:
+            rows += [(f"{m.label}, α = {a:g}", m.name, a) for a in alphas]
     return [(label, m, a) for label, m, a in rows
             if any(pm == m and (a is None or abs(pa - a) < 1e-9) for pm, pa in present)]
 
@@ -154,7 +150,7 @@ def table_rows(frame, alphas):
 def select(frame, method, arch, alpha):
     """The rows of one table cell (the scratch student has no teacher: the same in every column)."""
     match = frame[frame["method"] == method]
-    if method != "scratch":
+    if method not in NO_TEACHER:
         match = match[match["teacher_arch"] == arch]
     if alpha is not None:
         match = match[(match["alpha"] - alpha).abs() < 1e-9]

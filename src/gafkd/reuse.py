@@ -106,8 +106,8 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
     the student's config and a `reused_from` record. All three are written or none.
     """
     from gafkd.atomic import atomic_paths
-    from gafkd.engine import load_checkpoint, save_checkpoint
-    from gafkd.errors import REBUILD, InputError, check_identity
+    from gafkd.checkpoint import check_trained_on, read_model, save_model
+    from gafkd.errors import REBUILD, InputError
     from gafkd.windows import read_windows
 
     model_pt, metrics_json, history_csv = (Path(teacher_files[k]) for k in ("model", "metrics", "history"))
@@ -117,21 +117,17 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
         raise InputError(f"{metrics_json}: the teacher run is not the same run as the scratch student "
                          f"{settings.get('arch')} seed {settings.get('seed')} ({'; '.join(wrong)}); "
                          f"{REBUILD}")
-    checkpoint = load_checkpoint(model_pt, "teacher checkpoint")
-    check_identity(model_pt, "a checkpoint", checkpoint, {
+    checkpoint = read_model(model_pt, "teacher checkpoint", {
         "role": "teacher", "dataset": settings["dataset"], "fold": settings["fold"], "modality": "sig",
         "arch": settings["arch"], "seed": settings["seed"], "dims": 1})
     fingerprint = read_windows(windows_h5, load_X=False).attrs["fingerprint"]
-    if checkpoint.get("windows_fingerprint") != fingerprint:
-        raise InputError(f"{model_pt}: teacher was trained on other windows; {REBUILD}")
+    check_trained_on(model_pt, checkpoint, fingerprint, "teacher")
     if checkpoint.get("epoch") != metrics.get("best_epoch"):
         raise InputError(f"{metrics_json}: best epoch {metrics.get('best_epoch')}, but {model_pt} holds "
                          f"epoch {checkpoint.get('epoch')}: not the files of one run; {REBUILD}")
     if not history_csv.is_file():
         raise InputError(f"{history_csv}: no such teacher history file")
-    student = {
-        "state_dict": checkpoint["state_dict"], "epoch": checkpoint["epoch"],
-        "mean": checkpoint["mean"], "std": checkpoint["std"],
+    metadata = {
         "role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
         "arch": settings["arch"], "method": "scratch", "teachers": settings["teachers"],
         "alpha": float(settings["alpha"]), "seed": settings["seed"], "windows_fingerprint": fingerprint,
@@ -143,7 +139,8 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
     reused = {**metrics, "config": settings, "reused_from": record}
     paths = (outputs["model"], outputs["history"], outputs["metrics"])
     with atomic_paths(*paths) as (model_tmp, history_tmp, metrics_tmp):      # all three or none
-        save_checkpoint(student, model_tmp)
+        save_model(checkpoint["state_dict"], checkpoint["epoch"], checkpoint["mean"], checkpoint["std"],
+                   metadata, model_tmp)
         shutil.copyfile(history_csv, history_tmp)
         metrics_tmp.write_text(json.dumps(reused, indent=2) + "\n")
     log.info("scratch student %s, seed %d on %s/%s: the run of the signal teacher %s (epoch %d), "

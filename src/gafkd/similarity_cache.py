@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from gafkd.atomic import atomic_path
+from gafkd.checkpoint import check_trained_on
 from gafkd.errors import REBUILD, InputError, check_identity
 from gafkd.h5checked import CheckedH5, create_h5, seal
 from gafkd.memory import (DEVICE, device_free_bytes, host_available_bytes, human_bytes,
@@ -78,8 +79,7 @@ def build_similarity_cache(model_pt, windows_h5, images_h5, out_h5, device, batc
     teacher = load_teacher(model_pt, device)
     inputs, fingerprint = teacher_inputs(teacher.modality, windows_h5, images_h5,
                                          teacher.record.get("images"))
-    if teacher.record.get("windows_fingerprint") != fingerprint:
-        raise InputError(f"{model_pt}: teacher was trained on other windows than {windows_h5}; {REBUILD}")
+    check_trained_on(model_pt, teacher.record, fingerprint, "teacher", windows_h5)
     fold = teacher.record["fold"]
     rows = np.flatnonzero(read_windows(windows_h5, load_X=False).folds[fold].split == TRAIN)
     if len(rows) == 0:

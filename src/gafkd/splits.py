@@ -5,6 +5,9 @@ windows), `random` (the lab's stratified random window split), `holdout` (subjec
 `loso` (leave one subject out). Subject splits draw their validation subjects from the training
 subjects, in a seeded order, preferring subjects that cover the classes of the training split.
 Folds are named after the split (`predefined`, `random`, `holdout`, or `fold0`... for LOSO).
+
+Also the per-channel statistics inputs are standardised with: those of each fold's training
+windows (channel_stats) or training images (image_channel_stats).
 """
 
 import numpy as np
@@ -183,6 +186,15 @@ def standardization(moments, train, samples_per_window, mode):
         std = np.sqrt(np.maximum(squares[train].sum(axis=0) / count - mean**2, 0.0))
     std[std < 1e-8] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def image_channel_stats(images, train, mode, chunk=4096):
+    """Per-channel (mean, std) of the training images `train` (a boolean mask; see
+    standardization), reading only those images, `chunk` at a time."""
+    index = np.flatnonzero(train)
+    moments = window_moments(images, index, chunk=chunk)
+    return standardization(moments, np.ones(len(index), dtype=bool),
+                           images.shape[2] * images.shape[3], mode)
 
 
 def channel_stats(X, folds, mode="mean_window_std"):

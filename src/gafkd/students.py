@@ -19,17 +19,19 @@ import torch
 from torch.nn import functional as F
 
 from gafkd.data import load_fold, to_train_data
-from gafkd.engine import TrainSettings, load_checkpoint, train
-from gafkd.errors import REBUILD, ConfigError, InputError, check_identity, reason
-from gafkd.grid import METHODS, SP_METHODS, check_alpha, parse_teachers_tag, teacher_modalities
+from gafkd.checkpoint import read_model
+from gafkd.engine import TrainSettings, train
+from gafkd.errors import REBUILD, InputError, reason
+from gafkd.grid import check_alpha, parse_teachers_tag
 from gafkd.images import read_images
 from gafkd.losses import merged_gram_map, raw_gram, similarity_preserving, two_teacher_loss
 from gafkd.memory import DEVICE, device_free_bytes, human_bytes, plan_placement, reserve_bytes
+from gafkd.methods import method as method_named
 from gafkd.models import build_model
+from gafkd.provenance import provenance, run_key
 from gafkd.similarity_cache import cache_record, open_similarity_caches
 from gafkd.splits import TRAIN
 from gafkd.teacher_outputs import load_teacher, read_teacher_logits
-from gafkd.teachers import provenance, run_key
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class DistillationLoss:
     Gram blocks (`sp_teachers`: OnlineTeachers or CachedTeachers)."""
 
     def __init__(self, method, alpha, kd, train_logits, sp_teachers=None):
-        self.method, self.alpha, self.kd = method, alpha, kd
+        self.method, self.alpha, self.kd = method_named(method), alpha, kd
         self.train_logits = train_logits          # {'gaf'/'sig': (n_train, K) on the device}
         self.sp_teachers = sp_teachers
 
@@ -77,7 +79,7 @@ class DistillationLoss:
                     for g, s in zip(grams["gaf"], grams["sig"])]
 
     def __call__(self, logits, groups, targets, index):
-        if self.method == "scratch":
+        if not self.method.teachers:
             return F.cross_entropy(logits, targets)
         loss = two_teacher_loss(logits, targets, self._cached("gaf", index), self._cached("sig", index),
                                 self.alpha, self.kd["lambda"], self.kd["temperature"],
@@ -98,8 +100,7 @@ def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, d
     training; `teacher_outputs`/`teacher_models`/`teacher_similarity`: {'gaf'/'sig': path} of the
     teachers used (models and images for SP from online teachers, similarity caches otherwise)."""
     method, alpha = settings["method"], float(settings["alpha"])
-    if method not in METHODS:
-        raise ConfigError(f"unknown student method '{method}' (known: {', '.join(METHODS)})")
+    spec = method_named(method)
     check_alpha(method, alpha)
     teachers = {modality: teacher_identity(settings, modality, arch)
                 for modality, arch in parse_teachers_tag(method, settings["teachers"]).items()}
@@ -107,18 +108,18 @@ def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, d
     train_mask = arrays.split == TRAIN
     torch.manual_seed(settings["seed"])
     model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), dims=1)
-    if method in ("kd2-anneal", "kd2-anneal-sp"):
-        _load_initial_weights(model, init_model, settings, arrays.fingerprint)
+    if spec.starts_from is not None:
+        _load_initial_weights(model, init_model, settings, arrays.fingerprint, spec.starts_from)
     data = to_train_data(arrays, device)
     train_logits = {}
-    for modality in teacher_modalities(method):
+    for modality in spec.teachers:
         logits = read_teacher_logits(teacher_outputs[modality], arrays.fingerprint, teachers[modality])
         if logits.shape != (len(arrays.y), len(arrays.class_names)):
             raise InputError(f"{teacher_outputs[modality]}: logits of shape {logits.shape}, expected "
                              f"({len(arrays.y)}, {len(arrays.class_names)})")
         train_logits[modality] = torch.from_numpy(logits[train_mask]).to(device)
     sp_teachers, record = None, {}
-    if method in SP_METHODS:
+    if spec.similarity:
         sp_teachers, record["sp_teachers"] = _sp_teachers(
             settings, teachers, arrays, data, device, train_mask, teacher_models, images_h5,
             teacher_similarity)
@@ -173,19 +174,17 @@ def teacher_identity(settings, modality, arch):
             "seed": settings.get("teacher_seed", settings["seed"])}
 
 
-def _load_initial_weights(model, init_model, settings, fingerprint):
-    """The weights of the scratch student of the same dataset, fold, architecture and seed."""
+def _load_initial_weights(model, init_model, settings, fingerprint, starts_from):
+    """The weights of the `starts_from` student of the same dataset, fold, architecture and seed."""
     if init_model is None:
-        raise InputError(f"method '{settings['method']}' starts from the scratch student; none given")
-    checkpoint = load_checkpoint(init_model, "student checkpoint")
-    check_identity(init_model, "a checkpoint", checkpoint, {
+        raise InputError(f"method '{settings['method']}' starts from the {starts_from} student; none given")
+    checkpoint = read_model(init_model, "student checkpoint", {
         "role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
-        "arch": settings["arch"], "method": "scratch", "seed": settings["seed"]})
-    if checkpoint.get("windows_fingerprint") != fingerprint:
-        raise InputError(f"{init_model}: the scratch student was trained on other windows; {REBUILD}")
+        "arch": settings["arch"], "method": starts_from, "seed": settings["seed"]},
+        fingerprint, f"the {starts_from} student")
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except Exception as exc:
         raise InputError(f"{init_model}: cannot start the annealed student from it ({reason(exc)}); "
                          f"{REBUILD}") from None
-    log.info("starting from the scratch student %s (epoch %s)", init_model, checkpoint.get("epoch"))
+    log.info("starting from the %s student %s (epoch %s)", starts_from, init_model, checkpoint.get("epoch"))

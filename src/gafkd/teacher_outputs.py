@@ -12,7 +12,9 @@ import numpy as np
 import torch
 
 from gafkd.atomic import atomic_path
-from gafkd.engine import load_checkpoint, predict
+from gafkd.checkpoint import check_trained_on, read_model
+from gafkd.data import standardize
+from gafkd.engine import predict
 from gafkd.errors import REBUILD, InputError, check_identity, reason
 from gafkd.h5checked import CheckedH5, create_h5, seal, write_checked
 from gafkd.images import read_images
@@ -37,7 +39,7 @@ class Teacher:
     record: dict = field(default_factory=dict)     # the checkpoint's fields but weights and statistics
 
     def normalize(self, x):
-        return (x.float() - self.mean) / self.std
+        return standardize(x, self.mean, self.std)
 
     def to(self, device):
         self.model.to(device)
@@ -48,10 +50,8 @@ class Teacher:
 def load_teacher(model_pt, device, expected=None, windows_fingerprint=None):
     """A frozen teacher from its model.pt, checked against its checksum, the identity this job
     expects (`expected`: fields of IDENTITY) and the windows it must have been trained on."""
-    checkpoint = load_checkpoint(model_pt, "teacher checkpoint")
-    check_identity(model_pt, "a checkpoint", checkpoint, {"role": "teacher", **(expected or {})})
-    if windows_fingerprint is not None and checkpoint.get("windows_fingerprint") != windows_fingerprint:
-        raise InputError(f"{model_pt}: teacher was trained on other windows; {REBUILD}")
+    checkpoint = read_model(model_pt, "teacher checkpoint", {"role": "teacher", **(expected or {})},
+                            windows_fingerprint, "teacher")
     try:
         model = build_model(checkpoint["arch"], checkpoint["in_channels"],
                             len(checkpoint["class_names"]), checkpoint["dims"])
@@ -77,8 +77,7 @@ def write_teacher_outputs(model_pt, windows_h5, images_h5, out_h5, device, batch
     teacher = load_teacher(model_pt, device)
     inputs, fingerprint = teacher_inputs(teacher.modality, windows_h5, images_h5,
                                          teacher.record.get("images"))
-    if teacher.record.get("windows_fingerprint") != fingerprint:
-        raise InputError(f"{model_pt}: teacher was trained on other windows than {windows_h5}; {REBUILD}")
+    check_trained_on(model_pt, teacher.record, fingerprint, "teacher", windows_h5)
     logits = predict(teacher.model, teacher.normalize, inputs, batch_size, device).numpy()
     with atomic_path(out_h5) as tmp, create_h5(tmp) as f:
         write_checked(f, "logits", logits.astype(np.float32))

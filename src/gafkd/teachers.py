@@ -1,7 +1,5 @@
 """One teacher run: a WideResNet on the images (modality `gaf`) or signals (`sig`) of one fold."""
 
-import hashlib
-import json
 import logging
 
 import torch
@@ -11,20 +9,9 @@ from gafkd.engine import TrainSettings, train
 from gafkd.memory import activation_bytes, reserve_bytes
 from gafkd.archs import parse_arch
 from gafkd.models import build_model
-from gafkd.provenance import code_version, device_info, package_versions
+from gafkd.provenance import provenance, run_key
 
 log = logging.getLogger(__name__)
-
-
-def run_key(settings, fingerprint):
-    """Identity of a run for resuming: the settings that change the result and the data."""
-    text = json.dumps({"settings": settings, "data": fingerprint}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def provenance(device, claim_description=None):
-    return {"code_version": code_version(), "packages": package_versions(),
-            **device_info(device), "device_claim": claim_description}
 
 
 def train_teacher(windows_h5, images_h5, settings, outputs, resume_path, device, claim=None):

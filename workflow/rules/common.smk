@@ -1,9 +1,7 @@
 # Config validation (before any job runs), grids and input helpers shared by the rule files.
 import importlib.util
-import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -24,17 +22,18 @@ from gafkd.config import (
     schema_errors,
 )
 from gafkd.errors import ConfigError, GafkdError
+from gafkd import grid
+from gafkd.archs import ARCH_REGEX
 from gafkd.grid import (
     FOLD_PATTERN,
-    METHODS as STUDENT_METHODS,
-    SP_METHODS,
+    IMAGE_METHODS,
+    STUDENT_RUN,
+    TEACHER_RUN,
+    TEACHERS_REGEX,
     alpha_tag,
-    check_alpha,
-    fixed_alpha,
-    parse_teachers_tag,
-    teachers_tag,
+    canonical,
 )
-from gafkd.reuse import same_run_teacher
+from gafkd.methods import NAMES as STUDENT_METHODS
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 problem = schema_errors(config, SCHEMA)
@@ -47,18 +46,13 @@ except ConfigError as error:
     raise WorkflowError(f"Invalid config: {error}") from None
 
 DATASETS = list(config["datasets"])
-IMAGE_TAG = f"{config['images']['method']}{config['images']['size']}"
+IMAGE_TAG = grid.image_tag(config)
 
 
 wildcard_constraints:
     dataset="|".join(re.escape(d) for d in DATASETS),
-    encoding="gasf|gadf|mtf",
+    encoding="|".join(IMAGE_METHODS),
     size=r"\d+",
-
-
-def canonical(value):
-    """Params with sorted keys: the order of keys in a config file must not rerun anything."""
-    return json.loads(json.dumps(value, sort_keys=True))
 
 
 def dataset_spec(wildcards):
@@ -89,12 +83,12 @@ def raw_input(wildcards):
 wildcard_constraints:
     fold=FOLD_PATTERN,
     modality="gaf|sig",
-    arch=r"wrn\d+-\d+",
+    arch=ARCH_REGEX,
     seed=r"\d+",
 
 
 def images_file(dataset):
-    return f"results/{dataset}/images_{IMAGE_TAG}.h5"
+    return grid.images_path(config, dataset)
 
 
 def teacher_inputs(wildcards):
@@ -111,23 +105,13 @@ def torch_threads():
 
 def teacher_settings(wildcards):
     """Exactly what changes a teacher's result (its params: editing anything else never retrains)."""
-    settings = {
-        "dataset": wildcards.dataset,
-        "fold": wildcards.fold,
-        "modality": wildcards.modality,
-        "arch": wildcards.arch,
-        "seed": int(wildcards.seed),
-        "training": config["training"],
-        "threads": torch_threads(),
-    }
-    if wildcards.modality == "gaf":
-        settings["images"] = config["images"]
-    return canonical(settings)
+    return grid.teacher_settings(config, dict(wildcards.items()))
 
 
+# LOSO folds: the raw file names, or the subjects a download delivers.
 try:
     FOLDS = {name: fold_names(spec) for name, spec in config["datasets"].items()}
-except GafkdError as error:  # LOSO folds: the raw file names, or the subjects a download delivers
+except GafkdError as error:
     raise WorkflowError(f"Cannot list the folds: {error}") from None
 try:
     for name, spec in config["datasets"].items():
@@ -137,38 +121,16 @@ except GafkdError as error:
 
 
 def teacher_targets(filename):
-    teachers = config["teachers"]
     return [
-        f"results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/{filename}"
-        for dataset in DATASETS
-        for fold in FOLDS[dataset]
-        for modality in teachers["modalities"]
-        for arch in teachers["archs"]
-        for seed in teachers["seeds"]
+        f"{TEACHER_RUN.format(**run)}/{filename}"
+        for run in grid.teacher_runs(config, FOLDS)
     ]
-
-
-STUDENT_RUN = (
-    "results/{dataset}/{fold}/students/{arch}/{method}/{teachers}/alpha{alpha}/seed{seed}"
-)
 
 
 wildcard_constraints:
     method="|".join(STUDENT_METHODS),
-    teachers=r"none|gaf-wrn\d+-\d+|sig-wrn\d+-\d+|gaf-wrn\d+-\d+\+sig-wrn\d+-\d+",
+    teachers=TEACHERS_REGEX,
     alpha=r"[0-9.]+",
-
-
-def teacher_seed(student_seed):
-    fixed = config["students"]["teacher_seed"]
-    return int(student_seed) if fixed == "same" else fixed
-
-
-def teacher_dir(wildcards, modality, arch):
-    return (
-        f"results/{wildcards.dataset}/{wildcards.fold}/teachers/{modality}/{arch}/"
-        f"seed{teacher_seed(wildcards.seed)}"
-    )
 
 
 def check_alpha_spelling(wildcards):
@@ -187,67 +149,15 @@ def check_alpha_spelling(wildcards):
 
 
 def student_inputs(wildcards):
-    method = wildcards.method
     check_alpha_spelling(wildcards)
     try:
-        teachers = parse_teachers_tag(method, wildcards.teachers)
-        check_alpha(method, wildcards.alpha)
+        return grid.student_inputs(config, dict(wildcards.items()))
     except ConfigError as error:
         raise WorkflowError(f"{wildcards}: {error}") from None
-    inputs = {"windows": f"results/{wildcards.dataset}/windows.h5"}
-    same_run = same_run_teacher_dir(wildcards)
-    if same_run is not None:  # a scratch student that is a signal teacher's run: its files
-        return {**inputs, **{key: f"{same_run}/{name}" for key, name in SAME_RUN_FILES.items()}}
-    for modality, arch in teachers.items():
-        inputs[f"{modality}_outputs"] = f"{teacher_dir(wildcards, modality, arch)}/outputs.h5"
-    if method in SP_METHODS:
-        if config["students"]["kd"]["sp_source"] == "online":
-            for modality, arch in teachers.items():
-                inputs[f"{modality}_model"] = f"{teacher_dir(wildcards, modality, arch)}/model.pt"
-            inputs["images"] = images_file(wildcards.dataset)
-        else:
-            for modality, arch in teachers.items():
-                inputs[f"{modality}_similarity"] = (
-                    f"{teacher_dir(wildcards, modality, arch)}/similarity.h5"
-                )
-    if "-anneal" in method:
-        inputs["init"] = (
-            f"results/{wildcards.dataset}/{wildcards.fold}/students/{wildcards.arch}/"
-            f"scratch/none/alpha0/seed{wildcards.seed}/model.pt"
-        )
-    return inputs
-
-
-SAME_RUN_FILES = {
-    "same_run_model": "model.pt",
-    "same_run_metrics": "metrics.json",
-    "same_run_history": "history.csv",
-}
 
 
 def same_run_teacher_dir(wildcards):
-    """The folder of the signal teacher run that this student run is (gafkd.reuse: a scratch
-    student of a configured teacher architecture and seed), or None. Its files are then derived
-    from the teacher's instead of training the same run twice (students.reuse_teacher_runs)."""
-    if wildcards.method != "scratch" or not config["students"]["reuse_teacher_runs"]:
-        return None
-
-    def settings_of(dataset, fold, modality, arch, seed):
-        return teacher_settings(
-            SimpleNamespace(
-                dataset=dataset, fold=fold, modality=modality, arch=arch, seed=str(seed)
-            )
-        )
-
-    teacher = same_run_teacher(
-        student_settings(wildcards), config["teachers"], settings_of
-    )
-    if teacher is None:
-        return None
-    return (
-        f"results/{teacher['dataset']}/{teacher['fold']}/teachers/{teacher['modality']}/"
-        f"{teacher['arch']}/seed{teacher['seed']}"
-    )
+    return grid.same_run_teacher_dir(config, dict(wildcards.items()))
 
 
 def student_gpus(wildcards):
@@ -262,50 +172,13 @@ def student_threads(wildcards):
 
 def student_settings(wildcards):
     """Exactly what changes a student's result."""
-    settings = {
-        "dataset": wildcards.dataset,
-        "fold": wildcards.fold,
-        "arch": wildcards.arch,
-        "method": wildcards.method,
-        "teachers": wildcards.teachers,
-        "alpha": float(wildcards.alpha),
-        "seed": int(wildcards.seed),
-        "training": config["training"],
-        "threads": torch_threads(),
-    }
-    if wildcards.method != "scratch":
-        kd = dict(config["students"]["kd"])
-        if wildcards.method not in SP_METHODS:
-            for key in ("beta", "sp_merge", "sp_source"):
-                del kd[key]  # SP settings never rerun a student without SP
-        settings["kd"] = kd
-        settings["teacher_seed"] = teacher_seed(wildcards.seed)
-    if wildcards.method in SP_METHODS:
-        settings["images"] = config["images"]
-    return canonical(settings)
-
-
-def student_runs():
-    """(method, teachers tag, alpha) of every configured student run of one seed and fold."""
-    students = config["students"]
-    runs = []
-    for method in students["methods"]:
-        archs = [None] if method == "scratch" else students["teacher_archs"]
-        alphas = [fixed_alpha(method)] if fixed_alpha(method) is not None else students["alphas"]
-        for arch in archs:
-            for alpha in alphas:
-                runs.append((method, teachers_tag(method, arch), alpha_tag(alpha)))
-    return runs
+    return grid.student_settings(config, dict(wildcards.items()))
 
 
 def student_targets(filename):
-    arch = config["students"]["arch"]
     return [
-        f"results/{dataset}/{fold}/students/{arch}/{method}/{teachers}/alpha{alpha}/seed{seed}/{filename}"
-        for dataset in DATASETS
-        for fold in FOLDS[dataset]
-        for seed in config["students"]["seeds"]
-        for method, teachers, alpha in student_runs()
+        f"{STUDENT_RUN.format(**run)}/{filename}"
+        for run in grid.student_runs(config, FOLDS)
     ]
 
 

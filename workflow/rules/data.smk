@@ -1,4 +1,5 @@
 # (Public archive ->) raw files -> windows.h5 -> image cache.
+from gafkd.download import CHECKSUM_NAME, read_record
 
 
 # Only for a raw folder that is missing and has a `download` (DOWNLOADS, common.smk): fetch,
@@ -6,8 +7,7 @@
 rule download_raw:
     output:
         directory("{root}/Protocol"),
-    params:
-        download=lambda wildcards: DOWNLOADS[f"{wildcards.root}/Protocol"],
+        f"{{root}}/{CHECKSUM_NAME}",
     log:
         "{root}/download.log",
     wildcard_constraints:
@@ -15,6 +15,8 @@ rule download_raw:
     localrule: True
     conda:
         "../../envs/data.yaml"
+    params:
+        download=lambda wildcards: DOWNLOADS[f"{wildcards.root}/Protocol"],
     script:
         "../scripts/download_raw.py"
 
@@ -22,17 +24,24 @@ rule download_raw:
 rule build_windows:
     input:
         raw_input,
+        # The checksum record of a downloaded PAMAP2 folder, which the summary quotes.
+        record=lambda wildcards: [
+            f"{Path(raw).parent}/{CHECKSUM_NAME}"
+            for raw in raw_input(wildcards)
+            if config["datasets"][wildcards.dataset]["source"] == "pamap2"
+            and (raw in DOWNLOADS or read_record(raw))
+        ],
     output:
         h5="results/{dataset}/windows.h5",
         summary="results/{dataset}/windows_summary.md",
-    params:
-        spec=dataset_spec,
     log:
         "results/{dataset}/logs/windows.log",
     benchmark:
         "results/{dataset}/benchmarks/windows.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        spec=dataset_spec,
     script:
         "../scripts/build_windows.py"
 
@@ -49,11 +58,11 @@ rule build_images:
         ),
     log:
         "results/{dataset}/logs/images_{encoding}{size}.log",
-    threads: 4
     benchmark:
         "results/{dataset}/benchmarks/images_{encoding}{size}.tsv"
     conda:
         "../../envs/data.yaml"
+    threads: 4
     script:
         "../scripts/build_images.py"
 

@@ -9,21 +9,25 @@ rule aggregate:
             "results/report/runs.csv", caption="../report/runs.rst", category="Tables"
         ),
         summary=report(
-            "results/report/summary.csv", caption="../report/summary.rst", category="Tables"
+            "results/report/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
         ),
         tables="results/report/tables.md",
         tables_html=report(
-            "results/report/tables.html", caption="../report/tables.rst", category="Tables"
+            "results/report/tables.html",
+            caption="../report/tables.rst",
+            category="Tables",
         ),
+    log:
+        "results/report/logs/aggregate.log",
+    conda:
+        "../../envs/report.yaml"
     params:
         teacher_archs=config["students"]["teacher_archs"],
         alphas=config["students"]["alphas"],
         expected=expected_runs_per_group(),
         options=REPORT_OPTIONS,
-    log:
-        "results/report/logs/aggregate.log",
-    conda:
-        "../../envs/report.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -31,6 +35,18 @@ rule aggregate:
 rule figures:
     input:
         runs="results/report/runs.csv",
+        # Read through the paths in runs.csv: every history.csv of the dataset's runs (learning
+        # curves) and its students' metrics.json (the best student's confusion matrix).
+        histories=lambda wildcards: [
+            path
+            for path in teacher_targets("history.csv") + student_targets("history.csv")
+            if path.startswith(f"results/{wildcards.dataset}/")
+        ],
+        metrics=lambda wildcards: [
+            path
+            for path in student_targets("metrics.json")
+            if path.startswith(f"results/{wildcards.dataset}/")
+        ],
     output:
         alpha=report(
             "results/report/{dataset}_alpha.png",
@@ -56,12 +72,12 @@ rule figures:
             category="Figures",
             subcategory="{dataset}",
         ),
-    params:
-        options=REPORT_OPTIONS,
     log:
         "results/report/logs/figures_{dataset}.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        options=REPORT_OPTIONS,
     script:
         "../scripts/figures.py"
 

@@ -5,20 +5,20 @@
 rule teacher_outputs:
     input:
         unpack(teacher_inputs),
-        model="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/model.pt",
+        model=f"{TEACHER_RUN}/model.pt",
     output:
         "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/outputs.h5",
-    params:
-        threads=torch_threads(),
-    threads: config["devices"]["threads"]
-    resources:
-        gpu=1,
     log:
         "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}-outputs.log",
     benchmark:
         "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}-outputs.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["devices"]["threads"]
+    resources:
+        gpu=1,
+    params:
+        threads=torch_threads(),
     script:
         "../scripts/teacher_outputs.py"
 
@@ -26,20 +26,20 @@ rule teacher_outputs:
 rule teacher_similarity:
     input:
         unpack(teacher_inputs),
-        model="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/model.pt",
+        model=f"{TEACHER_RUN}/model.pt",
     output:
         "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/similarity.h5",
-    params:
-        threads=torch_threads(),
-    threads: config["devices"]["threads"]
-    resources:
-        gpu=1,
     log:
         "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}-similarity.log",
     benchmark:
         "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}-similarity.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["devices"]["threads"]
+    resources:
+        gpu=1,
+    params:
+        threads=torch_threads(),
     script:
         "../scripts/teacher_similarity.py"
 
@@ -51,17 +51,17 @@ rule train_student:
         model=f"{STUDENT_RUN}/model.pt",
         metrics=f"{STUDENT_RUN}/metrics.json",
         history=f"{STUDENT_RUN}/history.csv",
-    params:
-        settings=student_settings,
-    threads: student_threads
-    resources:
-        gpu=student_gpus,
     log:
         "results/{dataset}/logs/students/{fold}/{arch}-{method}-{teachers}-alpha{alpha}-seed{seed}.log",
     benchmark:
         "results/{dataset}/benchmarks/students/{fold}/{arch}-{method}-{teachers}-alpha{alpha}-seed{seed}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: student_threads
+    resources:
+        gpu=student_gpus,
+    params:
+        settings=student_settings,
     script:
         "../scripts/train_student.py"
 

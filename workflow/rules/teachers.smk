@@ -5,20 +5,20 @@ rule train_teacher:
     input:
         unpack(teacher_inputs),
     output:
-        model="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/model.pt",
-        metrics="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/metrics.json",
-        history="results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/history.csv",
-    params:
-        settings=teacher_settings,
-    threads: config["devices"]["threads"]
-    resources:
-        gpu=1,
+        model=f"{TEACHER_RUN}/model.pt",
+        metrics=f"{TEACHER_RUN}/metrics.json",
+        history=f"{TEACHER_RUN}/history.csv",
     log:
         "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}.log",
     benchmark:
         "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["devices"]["threads"]
+    resources:
+        gpu=1,
+    params:
+        settings=teacher_settings,
     script:
         "../scripts/train_teacher.py"
 

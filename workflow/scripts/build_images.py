@@ -1,6 +1,7 @@
-"""Snakemake adapter: windows.h5 -> image cache + gallery (gafkd.images)."""
+"""Snakemake adapter: windows.h5 -> image cache (gafkd.images) + gallery (gafkd.figures)."""
 import gafkd_src  # noqa: F401  (must come first)
-from gafkd.images import build_images, plot_gallery
+from gafkd.figures import plot_gallery
+from gafkd.images import build_images
 from gafkd.logs import logged
 
 with logged(snakemake.log[0]):

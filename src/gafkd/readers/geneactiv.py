@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 FILE_PATTERN = re.compile(r"^ID-(\d+)_CLASS-(\d+)_Window-(\d+)\.mat$")
 KEY = "xw"
 DEFAULT_CHANNELS = ["x", "y", "z"]
+SAMPLING_RATE_HZ = 100.0        # the default; the config's sampling_rate_hz overrides it
 
 
 def list_window_files(raw):
@@ -126,7 +127,7 @@ def _other_files(raw, classes):
     return count_dropped(["not_mat_file"] if left_out else [], left_out)
 
 
-def read_geneactiv(raw, window, class_map=None, channels=None, sampling_rate_hz=100.0):
+def read_geneactiv(raw, window, class_map=None, channels=None, sampling_rate_hz=SAMPLING_RATE_HZ):
     entries = list_window_files(raw)
     if class_map is None:
         found = sorted({cls for _, cls, _, _ in entries})

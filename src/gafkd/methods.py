@@ -1,0 +1,51 @@
+"""The student methods, one record each (torch-free: the workflow reads it).
+
+Every place that needs to know what a method is reads this table: the workflow (a run's inputs
+and settings), the students (the loss and the initial weights), the report (table rows and
+their order), the figures, the benchmarks and the config schema's test. A new method is one
+record here plus, if it needs one, its loss term in gafkd.students.DistillationLoss.
+"""
+
+from dataclasses import dataclass
+
+from gafkd.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    teachers: tuple          # modalities of the teachers it learns from, in ('gaf', 'sig') order
+    alpha: float | None      # its fixed α, or None: one run per α of students.alphas
+    starts_from: str | None  # the method whose run of the same seed gives the initial weights
+    similarity: bool         # + β · similarity-preserving KD on the teachers' group outputs
+    label: str               # its row in the result tables and figures
+
+    @property
+    def alpha_grid(self):
+        return self.alpha is None
+
+
+# In the order of the result tables' rows (after the teachers').
+METHODS = (
+    Method("scratch", (), 0.0, None, False, "student from scratch"),
+    Method("kd-gaf", ("gaf",), 1.0, None, False, "1 teacher (GAF)"),
+    Method("kd-sig", ("sig",), 0.0, None, False, "1 teacher (signal)"),
+    Method("kd2", ("gaf", "sig"), None, None, False, "2 teachers"),
+    Method("kd2-anneal", ("gaf", "sig"), None, "scratch", False, "+ annealing"),
+    Method("kd2-anneal-sp", ("gaf", "sig"), None, "scratch", True, "+ SP"),
+)
+NAMES = tuple(m.name for m in METHODS)
+_BY_NAME = {m.name: m for m in METHODS}
+
+
+def method(name):
+    """The record of the method called `name`."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ConfigError(f"unknown student method '{name}' (known: {', '.join(NAMES)})") from None
+
+
+def names(where):
+    """The names of the methods for which `where(record)` holds, in table order."""
+    return tuple(m.name for m in METHODS if where(m))
