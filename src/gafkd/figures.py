@@ -1,6 +1,5 @@
 """Every figure (matplotlib/seaborn, Agg backend, written atomically): the gallery of an image
-cache and the report's figures. pandas, seaborn and gafkd.reporting are imported by the report's
-figures only: the images job draws its gallery without loading them."""
+cache and the report's figures."""
 
 import json
 from itertools import cycle
@@ -10,10 +9,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 from gafkd.atomic import atomic_path  # noqa: E402
 from gafkd.h5checked import CheckedH5  # noqa: E402
 from gafkd.methods import names  # noqa: E402
+from gafkd.reporting import ROW_LABELS, split_label  # noqa: E402
 
 ALPHA_GRID = names(lambda m: m.alpha_grid)       # methods drawn against α
 NO_TEACHER = names(lambda m: not m.teachers)     # the same in every teacher architecture
@@ -31,8 +33,6 @@ def _save(fig, path):
 
 def describe_split(runs):
     """The short name of the split of one dataset's runs ('LOSO, 9 folds')."""
-    from gafkd.reporting import split_label
-
     return "; ".join(split_label(kind, runs.loc[runs["split"] == kind, "fold"].nunique())
                      for kind in sorted(runs["split"].unique()))
 
@@ -47,8 +47,6 @@ def seed_means(runs, metric):
 
 def alpha_figure(runs, dataset, path, metric="test_accuracy"):
     """Accuracy against α (mean ± std over seeds) per teacher architecture, with reference lines."""
-    from gafkd.reporting import ROW_LABELS
-
     runs = runs[(runs["dataset"] == dataset) & (runs["role"] == "student")]
     split = describe_split(runs)
     runs = seed_means(runs, metric)
@@ -79,11 +77,6 @@ def alpha_figure(runs, dataset, path, metric="test_accuracy"):
 
 def teachers_vs_students_figure(runs, dataset, path, metric="test_accuracy"):
     """Teachers and students per teacher architecture; the kd2 family at its best mean-validation α."""
-    import pandas as pd
-    import seaborn as sns
-
-    from gafkd.reporting import ROW_LABELS
-
     runs = runs[runs["dataset"] == dataset]
     split = describe_split(runs)
     runs = seed_means(runs, metric)
@@ -119,9 +112,6 @@ def best_student(runs, dataset):
 
 def confusion_figure(runs, dataset, path):
     """Confusion matrix (test split, at the best-validation checkpoint) of the best student."""
-    import pandas as pd
-    import seaborn as sns
-
     best = best_student(runs, dataset)
     split = describe_split(runs[runs["dataset"] == dataset])
     metrics = json.loads(open(best["path"]).read())
@@ -142,11 +132,6 @@ def confusion_figure(runs, dataset, path):
 
 def learning_curves_figure(runs, dataset, path):
     """Training loss and validation accuracy per epoch, mean over seeds, one line per method."""
-    import pandas as pd
-    import seaborn as sns
-
-    from gafkd.reporting import ROW_LABELS
-
     runs = runs[runs["dataset"] == dataset]
     frames = []
     for _, run in runs.iterrows():
@@ -168,8 +153,6 @@ def learning_curves_figure(runs, dataset, path):
 
 
 def write_figures(runs_csv, dataset, out, metric="test_accuracy"):
-    import pandas as pd
-
     runs = pd.read_csv(runs_csv, keep_default_na=True)
     runs["teacher_arch"] = runs["teacher_arch"].fillna("")
     runs["teachers"] = runs["teachers"].fillna("")

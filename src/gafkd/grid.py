@@ -22,7 +22,6 @@ SPLIT_DESCRIPTIONS = {
 }
 
 IMAGE_METHODS = ("gasf", "gadf", "mtf")   # image encodings (gafkd.gaf)
-SP_SOURCES = ("cache", "online")          # where SP students get the teachers' Gram blocks
 
 TEACHER_RUN = "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}"
 STUDENT_RUN = "results/{dataset}/{fold}/students/{arch}/{method}/{teachers}/alpha{alpha}/seed{seed}"
