@@ -1,27 +1,44 @@
-# make demo   -- install into .venv, run the default pipeline (BasicMotions demo) and write
-#                results/report.html
-# make test   -- install into .venv and run the test suite
+# make demo       -- install into .venv, run the default pipeline (BasicMotions demo) and write
+#                    results/report.html
+# make test       -- install into .venv and run the test suite
+# make gpu-check  -- install into .venv and check the CUDA path (benchmarks/gpu_check.py; on a
+#                    machine without a GPU it runs the same checks on the CPU)
 #
 # The packages are installed at the versions envs/*.yaml pin (envs/pip-constraints.txt).
 #
-# TORCH is what pip installs before the project. torch==2.13.0 is the CPU wheel where a
-# local wheel is configured and PyPI's CUDA build on a Linux GPU machine; pass any other
-# pip requirement (and index options) to choose a build, e.g. make TORCH="torch==2.13.0 --index-url URL".
+# TORCH is what pip installs before the project. torch==2.13.0 is the CPU wheel where a local
+# wheel is configured and PyPI's CUDA build on a Linux GPU machine. CUDA=cu128 (any tag of the
+# PyTorch wheel index) asks for that CUDA build explicitly, by its local version, so that an
+# installed CPU build is replaced; or pass any pip requirement and index options as TORCH.
+# Changing TORCH or CUDA reinstalls torch.
 PYTHON ?= python3
 VENV ?= .venv
-TORCH ?= torch==2.13.0
+TORCH_VERSION ?= 2.13.0
+CUDA ?=
+ifeq ($(CUDA),)
+TORCH ?= torch==$(TORCH_VERSION)
+else
+TORCH ?= torch==$(TORCH_VERSION)+$(CUDA) --extra-index-url https://download.pytorch.org/whl/$(CUDA)
+endif
 CORES ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TORCH_STAMP := $(VENV)/.torch-requirement
 
-.PHONY: install demo test clean-results
+.PHONY: install demo test gpu-check clean-results FORCE
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml envs/pip-constraints.txt
+# Rewritten only when TORCH changes, so that the install below runs again.
+$(TORCH_STAMP): FORCE
+	@mkdir -p $(VENV)
+	@echo '$(TORCH)' | cmp -s - $@ || echo '$(TORCH)' > $@
+
+$(STAMP): pyproject.toml envs/pip-constraints.txt $(TORCH_STAMP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -c envs/pip-constraints.txt -e ".[test]"
+	$(BIN)/python -m gafkd.devices
 	touch $@
 
 demo: install
@@ -30,6 +47,9 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean-results:
 	rm -rf results/* .snakemake/incomplete

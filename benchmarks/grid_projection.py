@@ -49,7 +49,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from gafkd.data import Split, TrainData  # noqa: E402
-from gafkd.engine import TrainSettings, cross_entropy, predict, train  # noqa: E402
+from gafkd.config import default_train_settings  # noqa: E402
+from gafkd.engine import cross_entropy, predict, train  # noqa: E402
 from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file, series_length  # noqa: E402
 from gafkd.errors import ConfigError  # noqa: E402
@@ -83,13 +84,13 @@ class StepClock:
         self.loss_fn, self.device, self.warmup, self.steps = loss_fn, device, warmup, steps
         self.calls, self.stamps = 0, []
 
-    def __call__(self, logits, groups, targets, index):
+    def __call__(self, logits, groups, targets, index, host_index=None):
         if self.calls >= self.warmup and (self.calls - self.warmup) % self.steps == 0:
             if self.device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(self.device)
             self.stamps.append(time.perf_counter())
         self.calls += 1
-        return self.loss_fn(logits, groups, targets, index)
+        return self.loss_fn(logits, groups, targets, index, host_index)
 
     def seconds_per_step(self):
         return statistics.median(b - a for a, b in zip(self.stamps, self.stamps[1:])) / self.steps
@@ -186,7 +187,7 @@ def main(argv=None):
     n_train = windows - n_eval
     steps_per_epoch = math.ceil(n_train / batch)
     epochs = training["epochs"]
-    settings = TrainSettings(epochs=1, batch_size=batch, bf16=training["bf16"])
+    settings = default_train_settings(epochs=1, batch_size=batch, bf16=training["bf16"])
     kd = students["kd"]
     seeds = len(students["seeds"])
     reused = len(reused_scratch_seeds(config))
@@ -249,7 +250,7 @@ def main(argv=None):
                 frozen = {m: Teacher(model(arch, m).eval().requires_grad_(False), *standardization(inputs[m]),
                                      m, arch, []).to(device) for m in ("gaf", "sig")}
                 if kd["sp_source"] == "online":
-                    source = OnlineTeachers({m: (frozen[m], inputs[m]) for m in ("gaf", "sig")})
+                    source = OnlineTeachers({m: (frozen[m], inputs[m]) for m in ("gaf", "sig")}, device)
                 else:
                     caches = {}
                     for m, teacher in frozen.items():

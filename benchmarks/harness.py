@@ -12,7 +12,7 @@ def median_seconds(function, repeats, warmup=0, device=None):
     def synchronize():
         if device is not None and device.type == "cuda":
             import torch
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
 
     for _ in range(warmup):
         function()

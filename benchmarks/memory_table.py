@@ -25,7 +25,7 @@ Estimates (every column but `measured_*`) follow from each config and these assu
   (gafkd.memory.plan_placement, the training split first) with the reserve the job keeps:
   teachers gafkd.memory.reserve_bytes(weights, activation_bytes(model, shape, batch, 512)),
   students the default reserve_bytes(). `device` = resident, `host` = batches stream from
-  pinned host memory.
+  host memory.
 - Device estimate = resident splits + the weights + the measured extra of a training step (or
   of an evaluation batch when larger; gradients and momentum included), or, not measured, the
   job's reserve (activation estimate, slack, gradients and momentum).
@@ -130,7 +130,8 @@ def measure(spec):
     memory it took over the process before it, and the process's peak."""
     import torch
     from gafkd.data import Split, TrainData
-    from gafkd.engine import TrainSettings, predict, train
+    from gafkd.config import default_train_settings
+    from gafkd.engine import predict, train
     from gafkd.memory import peak_memory, reset_device_peak, reset_host_peak
     from gafkd.models import build_model
     torch.manual_seed(0)
@@ -155,7 +156,7 @@ def measure(spec):
     if spec["what"] == "train":
         with tempfile.TemporaryDirectory() as tmp:
             outputs = {k: Path(tmp) / f"run.{k}" for k in ("model", "metrics", "history")}
-            train(model, data, TrainSettings(epochs=1, batch_size=batch), device, outputs,
+            train(model, data, default_train_settings(epochs=1, batch_size=batch), device, outputs,
                   Path(tmp) / "resume.pt", "memory")
         resident = x.nbytes + weights               # weights, data
     else:

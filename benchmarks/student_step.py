@@ -67,7 +67,7 @@ def losses(arch, data, device, batch, fold_windows):
                 logits, _ = teacher.model(teacher.normalize(data[self.modality][index]))
             return logits.clone()
 
-    online = OnlineTeachers({m: (teachers[m], data[m]) for m in ("gaf", "sig")})
+    online = OnlineTeachers({m: (teachers[m], data[m]) for m in ("gaf", "sig")}, device)
     caches = {}
     for m in ("gaf", "sig"):
         outputs = group_outputs(teachers[m], data[m], batch)

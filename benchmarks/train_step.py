@@ -36,7 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.data import load_fold, to_train_data  # noqa: E402
-from gafkd.engine import TrainSettings, predict, train  # noqa: E402
+from gafkd.config import default_train_settings  # noqa: E402
+from gafkd.engine import predict, train  # noqa: E402
 from gafkd.images import build_images  # noqa: E402
 from gafkd.losses import two_teacher_loss  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
@@ -136,7 +137,7 @@ def main(argv=None):
                     for m in folds}
         cached = {m: predict(t.model, t.normalize, data[m].train.x, 512, device).to(device)
                   for m, t in teachers.items()}
-        settings = TrainSettings(epochs=1, batch_size=batch, bf16=device.type == "cuda")
+        settings = default_train_settings(epochs=1, batch_size=batch, bf16=device.type == "cuda")
 
         def student():
             torch.manual_seed(0)

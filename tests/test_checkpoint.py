@@ -10,7 +10,8 @@ from torch.nn import functional as F
 from train_job import synthetic_data
 
 from gafkd.checkpoint import check_trained_on, checkpoint_digest, load_checkpoint, read_model, save_model
-from gafkd.engine import TrainSettings, predict, train
+from gafkd.config import default_train_settings
+from gafkd.engine import predict, train
 from gafkd.errors import InputError
 from gafkd.models import build_model
 from gafkd.students import _load_initial_weights
@@ -134,7 +135,7 @@ def trained(tmp_path_factory):
         torch.manual_seed(0)
         model = build_model("wrn10-1", 3, 4, dims=1)
         outputs = {k: out / k for k in ("model", "metrics", "history")}
-        metrics = train(model, data, TrainSettings(epochs=3, batch_size=16, seed=7), CPU, outputs,
+        metrics = train(model, data, default_train_settings(epochs=3, batch_size=16, seed=7), CPU, outputs,
                         out / "resume.pt", run_key=role, checkpoint_extra={**fields, **RUN})
         runs[role] = (outputs["model"], metrics, data)
     return runs

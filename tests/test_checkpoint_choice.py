@@ -9,7 +9,8 @@ from torch.nn import functional as F
 
 from gafkd.checkpoint import load_checkpoint
 from gafkd.data import Split, TrainData
-from gafkd.engine import TrainSettings, train
+from gafkd.config import default_train_settings
+from gafkd.engine import train
 from gafkd.models import build_model
 
 CLASSES, CHANNELS, LENGTH, ROWS = 4, 3, 32, 64
@@ -41,7 +42,7 @@ class TurningLoss:
     def __init__(self):
         self.batches = 0
 
-    def __call__(self, logits, groups, targets, index):
+    def __call__(self, logits, groups, targets, index, host_index=None):
         self.batches += 1
         if self.batches > HONEST_EPOCHS * (ROWS // BATCH):
             return 20 * F.cross_entropy(logits, (targets + 1) % CLASSES)
@@ -54,7 +55,7 @@ def run(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("wrn10-1", CHANNELS, CLASSES, dims=1)
     outputs = {"model": out / "model.pt", "metrics": out / "metrics.json", "history": out / "history.csv"}
-    settings = TrainSettings(epochs=EPOCHS, batch_size=BATCH, lr=0.2, seed=7, lr_boundaries="fraction")
+    settings = default_train_settings(epochs=EPOCHS, batch_size=BATCH, lr=0.2, seed=7, lr_boundaries="fraction")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)                    # tiny tensors: more threads only contend
     try:

@@ -11,7 +11,8 @@ import torch
 from train_job import run, synthetic_data
 
 from gafkd.data import Split, TrainData
-from gafkd.engine import TrainingError, TrainSettings, cross_entropy, learning_rate, train
+from gafkd.config import default_train_settings
+from gafkd.engine import TrainingError, cross_entropy, learning_rate, train
 from gafkd.memory import HOST
 from gafkd.models import build_model
 
@@ -128,7 +129,7 @@ def test_resume_checkpoint_of_other_settings_is_ignored(tmp_path, caplog):
     torch.manual_seed(0)
     model = build_model("wrn10-1", 3, 4, dims=1)
     outputs = {k: out / f"{k}.out" for k in ("model", "metrics", "history")}
-    train(model, synthetic_data(), TrainSettings(epochs=1, batch_size=16), torch.device("cpu"),
+    train(model, synthetic_data(), default_train_settings(epochs=1, batch_size=16), torch.device("cpu"),
           outputs, out / "resume.pt", run_key="other settings")
     assert "belongs to other settings: starting over" in caplog.text
 
@@ -140,7 +141,7 @@ def test_nan_loss_stops_with_clear_error_and_no_outputs(tmp_path):
     model = build_model("wrn10-1", 3, 4, dims=1)
     outputs = {k: tmp_path / f"{k}.out" for k in ("model", "metrics", "history")}
     with pytest.raises(TrainingError, match=r"training loss is nan in epoch 1"):
-        train(model, data, TrainSettings(epochs=2, batch_size=16), torch.device("cpu"), outputs,
+        train(model, data, default_train_settings(epochs=2, batch_size=16), torch.device("cpu"), outputs,
               tmp_path / "resume.pt", run_key="nan")
     assert list(tmp_path.iterdir()) == []
 
@@ -153,7 +154,8 @@ def on_host(data):
 
 def test_host_placement_streams_batches_with_identical_results(tmp_path, monkeypatch):
     """A split in host memory is gathered with a CPU copy of the index: on the CPU the run is
-    bit-identical to the resident one, and the loss still gets the index on the device."""
+    bit-identical to the resident one, and the loss gets the index on the device and on the CPU
+    (host-resident caches gather with the latter, so no step waits for the GPU)."""
     gathered, seen = [], []
     index_select = torch.index_select
 
@@ -161,7 +163,8 @@ def test_host_placement_streams_batches_with_identical_results(tmp_path, monkeyp
         gathered.append(args[2])
         return index_select(*args, **kwargs)
 
-    def loss(logits, groups, targets, index):
+    def loss(logits, groups, targets, index, host_index):
+        assert host_index.device.type == "cpu" and torch.equal(host_index, index.cpu())
         seen.append(index.clone())
         return cross_entropy(logits, groups, targets, index)
 
@@ -169,7 +172,7 @@ def test_host_placement_streams_batches_with_identical_results(tmp_path, monkeyp
         torch.manual_seed(0)
         model = build_model("wrn10-1", 3, 4, dims=1)
         outputs = {k: out / f"{k}.out" for k in ("model", "metrics", "history")}
-        return train(model, data, TrainSettings(epochs=3, batch_size=16, seed=7), torch.device("cpu"),
+        return train(model, data, default_train_settings(epochs=3, batch_size=16, seed=7), torch.device("cpu"),
                      outputs, out / "resume.pt", run_key="placement", loss_fn=loss)
 
     resident = run_with(synthetic_data(), tmp_path / "resident")
@@ -196,3 +199,12 @@ def test_host_split_rows_match_resident_rows():
     host = Split(x, torch.zeros(40, dtype=torch.long), HOST)
     assert torch.equal(host.rows(index, index.clone(), torch.device("cpu")), x[index])
     assert torch.equal(Split(x, host.y).rows(index, None, torch.device("cpu")), x[index])
+
+
+def test_the_engine_does_not_import_the_config_module():
+    """The training loop takes its recipe from its callers; it does not reach up to the config."""
+    code = "import sys, gafkd.engine; print('gafkd.config' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"

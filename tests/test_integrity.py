@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from gafkd.config import training_defaults
 from gafkd import windows as windows_module
 from gafkd.errors import InputError
 from gafkd.images import build_images
@@ -23,8 +24,7 @@ from gafkd.windows import build_windows, read_windows
 CPU = torch.device("cpu")
 REBUILD = "delete it and Snakemake rebuilds it"
 DISK_FULL = "the disk is full"
-TRAINING = {"epochs": 1, "batch_size": 16, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-            "bf16": False, "checkpoint_every": 5}
+TRAINING = {**training_defaults(), "epochs": 1, "batch_size": 16}
 KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "standardize_logits": False}
 IMAGES = {"method": "gasf", "size": 16}
 

@@ -7,7 +7,7 @@ import pytest
 
 from gafkd import memory
 from gafkd.errors import ConfigError
-from gafkd.memory import (DEVICE, HOST, device_free_bytes, host_available_bytes, human_bytes,
+from gafkd.memory import (DEVICE, HOST, device_budget_bytes, host_available_bytes, human_bytes,
                           peak_memory, plan_placement, requested_placement, reserve_bytes)
 
 
@@ -32,10 +32,10 @@ def test_host_available_bytes_without_meminfo(monkeypatch):
     assert host_available_bytes() > 0
 
 
-def test_device_free_bytes_on_the_cpu_is_host_memory():
+def test_device_budget_bytes_on_the_cpu_is_host_memory():
     import torch
     for device in ("cpu", torch.device("cpu")):
-        free = device_free_bytes(device)
+        free = device_budget_bytes(device)
         assert isinstance(free, int)
         assert free == pytest.approx(host_available_bytes(), rel=0.1)
 
@@ -52,8 +52,8 @@ def test_human_bytes():
 
 def test_peak_memory_on_the_cpu():
     peak = peak_memory("cpu")
-    assert set(peak) == {"host_peak_bytes", "device_peak_bytes"}
-    assert peak["device_peak_bytes"] is None
+    assert set(peak) == {"host_peak_bytes", "device_peak_bytes", "device_reserved_peak_bytes"}
+    assert peak["device_peak_bytes"] is None and peak["device_reserved_peak_bytes"] is None
     assert 0 < peak["host_peak_bytes"] <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + 2**23
     block = bytearray(64 * 2**20)                          # the peak follows a 64 MiB allocation
     block[::4096] = b"\1" * len(block[::4096])
@@ -78,7 +78,7 @@ def test_host_peak_is_the_process_own(tmp_path):
 
 def test_host_queries_do_not_import_torch():
     code = ("import sys; from gafkd import memory; memory.peak_memory('cpu'); "
-            "memory.device_free_bytes('cpu'); memory.human_bytes(1); print('torch' in sys.modules)")
+            "memory.device_budget_bytes('cpu'); memory.human_bytes(1); print('torch' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(memory.__file__).rsplit("/gafkd/", 1)[0]})
     assert run.returncode == 0, run.stderr
@@ -185,14 +185,14 @@ def test_auto_placement_on_cuda_keeps_what_fits(monkeypatch, caplog):
     from gafkd import data
     arrays = fold(n=300)                                   # 100 windows × 64 bytes per split
     monkeypatch.delenv(memory.PLACEMENT_ENV, raising=False)
-    monkeypatch.setattr(data, "device_free_bytes", lambda device: 12_500)
+    monkeypatch.setattr(data, "device_budget_bytes", lambda device: 12_500)
     with caplog.at_level(logging.INFO, logger="gafkd.data"):
         plan = data.choose_placement(arrays, "cuda:0", reserve=1_000)
     assert plan["splits"] == {"train": DEVICE, "val": HOST, "test": HOST}
-    assert plan["device_free_bytes"] == 12_500 and plan["reserve_bytes"] == 1_000
-    assert ("val split 6.40 kB does not fit in 5.10 kB free on cuda:0 (beside 1.00 kB kept for "
-            "training): batches stream from pinned host memory") in caplog.text
-    monkeypatch.setattr(data, "device_free_bytes", lambda device: 2_000)
+    assert plan["device_budget_bytes"] == 12_500 and plan["reserve_bytes"] == 1_000
+    assert ("val split 6.40 kB does not fit in the 5.10 kB left for this job on cuda:0 (the free "
+            "memory, less 1.00 kB kept for training): batches stream from host memory") in caplog.text
+    monkeypatch.setattr(data, "device_budget_bytes", lambda device: 2_000)
     assert data.choose_placement(arrays, "cuda:0", reserve=1_000)["splits"] == dict.fromkeys(
         ("train", "val", "test"), HOST)
     assert data.choose_placement(arrays, "cuda:0", "device", 1_000)["splits"] == dict.fromkeys(
@@ -237,3 +237,47 @@ def test_memory_table_benchmark_runs(tmp_path):
     assert int(gaf["measured_step"]) > 0 and int(gaf["measured_peak"]) > int(gaf["measured_step"])
     assert int(gaf["device_estimate"]) > int(gaf["train_bytes"]) + int(gaf["val_bytes"])
     assert "on a 10 GB card (est.)" in run.stdout and "step, measured cpu" in run.stdout
+
+
+def test_jobs_sharing_a_card_each_plan_with_their_share(monkeypatch):
+    """Two jobs started together on a 10 GB card both see 10 GB free; each must plan with 5 GB,
+    less what its own allocator already holds."""
+    import torch
+    card = {"free": 10 * 10**9, "total": 10 * 10**9, "reserved": 0}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (card["free"], card["total"]))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: card["reserved"])
+    assert memory.device_budget_bytes("cuda:0") == 10 * 10**9
+    with memory.jobs_sharing_device(2):
+        assert memory.device_budget_bytes("cuda:0") == 5 * 10**9
+        card["reserved"] = 10**9                    # this job's model and optimizer
+        assert memory.device_budget_bytes("cuda:0") == 4 * 10**9
+        card["free"] = 3 * 10**9                    # the other job already filled the card
+        assert memory.device_budget_bytes("cuda:0") == 3 * 10**9
+    assert memory.jobs_on_device() == 1
+
+
+def test_a_split_that_fits_the_card_but_not_the_jobs_share_streams(monkeypatch, caplog):
+    import logging
+
+    import torch
+    from gafkd import data
+    arrays = fold(n=300)                                   # 100 windows × 64 bytes per split
+    monkeypatch.delenv(memory.PLACEMENT_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (20_000, 20_000))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
+    assert data.choose_placement(arrays, "cuda:0", reserve=500)["splits"] == dict.fromkeys(
+        ("train", "val", "test"), DEVICE)
+    with memory.jobs_sharing_device(2), caplog.at_level(logging.INFO, logger="gafkd.data"):
+        plan = data.choose_placement(arrays, "cuda:0", reserve=500)
+    assert plan["splits"] == {"train": DEVICE, "val": HOST, "test": HOST}
+    assert plan["device_budget_bytes"] == 10_000 and plan["jobs_per_gpu"] == 2
+    assert ("val split 6.40 kB does not fit in the 3.10 kB left for this job on cuda:0 (its share "
+            "of the card with devices.jobs_per_gpu: 2, less 500 B kept for training)") in caplog.text
+
+
+def test_peak_memory_on_cuda_records_what_the_allocator_reserved(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 3 * 2**20)
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 8 * 2**20)
+    peak = peak_memory("cuda:0")
+    assert (peak["device_peak_bytes"], peak["device_reserved_peak_bytes"]) == (3 * 2**20, 8 * 2**20)

@@ -122,7 +122,7 @@ def test_loss_terms(record):
         def __init__(self, scale):
             self.scale = scale
 
-        def grams(self, index):
+        def grams(self, index, host_index=None):
             return {m: [self.scale * (g @ g.t()) + torch.eye(n) for g in (groups[0].flatten(1), groups[1])]
                     for m in ("gaf", "sig")}
 

@@ -8,6 +8,7 @@ import torch
 from conftest import basicmotions_fold
 
 import gafkd.similarity_cache as similarity_cache
+from gafkd.config import training_defaults
 from gafkd.errors import InputError
 from gafkd.images import read_images
 from gafkd.losses import raw_gram
@@ -18,8 +19,7 @@ from gafkd.teachers import train_teacher
 from gafkd.windows import read_windows
 
 CPU = torch.device("cpu")
-TRAINING = {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-            "bf16": False, "checkpoint_every": 5}
+TRAINING = {**training_defaults(), "epochs": 2, "batch_size": 8}
 KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp_merge": "raw",
       "sp_source": "cache", "standardize_logits": False}
 MODALITIES = ("gaf", "sig")
@@ -65,7 +65,7 @@ def cached_teachers(fold, form="similarity"):
 
 
 def online_teachers(fold):
-    return OnlineTeachers({m: (load_teacher(fold[f"{m}_model"], CPU), fold["inputs"][m]) for m in MODALITIES})
+    return OnlineTeachers({m: (load_teacher(fold[f"{m}_model"], CPU), fold["inputs"][m]) for m in MODALITIES}, CPU)
 
 
 def test_forms_are_chosen_by_size():

@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import basicmotions_fold
 
+from gafkd.config import training_defaults
 from gafkd.errors import ConfigError, InputError
 from gafkd.images import read_images
 from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss
@@ -15,8 +16,7 @@ from gafkd.teachers import train_teacher
 from gafkd.windows import read_windows
 
 CPU = torch.device("cpu")
-TRAINING = {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-            "bf16": False, "checkpoint_every": 5}
+TRAINING = {**training_defaults(), "epochs": 2, "batch_size": 8}
 KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp_merge": "raw",
       "sp_source": "cache", "standardize_logits": False}
 
@@ -68,7 +68,7 @@ def test_cached_outputs_give_the_loss_of_an_online_teacher(demo):
     teachers = {m: load_teacher(demo[f"{m}_model"], CPU) for m in ("gaf", "sig")}
     inputs = {"sig": torch.from_numpy(windows.X[train]),
               "gaf": torch.from_numpy(read_images(demo["images"], fingerprint)[train])}
-    sp = OnlineTeachers({m: (teachers[m], inputs[m]) for m in ("gaf", "sig")})
+    sp = OnlineTeachers({m: (teachers[m], inputs[m]) for m in ("gaf", "sig")}, CPU)
     loss_fn = DistillationLoss("kd2-anneal-sp", 0.3, KD, cached, sp)
     index = torch.tensor([3, 17, 0, 25, 8, 11, 30, 2])
     student_logits = torch.randn(8, 4)
@@ -149,3 +149,38 @@ def test_teacher_outputs_of_other_windows_are_rejected(demo):
         read_teacher_logits(demo["gaf_outputs"], "f" * 32)
     logits = read_teacher_logits(demo["gaf_outputs"], read_windows(demo["windows"]).attrs["fingerprint"])
     assert logits.shape == (80, 4) and np.isfinite(logits).all()
+
+
+class FixedGrams:
+    """Teachers' raw Gram blocks that do not depend on the batch (the loss's arithmetic alone)."""
+
+    def __init__(self, grams):
+        self.blocks = grams
+
+    def grams(self, index, host_index=None):
+        return self.blocks
+
+
+def test_sp_term_stays_float32_under_bf16_autocast():
+    """The engine runs the loss inside autocast when training.bf16 is on: the SP Gram maps of the
+    (bf16) student outputs must still be float32, as the cached teachers' are."""
+    generator = torch.Generator().manual_seed(0)
+    batch, classes = 8, 4
+    groups = [torch.randn(batch, 16, 50, generator=generator).bfloat16(),
+              torch.randn(batch, 32, 25, generator=generator).bfloat16(),
+              torch.randn(batch, 64, 13, generator=generator).bfloat16()]
+    teachers = {m: [torch.randn(batch, 40, generator=generator) for _ in range(3)] for m in ("gaf", "sig")}
+    teachers = FixedGrams({m: [g @ g.t() for g in grams] for m, grams in teachers.items()})
+    logits = {m: torch.randn(batch, classes, generator=generator) for m in ("gaf", "sig")}
+    student = torch.randn(batch, classes, generator=generator)
+    targets = torch.randint(0, classes, (batch,), generator=generator)
+    index = torch.arange(batch)
+    with_sp = DistillationLoss("kd2-anneal-sp", 0.3, KD, logits, teachers)
+    without_sp = DistillationLoss("kd2", 0.3, KD, logits)
+
+    def sp_term():
+        return (with_sp(student, groups, targets, index) - without_sp(student, groups, targets, index)).item()
+
+    reference = sp_term()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert sp_term() == pytest.approx(reference, rel=1e-6)

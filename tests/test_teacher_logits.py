@@ -7,6 +7,7 @@ from conftest import basicmotions_fold
 from torch.nn import functional as F
 
 import gafkd.students as students
+from gafkd.config import training_defaults
 from gafkd.losses import two_teacher_loss
 from gafkd.windows import read_windows
 
@@ -46,7 +47,7 @@ def student_loss(windows_h5, tmp_path, monkeypatch, method, alpha, teachers):
     monkeypatch.setattr(students, "train", capture)
     settings = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1", "method": method,
                 "teachers": teachers, "alpha": alpha, "seed": 3, "teacher_seed": 1, "kd": KD,
-                "training": {"epochs": 1, "batch_size": 8}}
+                "training": {**training_defaults(), "epochs": 1, "batch_size": 8}}
     students.train_student(windows_h5, settings, teacher_outputs={"gaf": "gaf", "sig": "sig"},
                            outputs={k: tmp_path / k for k in ("model", "metrics", "history")},
                            resume_path=tmp_path / "resume.pt", device=CPU)

@@ -8,6 +8,7 @@ import yaml
 from conftest import REPO
 from test_workflow import snakemake
 
+from gafkd.config import training_defaults
 from gafkd import windows as windows_module
 from gafkd.errors import InputError
 from gafkd.images import build_images
@@ -21,8 +22,7 @@ DEMO_SPLIT = {"kind": "predefined", "val_fraction": 0.25, "seed": 0}
 def settings(modality, epochs=2):
     return {"dataset": "basicmotions", "fold": "predefined", "modality": modality, "arch": "wrn16-1",
             "seed": 1, "images": {"method": "gasf", "size": 16},
-            "training": {"epochs": epochs, "batch_size": 8, "lr": 0.05, "momentum": 0.9,
-                         "weight_decay": 1e-4, "bf16": False, "checkpoint_every": 5}}
+            "training": {**training_defaults(), "epochs": epochs, "batch_size": 8}}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.data import Split, TrainData  # noqa: E402
-from gafkd.engine import TrainSettings, cross_entropy, train  # noqa: E402
+from gafkd.config import default_train_settings  # noqa: E402
+from gafkd.engine import cross_entropy, train  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
 
 
@@ -31,11 +32,11 @@ def run(out_dir, epochs, sleep_per_batch=0.0, lr=0.05, checkpoint_every=2):
     torch.set_num_threads(1)
     model = build_model("wrn10-1", 3, 4, dims=1)
 
-    def slow_loss(logits, groups, targets, index):
+    def slow_loss(logits, groups, targets, index, host_index):
         time.sleep(sleep_per_batch)
         return cross_entropy(logits, groups, targets, index)
 
-    settings = TrainSettings(epochs=epochs, batch_size=16, lr=lr, seed=7, checkpoint_every=checkpoint_every)
+    settings = default_train_settings(epochs=epochs, batch_size=16, lr=lr, seed=7, checkpoint_every=checkpoint_every)
     outputs = {k: out_dir / f"{k}.out" for k in ("model", "metrics", "history")}
     return train(model, synthetic_data(), settings, torch.device("cpu"), outputs,
                  out_dir / "resume.pt", run_key="synthetic", loss_fn=slow_loss)

@@ -223,6 +223,23 @@ def check_students(config):
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+def training_defaults(schema_path=SCHEMA):
+    """{key: default} of the config schema's `training:` section (gafkd.engine.TrainSettings
+    takes them from here where no validated config is at hand)."""
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    return {key: spec["default"] for key, spec in schema["properties"]["training"]["properties"].items()
+            if "default" in spec}
+
+
+def default_train_settings(**overrides):
+    """A gafkd.engine.TrainSettings of the schema's defaults with `overrides` (tests, benchmarks)."""
+    from gafkd.engine import TrainSettings
+
+    return TrainSettings(**{**training_defaults(), **overrides})
+
+
 def check_config_file(path, schema_path=SCHEMA):
     """Every check the workflow makes before any job, on one config file: its YAML (with the line
     of a syntax error, which Snakemake does not give), the schema (with the key), the source

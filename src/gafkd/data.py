@@ -3,17 +3,18 @@ memory when a split does not fit beside the model (gafkd.memory); the Split and 
 training loop (gafkd.engine) reads them from."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from gafkd.errors import ConfigError, InputError
 from gafkd.images import read_images
-from gafkd.memory import (AUTO, DEVICE, HOST, device_free_bytes, human_bytes, plan_placement,
-                          requested_placement, reserve_bytes)
+from gafkd.memory import (AUTO, DEVICE, HOST, device_budget_bytes, human_bytes, jobs_on_device,
+                          plan_placement, requested_placement, reserve_bytes)
 from gafkd.grid import split_kind
 from gafkd.splits import SPLIT_NAMES, TEST, TRAIN, VAL, image_channel_stats
+from gafkd.staging import PinnedStaging, gather_rows
 from gafkd.windows import read_windows
 
 log = logging.getLogger(__name__)
@@ -84,20 +85,19 @@ class Split:
     x: torch.Tensor
     y: torch.Tensor                     # on the device, wherever x lives
     placement: str = DEVICE             # where x lives: 'device' or 'host' (gafkd.memory)
+    staging: PinnedStaging | None = field(default=None, repr=False)    # a host split's, on CUDA
 
     def __len__(self):
         return len(self.y)
 
     def rows(self, index, host_index, device):
         """x[index] on the device. A host split gathers its rows with `host_index` (the same
-        numbers on the CPU) into pinned memory when the device is CUDA and copies them over
-        asynchronously."""
+        numbers, on the CPU), through reused pinned buffers when the device is CUDA."""
         if self.placement != HOST:
             return self.x[index]
-        batch = torch.empty((len(host_index),) + tuple(self.x.shape[1:]), dtype=self.x.dtype,
-                            pin_memory=device.type == "cuda")
-        torch.index_select(self.x, 0, host_index, out=batch)
-        return batch.to(device, non_blocking=True)
+        if self.staging is None and device.type == "cuda":
+            self.staging = PinnedStaging(device, self.x.dtype)
+        return gather_rows(self.x, host_index, device, self.staging)
 
 
 @dataclass
@@ -127,45 +127,46 @@ def split_bytes(arrays):
 
 def choose_placement(arrays, device, placement=None, reserve=None):
     """Where each split's inputs live, and why: {'requested', 'splits': {name: 'device'|'host'},
-    'split_bytes', 'device_free_bytes', 'reserve_bytes'}.
+    'split_bytes', 'device_budget_bytes', 'jobs_per_gpu', 'reserve_bytes'}.
 
     `placement` (else $GAFKD_DATA_PLACEMENT, else auto): `device` or `host` for every split, or
-    `auto`: on a CUDA device a split stays resident when it fits in the free memory left after
-    `reserve` bytes (activations, gradients; memory.reserve_bytes() when None) and the splits
-    before it, the training split first; on the CPU every split stays resident (host and device
-    are the same memory)."""
+    `auto`: on a CUDA device a split stays resident when it fits in this job's budget of device
+    memory (memory.device_budget_bytes: free memory, at most its share of a card shared by
+    devices.jobs_per_gpu jobs) less `reserve` bytes (activations, gradients;
+    memory.reserve_bytes() when None) and the splits before it, the training split first; on the
+    CPU every split stays resident (host and device are the same memory)."""
     device = torch.device(device)
     requested = requested_placement(placement)
     sizes = split_bytes(arrays)
     reserve = reserve_bytes() if reserve is None else int(reserve)
-    free = device_free_bytes(device) if device.type == "cuda" else None
-    if requested == AUTO and device.type != "cuda":
+    cuda = device.type == "cuda"
+    budget = device_budget_bytes(device) if cuda else None
+    if requested == AUTO and not cuda:
         splits = dict.fromkeys(sizes, DEVICE)
     else:
-        splits = plan_placement(sizes, free or 0, reserve, requested)
-    source = "pinned host memory" if device.type == "cuda" else "host memory"
-    left = None if free is None else free - reserve          # for the splits, in order
+        splits = plan_placement(sizes, budget or 0, reserve, requested)
+    basis = (f"its share of the card with devices.jobs_per_gpu: {jobs_on_device()}"
+             if jobs_on_device() > 1 else "the free memory")
+    left = None if budget is None else budget - reserve          # for the splits, in order
     for name, where in splits.items():
         if where == DEVICE:
             left = None if left is None else left - sizes[name]
         elif requested == AUTO:
-            log.info("%s split %s does not fit in %s free on %s (beside %s kept for training): "
-                     "batches stream from %s", name, human_bytes(sizes[name]),
-                     human_bytes(max(left, 0)), device, human_bytes(reserve), source)
+            log.info("%s split %s does not fit in the %s left for this job on %s (%s, less %s kept "
+                     "for training): batches stream from host memory", name, human_bytes(sizes[name]),
+                     human_bytes(max(left, 0)), device, basis, human_bytes(reserve))
         else:
-            log.info("%s split %s placed in host memory as requested: batches stream from %s",
-                     name, human_bytes(sizes[name]), source)
+            log.info("%s split %s placed in host memory as requested: batches stream from it",
+                     name, human_bytes(sizes[name]))
     return {"requested": requested, "splits": splits, "split_bytes": sizes,
-            "device_free_bytes": free, "reserve_bytes": reserve if device.type == "cuda" else None}
+            "device_budget_bytes": budget, "jobs_per_gpu": jobs_on_device() if cuda else None,
+            "reserve_bytes": reserve if cuda else None}
 
 
-def _host_rows(X, mask, pin):
-    """The rows of X under `mask` as a host tensor, written straight into pinned memory when
-    `pin` (no pageable copy in between)."""
-    template = torch.from_numpy(X[:0])
-    rows = torch.empty((int(mask.sum()),) + tuple(X.shape[1:]), dtype=template.dtype, pin_memory=pin)
-    np.compress(mask, X, axis=0, out=rows.numpy())
-    return rows
+def _host_rows(X, mask):
+    """The rows of X under `mask` as a host tensor (ordinary memory: batches are staged through
+    small pinned buffers, gafkd.staging)."""
+    return torch.from_numpy(np.compress(mask, X, axis=0))
 
 
 def _device_rows(X, mask, device):
@@ -193,7 +194,7 @@ def to_train_data(arrays, device, placement=None, reserve=None):
         mask = arrays.split == SPLIT_CODES[name]
         where = plan["splits"][name]
         if where == HOST:
-            x = _host_rows(arrays.X, mask, pin=device.type == "cuda")
+            x = _host_rows(arrays.X, mask)
         elif device.type == "cpu":
             x = torch.from_numpy(np.ascontiguousarray(arrays.X[mask]))
         else:

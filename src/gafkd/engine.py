@@ -3,9 +3,10 @@ per-epoch validation, best-validation checkpoint, exact resume, provenance, peak
 
 `data` is a gafkd.data.TrainData. A split lives on the device when it fits
 (gafkd.data.choose_placement); a batch is an index into it, standardised on the fly. A split
-too large for the device stays in (pinned) host memory: the batch is gathered there with a CPU
-copy of the same index and copied to the device asynchronously. No per-sample loader, no worker
-processes.
+too large for the device stays in host memory: the batch is gathered there with the CPU copy of
+the same index (the batch order is drawn on the CPU, so no step waits for the GPU) into a small
+pinned buffer and copied to the device asynchronously. The loss gets both indices. No
+per-sample loader, no worker processes.
 """
 
 import csv
@@ -21,12 +22,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import yaml
 from torch.nn import functional as F
 
 from gafkd.atomic import atomic_path, atomic_paths
 from gafkd.checkpoint import load_checkpoint, save_checkpoint, save_model
-from gafkd.config import SCHEMA
 from gafkd.errors import GafkdError
 from gafkd.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.metrics import summarize
@@ -47,28 +46,20 @@ class TrainingInterrupted(GafkdError):
     """Stopped by SIGTERM after saving a resume checkpoint."""
 
 
-def schema_training_defaults(schema_path=SCHEMA):
-    """{key: default} of the config schema's `training:` section."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    return {key: spec["default"] for key, spec in schema["properties"]["training"]["properties"].items()
-            if "default" in spec}
-
-
-_DEFAULTS = schema_training_defaults()
-
-
 @dataclass
 class TrainSettings:
-    """The optimisation recipe; the config schema's `training:` section holds its defaults."""
+    """The optimisation recipe: the config's `training:` section (the schema holds its defaults,
+    gafkd.config.training_defaults) and the run's seed."""
     epochs: int
-    batch_size: int = _DEFAULTS["batch_size"]
-    lr: float = _DEFAULTS["lr"]
-    momentum: float = _DEFAULTS["momentum"]
-    weight_decay: float = _DEFAULTS["weight_decay"]
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    lr_boundaries: str
+    bf16: bool
+    fast_math: bool
+    checkpoint_every: int
     seed: int = 0
-    lr_boundaries: str = _DEFAULTS["lr_boundaries"]
-    bf16: bool = _DEFAULTS["bf16"]
-    checkpoint_every: int = _DEFAULTS["checkpoint_every"]
     eval_batch_size: int = 512
 
 
@@ -85,11 +76,13 @@ def learning_rate(epoch, epochs, base_lr, boundaries="lab"):
     return base_lr / divisor
 
 
-def cross_entropy(logits, group_outputs, targets, batch_index):
+def cross_entropy(logits, group_outputs, targets, batch_index, host_index=None):
     return F.cross_entropy(logits, targets)
 
 
-LossFn = Callable[[torch.Tensor, list, torch.Tensor, torch.Tensor], torch.Tensor]
+# loss(logits, group outputs, targets, the batch's training-window index on the device, the same
+# index on the CPU)
+LossFn = Callable[[torch.Tensor, list, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _autocast(device, bf16):
@@ -99,16 +92,16 @@ def _autocast(device, bf16):
 
 @torch.inference_mode()
 def predict(model, normalize, x, batch_size, device, bf16=False):
-    """Logits (float32, on the CPU) of every row of x, in eval mode; x may live on the CPU (a
-    slice of pinned memory is copied to the device asynchronously)."""
+    """Logits (float32, on the CPU) of every row of x, in eval mode; x may live on the CPU (each
+    slice is copied to the device). The logits come back to the host once, at the end."""
     model.eval()
     out = []
     for start in range(0, len(x), batch_size):
-        batch = torch.as_tensor(x[start:start + batch_size]).to(device, non_blocking=True)
+        batch = torch.as_tensor(x[start:start + batch_size]).to(device)
         with _autocast(device, bf16):
             logits, _ = model(normalize(batch))
-        out.append(logits.float().cpu())
-    return torch.cat(out)
+        out.append(logits.float())
+    return torch.cat(out).cpu()
 
 
 def evaluate(model, data, split, settings, device):
@@ -223,12 +216,12 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
             starts = range(0, n, settings.batch_size)
             for b in range(progress.batch, len(starts)):
                 index = order[starts[b]:starts[b] + settings.batch_size]
-                inputs = data.train.rows(index, host_order[starts[b]:starts[b] + settings.batch_size],
-                                         device)
+                host_index = host_order[starts[b]:starts[b] + settings.batch_size]
+                inputs = data.train.rows(index, host_index, device)
                 targets = data.train.y[index]
                 with _autocast(device, settings.bf16):
                     logits, groups = model(data.normalize(inputs))
-                    loss = loss_fn(logits, groups, targets, index)
+                    loss = loss_fn(logits, groups, targets, index, host_index)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -271,7 +264,9 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
     seconds_here = time.perf_counter() - started
     memory = {**peak_memory(device), "placement": data.placement_record()}
     log.info("peak memory: host %s, device %s", human_bytes(memory["host_peak_bytes"]),
-             human_bytes(memory["device_peak_bytes"]) if device.type == "cuda" else "(the host)")
+             f"{human_bytes(memory['device_peak_bytes'])} allocated, "
+             f"{human_bytes(memory['device_reserved_peak_bytes'])} reserved"
+             if device.type == "cuda" else "(the host)")
     metrics = {
         "best_epoch": progress.best["epoch"],
         "val_accuracy": progress.best["val_accuracy"],

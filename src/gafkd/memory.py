@@ -5,6 +5,7 @@ torch is imported only inside the functions that need CUDA, so that a job that o
 host memory starts quickly.
 """
 
+import contextlib
 import os
 import resource
 import sys
@@ -12,8 +13,8 @@ import sys
 from gafkd.errors import ConfigError
 
 # Where the tensors of a split live. `device`: resident on the training device, batches are
-# gathered there. `host`: in host memory (pinned when the device is CUDA), each batch is gathered
-# on the host and copied to the device asynchronously. On the CPU the two hold the same numbers.
+# gathered there. `host`: in host memory, each batch is gathered on the host into a small pinned
+# buffer and copied to the device asynchronously (gafkd.staging). On the CPU the two hold the same numbers.
 DEVICE, HOST, AUTO = "device", "host", "auto"
 PLACEMENTS = (AUTO, DEVICE, HOST)
 PLACEMENT_ENV = "GAFKD_DATA_PLACEMENT"      # forces auto|device|host for every job
@@ -50,12 +51,39 @@ def host_available_bytes():
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def device_free_bytes(device):
-    """Free memory of a CUDA device (torch.cuda.mem_get_info), or of the host for the CPU."""
+# Jobs that may run on this process's CUDA device at once (devices.jobs_per_gpu): a job plans
+# with its share of the card, not with what happens to be free when it starts. Set by
+# gafkd.devices for the lifetime of a job's claim.
+_jobs_on_device = 1
+
+
+@contextlib.contextmanager
+def jobs_sharing_device(jobs):
+    """Within the block, device_budget_bytes plans with 1/`jobs` of a CUDA card."""
+    global _jobs_on_device
+    previous, _jobs_on_device = _jobs_on_device, max(1, int(jobs))
+    try:
+        yield
+    finally:
+        _jobs_on_device = previous
+
+
+def device_budget_bytes(device):
+    """Device memory this job may still fill: on CUDA the smaller of the card's free memory
+    (torch.cuda.mem_get_info) and what is left of the job's share of it (total / jobs sharing
+    the card, less what this process's allocator already holds); the host's available memory
+    for the CPU."""
     if _device_type(device) == "cuda":
         import torch
-        return int(torch.cuda.mem_get_info(device)[0])
+        free, total = (int(n) for n in torch.cuda.mem_get_info(device))
+        share = total // _jobs_on_device - int(torch.cuda.memory_reserved(device))
+        return max(0, min(free, share))
     return host_available_bytes()
+
+
+def jobs_on_device():
+    """The jobs this process's device is shared by (jobs_sharing_device)."""
+    return _jobs_on_device
 
 
 def human_bytes(n):
@@ -103,13 +131,17 @@ def reset_device_peak(device):
 
 
 def peak_memory(device):
-    """{'host_peak_bytes': the process's peak RSS (host_peak_bytes), 'device_peak_bytes': the peak of tensors
-    allocated on the CUDA device since the last reset, None on the CPU}."""
-    device_peak = None
+    """{'host_peak_bytes': the process's peak RSS (host_peak_bytes), 'device_peak_bytes': the peak
+    of tensors allocated on the CUDA device since the last reset, 'device_reserved_peak_bytes':
+    the peak the caching allocator held (what the card must give the job, less the CUDA context);
+    both None on the CPU}."""
+    allocated = reserved = None
     if _device_type(device) == "cuda":
         import torch
-        device_peak = int(torch.cuda.max_memory_allocated(device))
-    return {"host_peak_bytes": host_peak_bytes(), "device_peak_bytes": device_peak}
+        allocated = int(torch.cuda.max_memory_allocated(device))
+        reserved = int(torch.cuda.max_memory_reserved(device))
+    return {"host_peak_bytes": host_peak_bytes(), "device_peak_bytes": allocated,
+            "device_reserved_peak_bytes": reserved}
 
 
 def activation_bytes(model, input_shape, batch_size, eval_batch_size=512):

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 import gafkd
+from gafkd.devices import numerics_record
 
 SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "CUDA_VISIBLE_DEVICES")
 PACKAGES = ("torch", "numpy", "scipy", "h5py", "pyts", "numba", "pandas", "snakemake")
@@ -52,6 +53,8 @@ def device_info(device):
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+        info["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability(device)))
     else:
         info["device_name"] = platform.processor() or platform.machine()
     return info
@@ -60,7 +63,7 @@ def device_info(device):
 def provenance(device, claim_description=None):
     """What metrics.json records of the code, packages and device that produced a run."""
     return {"code_version": code_version(), "packages": package_versions(),
-            **device_info(device), "device_claim": claim_description}
+            **device_info(device), "device_claim": claim_description, "numerics": numerics_record()}
 
 
 def run_key(settings, fingerprint):

@@ -28,9 +28,10 @@ from gafkd.atomic import atomic_path
 from gafkd.checkpoint import check_trained_on
 from gafkd.errors import REBUILD, InputError, check_identity
 from gafkd.h5checked import CheckedH5, create_h5, seal
-from gafkd.memory import (DEVICE, device_free_bytes, host_available_bytes, human_bytes,
-                          plan_placement, reserve_bytes)
+from gafkd.memory import (DEVICE, device_budget_bytes, host_available_bytes, human_bytes,
+                          plan_placement, requested_placement, reserve_bytes)
 from gafkd.splits import TRAIN
+from gafkd.staging import PinnedStaging, gather_rows
 from gafkd.teacher_outputs import IDENTITY, load_teacher, teacher_inputs
 from gafkd.windows import read_windows
 
@@ -112,7 +113,7 @@ def write_groups(f, outputs, n, device, batch_size=TILE, block_bytes=None, forms
     forms = list(forms or choose_forms(sizes, n))
     gram_groups = [g for g in range(GROUPS) if forms[g] == "gram"]
     if block_bytes is None:
-        block_bytes = min(DEFAULT_BLOCK_BYTES, device_free_bytes(device) // 4)
+        block_bytes = min(DEFAULT_BLOCK_BYTES, device_budget_bytes(device) // 4)
     block = _row_block([sizes[g] for g in gram_groups], n, block_bytes, batch_size)
     datasets = []
     for g in range(GROUPS):
@@ -164,6 +165,7 @@ class SimilarityCache:
         self.forms, self.shapes, self.path = list(forms), [tuple(s) for s in shapes], path
         self.nbytes = sum(math.prod(s) * np.dtype(STORED_DTYPE).itemsize for s in self.shapes)
         self.data, self.device, self.on_device = None, None, False
+        self.staging = None               # per group, for a cache in host memory sent to a GPU
 
     @classmethod
     def open(cls, path, fingerprint, expected, n_train):
@@ -200,31 +202,34 @@ class SimilarityCache:
         return cache
 
     def load(self, device, resident):
-        """Read every group into memory: on the device when `resident`, else in host memory (pinned
-        for a GPU), from which each batch's block is gathered and sent."""
+        """Read every group into memory: on the device when `resident`, else in host memory, from
+        which each batch's block is gathered into a small pinned buffer and sent (gafkd.staging)."""
         self.device, self.on_device = device, resident or device.type == "cpu"
         with CheckedH5(self.path, WHAT) as f:
             self.data = []
             for g in range(GROUPS):
                 array = torch.from_numpy(f.array(f"group{g}"))
-                if self.on_device:
-                    array = array.to(device)
-                elif device.type == "cuda":
-                    array = array.pin_memory()
-                self.data.append(array)
+                self.data.append(array.to(device) if self.on_device else array)
+        if not self.on_device and device.type == "cuda":
+            self.staging = [PinnedStaging(device, torch.float32) for _ in range(GROUPS)]
         return self
 
-    def grams(self, index):
-        """The raw B×B Gram block of each group for the training windows `index` (float32)."""
-        idx = index if self.on_device else index.cpu()
+    def grams(self, index, host_index=None):
+        """The raw B×B Gram block of each group for the training windows `index` (float32). A
+        cache in host memory gathers with `host_index` (the same windows, on the CPU)."""
         blocks = []
         with torch.autocast(self.device.type, enabled=False):
-            for form, data in zip(self.forms, self.data):
+            for form, data, staging in zip(self.forms, self.data, self.staging or [None] * GROUPS):
+                if self.on_device:
+                    rows = data.index_select(0, index)
+                    blocks.append(rows.index_select(1, index) if form == "gram" else rows @ rows.t())
+                    continue
+                idx = index.cpu() if host_index is None else host_index
                 if form == "gram":
-                    block = data.index_select(0, idx).index_select(1, idx)
-                    blocks.append(block.to(self.device, non_blocking=True))
+                    blocks.append(staging.send((len(idx), len(idx)), lambda out: torch.index_select(
+                        data.index_select(0, idx), 1, idx, out=out)))
                 else:
-                    rows = data.index_select(0, idx).to(self.device, non_blocking=True)
+                    rows = gather_rows(data, idx, self.device, staging)
                     blocks.append(rows @ rows.t())
         return blocks
 
@@ -232,8 +237,8 @@ class SimilarityCache:
 def open_similarity_caches(paths, fingerprint, expected, n_train, device):
     """{modality: loaded SimilarityCache}. Refused before anything is loaded when the caches
     together exceed the host's available memory; kept on the GPU when they fit beside the training
-    reserve (gafkd.memory.plan_placement, as a training split), else in pinned host memory
-    (logged)."""
+    reserve (gafkd.memory.plan_placement, as a training split; $GAFKD_DATA_PLACEMENT forces
+    either), else in host memory (logged)."""
     caches = {m: SimilarityCache.open(path, fingerprint, expected[m], n_train) for m, path in paths.items()}
     total = sum(c.nbytes for c in caches.values())
     available = host_available_bytes()
@@ -243,11 +248,12 @@ def open_similarity_caches(paths, fingerprint, expected, n_train, device):
                          f"{human_bytes(available)} is available on this machine. Free memory, or "
                          f"set students.kd.sp_source: online to run the teachers at every step")
     resident = device.type == "cpu" or plan_placement(
-        {"caches": total}, device_free_bytes(device), reserve_bytes())["caches"] == DEVICE
+        {"caches": total}, device_budget_bytes(device), reserve_bytes(), requested_placement())["caches"] == DEVICE
     if device.type != "cpu":
         log.info("similarity caches (%s) %s", human_bytes(total),
                  f"on {device}" if resident else
-                 f"do not fit in {device}'s free memory: blocks gathered from pinned host memory")
+                 f"in host memory ({requested_placement()} placement): each batch's blocks are "
+                 f"gathered there")
     return {m: cache.load(device, resident) for m, cache in caches.items()}
 
 

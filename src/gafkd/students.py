@@ -14,6 +14,7 @@ under inference mode at every step instead, the reference the cache is tested ag
 """
 
 import logging
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -25,29 +26,37 @@ from gafkd.errors import REBUILD, InputError, reason
 from gafkd.grid import check_alpha, parse_teachers_tag
 from gafkd.images import read_images
 from gafkd.losses import merged_gram_map, raw_gram, similarity_preserving, two_teacher_loss
-from gafkd.memory import DEVICE, device_free_bytes, human_bytes, plan_placement, reserve_bytes
+from gafkd.memory import (DEVICE, device_budget_bytes, human_bytes, plan_placement,
+                          requested_placement, reserve_bytes)
 from gafkd.methods import method as method_named
 from gafkd.models import build_model
 from gafkd.provenance import provenance, run_key
 from gafkd.similarity_cache import cache_record, open_similarity_caches
 from gafkd.splits import TRAIN
+from gafkd.staging import PinnedStaging, gather_rows
 from gafkd.teacher_outputs import load_teacher, read_teacher_logits
 
 log = logging.getLogger(__name__)
 
 
 class OnlineTeachers:
-    """The teachers' raw Gram blocks of a batch, from a forward of both teachers."""
+    """The teachers' raw Gram blocks of a batch, from a forward of both teachers in float32."""
 
-    def __init__(self, teachers):
-        self.teachers = teachers                  # {'gaf'/'sig': (Teacher, train inputs on the device)}
+    def __init__(self, teachers, device):
+        self.teachers = teachers                  # {'gaf'/'sig': (Teacher, train inputs)}
+        self.device = device
+        self.staging = {m: PinnedStaging(device, inputs.dtype) for m, (_, inputs) in teachers.items()
+                        if inputs.device != device and device.type == "cuda"}
 
-    def grams(self, index):
-        with torch.inference_mode():
+    def grams(self, index, host_index=None):
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=False):
             grams = {}
             for modality, (teacher, inputs) in self.teachers.items():
-                rows = inputs[index] if inputs.device == index.device else \
-                    inputs[index.cpu()].to(index.device, non_blocking=True)   # a split kept on the host
+                if inputs.device == index.device:
+                    rows = inputs[index]
+                else:                             # training images kept in host memory
+                    rows = gather_rows(inputs, index.cpu() if host_index is None else host_index,
+                                       self.device, self.staging.get(modality))
                 _, groups = teacher.model(teacher.normalize(rows))
                 grams[modality] = [raw_gram(g).clone() for g in groups]
         return grams
@@ -59,33 +68,38 @@ class CachedTeachers:
     def __init__(self, caches):
         self.caches = caches                      # {'gaf'/'sig': loaded SimilarityCache}
 
-    def grams(self, index):
-        return {modality: cache.grams(index) for modality, cache in self.caches.items()}
+    def grams(self, index, host_index=None):
+        return {modality: cache.grams(index, host_index) for modality, cache in self.caches.items()}
 
 
 class DistillationLoss:
     """(1−λ)·CE + λ·T²·[α·KL_gaf + (1−α)·KL_sig] from cached logits, + β·SP from the teachers'
-    Gram blocks (`sp_teachers`: OnlineTeachers or CachedTeachers)."""
+    Gram blocks (`sp_teachers`: OnlineTeachers or CachedTeachers). The SP term is computed in
+    float32 with autocast off: the Gram maps of bf16 group outputs lose the agreement between
+    online and cached teachers."""
 
     def __init__(self, method, alpha, kd, train_logits, sp_teachers=None):
         self.method, self.alpha, self.kd = method_named(method), alpha, kd
         self.train_logits = train_logits          # {'gaf'/'sig': (n_train, K) on the device}
         self.sp_teachers = sp_teachers
 
-    def teacher_maps(self, index):
-        grams = self.sp_teachers.grams(index)
+    def teacher_maps(self, index, host_index=None):
+        grams = self.sp_teachers.grams(index, host_index)
         with torch.no_grad():
             return [merged_gram_map(g, s, self.alpha, self.kd["sp_merge"])
                     for g, s in zip(grams["gaf"], grams["sig"])]
 
-    def __call__(self, logits, groups, targets, index):
+    def __call__(self, logits, groups, targets, index, host_index=None):
         if not self.method.teachers:
             return F.cross_entropy(logits, targets)
         loss = two_teacher_loss(logits, targets, self._cached("gaf", index), self._cached("sig", index),
                                 self.alpha, self.kd["lambda"], self.kd["temperature"],
                                 self.kd["standardize_logits"], self.kd["reduction"])
         if self.sp_teachers is not None:
-            loss = loss + self.kd["beta"] * similarity_preserving(groups, self.teacher_maps(index))
+            with torch.autocast(logits.device.type, enabled=False):
+                sp = similarity_preserving([g.float() for g in groups],
+                                           self.teacher_maps(index, host_index))
+            loss = loss + self.kd["beta"] * sp
         return loss
 
     def _cached(self, modality, index):
@@ -141,6 +155,19 @@ def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, d
     )
 
 
+def train_student_from_inputs(inputs, settings, outputs, device, claim=None):
+    """One student run from its rule's input files ({name: path} with gafkd.grid.student_inputs'
+    names); its resume checkpoint is resume.pt beside model.pt."""
+    def by_modality(suffix):
+        return {m: inputs[f"{m}_{suffix}"] for m in ("gaf", "sig") if f"{m}_{suffix}" in inputs}
+
+    return train_student(inputs["windows"], settings, teacher_outputs=by_modality("outputs"),
+                         outputs=outputs, resume_path=Path(outputs["model"]).with_name("resume.pt"),
+                         device=device, teacher_models=by_modality("model"),
+                         images_h5=inputs.get("images"), init_model=inputs.get("init"), claim=claim,
+                         teacher_similarity=by_modality("similarity"))
+
+
 def _sp_teachers(settings, teachers, arrays, data, device, train_mask, teacher_models, images_h5,
                  teacher_similarity):
     """The source of the teachers' Gram blocks, and what metrics.json says of it."""
@@ -151,14 +178,14 @@ def _sp_teachers(settings, teachers, arrays, data, device, train_mask, teacher_m
                   for m in ("gaf", "sig")}
         train_images = torch.from_numpy(images[train_mask])
         del images
-        on_device = plan_placement({"images": train_images.nbytes}, device_free_bytes(device),
-                                   reserve_bytes())["images"] == DEVICE
+        on_device = device.type == "cpu" or plan_placement(
+            {"images": train_images.nbytes}, device_budget_bytes(device), reserve_bytes(),
+            requested_placement())["images"] == DEVICE
         if device.type != "cpu":
             log.info("online SP teachers: training images (%s) %s", human_bytes(train_images.nbytes),
-                     f"on {device}" if on_device else "gathered from pinned host memory")
-        train_images = train_images.to(device) if on_device else (
-            train_images.pin_memory() if device.type == "cuda" else train_images)
-        online = OnlineTeachers({"gaf": (frozen["gaf"], train_images), "sig": (frozen["sig"], data.train.x)})
+                     f"on {device}" if on_device else "in host memory, gathered there")
+        online = OnlineTeachers({"gaf": (frozen["gaf"], train_images.to(device) if on_device else train_images),
+                                 "sig": (frozen["sig"], data.train.x)}, device)
         return online, {"source": "online"}
     if not teacher_similarity or set(teacher_similarity) != {"gaf", "sig"}:
         raise InputError(f"method '{settings['method']}' with sp_source cache needs the similarity "

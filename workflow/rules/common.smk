@@ -194,3 +194,39 @@ def expected_runs_per_group():
         }
         for dataset in DATASETS
     }
+
+
+def announce_devices():
+    """Once per local run, before any job: where its GPU jobs will run (under a cluster executor
+    each job finds its own), asked in a process of its own: Snakemake holds no CUDA context.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    from snakemake.logging import logger
+
+    gpu_jobs = sum(
+        1 for job in workflow.dag.needrun_jobs() if job.resources.get("gpu", 0)
+    )
+    if not workflow.local_exec or not gpu_jobs:
+        return
+    src = str(Path(workflow.basedir) / "src")
+    path = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+    command = ["-m", "gafkd.devices", "--before-jobs", str(gpu_jobs)]
+    command += ["--devices", json.dumps(config["devices"])]
+    run = subprocess.run(
+        [sys.executable, *command],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    for warning in run.stdout.splitlines():
+        logger.warning(f"gafkd: {warning}")
+    if run.returncode != 0:
+        said = run.stderr.strip().splitlines()
+        raise WorkflowError(said[-1] if said else f"python {' '.join(command)} failed")
+
+
+onstart:
+    announce_devices()

@@ -4,6 +4,6 @@ from gafkd.devices import job_device
 from gafkd.logs import logged
 from gafkd.teacher_outputs import write_teacher_outputs
 
-with logged(snakemake.log[0]), job_device(snakemake.config["devices"], snakemake.threads) as claim:
+with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads) as claim:
     write_teacher_outputs(snakemake.input.model, snakemake.input.windows,
                           snakemake.input.get("images"), snakemake.output[0], claim.device)

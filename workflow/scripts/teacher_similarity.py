@@ -5,6 +5,6 @@ from gafkd.devices import job_device
 from gafkd.logs import logged
 from gafkd.similarity_cache import build_similarity_cache
 
-with logged(snakemake.log[0]), job_device(snakemake.config["devices"], snakemake.threads) as claim:
+with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads) as claim:
     build_similarity_cache(snakemake.input.model, snakemake.input.windows,
                            snakemake.input.get("images"), snakemake.output[0], claim.device)

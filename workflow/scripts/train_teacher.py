@@ -8,7 +8,7 @@ from gafkd.teachers import train_teacher
 
 # Device slots come from the config, not params: where a job runs never reruns it. Its torch
 # threads (devices.threads) are also in params: they change the numbers.
-with logged(snakemake.log[0]), job_device(snakemake.config["devices"], snakemake.threads) as claim:
+with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads) as claim:
     train_teacher(
         snakemake.input.windows, snakemake.input.get("images"), snakemake.params.settings,
         outputs=dict(snakemake.output.items()),

@@ -1,0 +1,393 @@
+"""The CUDA path, checked in one command (`make gpu-check`).
+
+    python benchmarks/gpu_check.py [--device cuda|cpu] [--out DIR] [--epochs N] [--seeds N ...]
+
+1. workflow     the demo (config.yaml) end to end with --resources gpu=4 and devices.jobs_per_gpu: 4;
+                each training job's device, slot, peak memory (allocated and reserved) and wall
+                time from its metrics.json; no two jobs held one slot at once.
+2. determinism  one teacher (GAF) and one student (two teachers + annealing + SP, from the cached
+                logits and similarity caches) trained again outside the workflow, twice: the
+                same weights and history, bit for bit, as the workflow's run.
+3. resume       each run killed (SIGKILL) mid-training after a resume checkpoint and started again:
+                bit-identical to the uninterrupted run.
+4. placement    each run with every split (and the student's similarity caches) streamed from
+                host memory (GAFKD_DATA_PLACEMENT=host) against resident: the same numbers;
+                steps/s of each.
+5. bf16         the teacher with training.bf16 on and off: step time and accuracy.
+6. cpu          the same teacher and student on the CPU beside the GPU's numbers.
+
+Writes gpu_check.md (one table), gpu_check.csv (its rows and one row per workflow job) and
+gpu_check_logs.tar.gz (the workflow's logs and metrics) to --out; exits 1 when a check fails.
+Without a GPU it runs the same checks on the CPU with fewer epochs and seeds (bf16 is CUDA only).
+"""
+
+import argparse
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from gafkd import grid  # noqa: E402
+from gafkd.config import check_config_file  # noqa: E402
+from gafkd.devices import CUDA_CONTEXT_BYTES, numerics_record, use_numerics  # noqa: E402
+from gafkd.memory import human_bytes  # noqa: E402
+
+TEACHER = {"modality": "gaf", "arch": "wrn16-1"}
+STUDENT = {"method": "kd2-anneal-sp", "alpha": 0.5}
+GPU_SLOTS = 4
+KILL_AT_EPOCH = 3                 # killed in epoch 3, after the checkpoint of epoch 2
+CHECKPOINT_EVERY = 2
+COLUMNS = ("check", "device", "result", "value", "detail")
+
+
+# ---- one training run in a child process (--run SPEC) ------------------------------------------
+
+def run_child(spec):
+    """Train the run `spec` describes; SIGKILL itself in epoch `kill_at_epoch` when given."""
+    from gafkd import engine
+    from gafkd.students import train_student_from_inputs
+    from gafkd.teachers import train_teacher
+
+    use_numerics(spec["settings"]["training"]["fast_math"])
+    torch.set_num_threads(spec["settings"]["threads"])
+    device = torch.device(spec["device"])
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if spec.get("kill_at_epoch"):
+        evaluate, calls = engine.evaluate, [0]
+
+        def evaluate_or_die(*args, **kwargs):         # val, then test, once per epoch
+            calls[0] += 1
+            if calls[0] == 2 * spec["kill_at_epoch"] - 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return evaluate(*args, **kwargs)
+
+        engine.evaluate = evaluate_or_die
+    out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = {k: out / f"{k}.{ext}" for k, ext in (("model", "pt"), ("metrics", "json"), ("history", "csv"))}
+    inputs = {k: str(Path(spec["workdir"]) / v) for k, v in spec["inputs"].items()}
+    if spec["role"] == "teacher":
+        train_teacher(inputs["windows"], inputs.get("images"), spec["settings"], outputs,
+                      out / "resume.pt", device, claim="gpu_check")
+    else:
+        train_student_from_inputs(inputs, spec["settings"], outputs, device, claim="gpu_check")
+
+
+def train_in_child(spec, env=None):
+    """Run `spec` in a child process; (returncode, seconds)."""
+    path = Path(spec["out"]).with_suffix(".spec.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec))
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, __file__, "--run", str(path)], capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
+    if run.returncode not in (0, -signal.SIGKILL):
+        sys.stderr.write(run.stderr[-3000:])
+    return run.returncode, time.perf_counter() - started
+
+
+# ---- comparing runs -------------------------------------------------------------------------------
+
+def weights(run_dir):
+    return torch.load(Path(run_dir) / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+def max_weight_difference(a, b):
+    """Largest absolute difference between two runs' weights (0.0: bit-identical)."""
+    wa, wb = weights(a), weights(b)
+    return max(float((wa[k].double() - wb[k].double()).abs().max()) if wa[k].numel() else 0.0 for k in wa)
+
+
+def history_rows(run_dir):
+    with open(Path(run_dir) / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def identical(a, b):
+    wa, wb = weights(a), weights(b)
+    return all(torch.equal(wa[k], wb[k]) for k in wa) and history_rows(a) == history_rows(b)
+
+
+def metrics(run_dir):
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def steps_per_second(run_dir, batch_size):
+    m = metrics(run_dir)
+    steps = -(-m["split"]["windows"]["train"] // batch_size)
+    return m["epochs_per_second"] * steps
+
+
+# ---- the checks -------------------------------------------------------------------------------------
+
+def check_config(args, device, workdir):
+    """The demo's config with the check's epochs, seeds, slots and checkpoints."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["training"].update(epochs=args.epochs, checkpoint_every=CHECKPOINT_EVERY)
+    config["teachers"]["seeds"] = list(args.seeds)
+    config["students"]["seeds"] = list(args.seeds)
+    if device.type == "cpu":
+        config["students"]["alphas"] = [STUDENT["alpha"]]
+    config["devices"].update(jobs_per_gpu=GPU_SLOTS, lock_dir=str(workdir / "locks"))
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_workflow(workdir, configfile, device, timeout):
+    env = dict(os.environ)
+    if device.type == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+               "--configfile", str(configfile), "--cores", str(os.cpu_count()),
+               "--resources", f"gpu={GPU_SLOTS}"]
+    started = time.perf_counter()
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+        code, log = run.returncode, run.stdout + run.stderr
+    except subprocess.TimeoutExpired as expired:
+        code, log = "timeout", f"{expired.stdout or ''}{expired.stderr or ''}"
+    (workdir / "snakemake.log").write_text(log if isinstance(log, str) else log.decode())
+    return code, time.perf_counter() - started
+
+
+def workflow_jobs(workdir):
+    """One row per training job of the workflow, from its metrics.json."""
+    rows = []
+    for path in sorted((workdir / "results").rglob("metrics.json")):
+        m = metrics(path.parent)
+        if "reused_from" in m:
+            continue
+        memory = m["memory"]
+        claim = m["provenance"].get("device_claim") or ""
+        rows.append({"run": str(path.parent.relative_to(workdir / "results")),
+                     "device": m["provenance"]["device"],
+                     "slot": claim.split(" (")[0] if claim.startswith("slot") else "none",
+                     "device_peak_bytes": memory["device_peak_bytes"],
+                     "device_reserved_peak_bytes": memory.get("device_reserved_peak_bytes"),
+                     "wall_seconds": round(m["wall_seconds"], 2),
+                     "started_at": m["started_at"], "finished_at": m["finished_at"]})
+    return rows
+
+
+def shared_slots(jobs):
+    """Pairs of jobs that held the same slot at the same time."""
+    clashes = []
+    spans = [(j["slot"], datetime.fromisoformat(j["started_at"]), datetime.fromisoformat(j["finished_at"]), j["run"])
+             for j in jobs if j["slot"] != "none"]
+    for i, (slot, start, end, run) in enumerate(spans):
+        for other_slot, other_start, other_end, other_run in spans[i + 1:]:
+            if slot == other_slot and start < other_end and other_start < end:
+                clashes.append((run, other_run))
+    return clashes
+
+
+def most_at_once(jobs):
+    events = sorted([(datetime.fromisoformat(j["started_at"]), 1) for j in jobs]
+                    + [(datetime.fromisoformat(j["finished_at"]), -1) for j in jobs])
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def run_specs(config, workdir, device):
+    """The teacher and student runs the checks repeat, as the workflow defines them."""
+    dataset = next(iter(config["datasets"]))
+    fold = grid.fold_names(config["datasets"][dataset]["split"]["kind"])[0]
+    seed = str(config["teachers"]["seeds"][0])
+    teacher_run = {"dataset": dataset, "fold": fold, "seed": seed, **TEACHER}
+    student_run = {"dataset": dataset, "fold": fold, "arch": config["students"]["arch"],
+                   "method": STUDENT["method"], "alpha": grid.alpha_tag(STUDENT["alpha"]), "seed": seed,
+                   "teachers": grid.teachers_tag(STUDENT["method"], TEACHER["arch"])}
+    teacher_inputs = {"windows": f"results/{dataset}/windows.h5", "images": grid.images_path(config, dataset)}
+    return {
+        "teacher": {"role": "teacher", "workdir": str(workdir), "inputs": teacher_inputs,
+                    "settings": grid.teacher_settings(config, teacher_run), "device": str(device),
+                    "workflow_run": grid.TEACHER_RUN.format(**teacher_run)},
+        "student": {"role": "student", "workdir": str(workdir),
+                    "inputs": grid.student_inputs(config, student_run),
+                    "settings": grid.student_settings(config, student_run), "device": str(device),
+                    "workflow_run": grid.STUDENT_RUN.format(**student_run)},
+    }
+
+
+def row(check, device, passed, value, detail):
+    result = "info" if passed is None else "pass" if passed else "FAIL"
+    return {"check": check, "device": str(device), "result": result, "value": value, "detail": detail}
+
+
+def run_checks(args, device, workdir):
+    rows = []
+    properties = torch.cuda.get_device_properties(device) if device.type == "cuda" else None
+    if properties is not None:
+        torch.cuda.init()
+        free, total = torch.cuda.mem_get_info(device)
+        rows.append(row("environment", device, None, properties.name,
+                        f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN "
+                        f"{torch.backends.cudnn.version()}, {human_bytes(total)}, capability "
+                        f"{properties.major}.{properties.minor}; this process's CUDA context "
+                        f"{human_bytes(total - free)} (gafkd assumes {human_bytes(CUDA_CONTEXT_BYTES)})"))
+    else:
+        rows.append(row("environment", device, None, "CPU", f"torch {torch.__version__}, "
+                        f"{os.cpu_count()} cores"))
+    configfile = check_config(args, device, workdir)
+    code, seconds = run_workflow(workdir, configfile, device, args.workflow_timeout)
+    rows.append(row("workflow", device, code == 0, f"{seconds:.0f} s",
+                    f"demo, {args.epochs} epochs, seeds {list(args.seeds)}, --resources gpu={GPU_SLOTS}, "
+                    f"jobs_per_gpu {GPU_SLOTS}: exit {code}"))
+    jobs = workflow_jobs(workdir)
+    if jobs:
+        on_device = sum(j["device"].startswith(device.type) for j in jobs)
+        rows.append(row("workflow devices", device, on_device == len(jobs), f"{on_device}/{len(jobs)}",
+                        f"training jobs on {device.type}; slots used: "
+                        f"{', '.join(sorted({j['slot'] for j in jobs}))}; at most {most_at_once(jobs)} at once"))
+        clashes = shared_slots(jobs)
+        rows.append(row("workflow slots", device, not clashes, len(clashes),
+                        "pairs of jobs holding one slot at once" + (f": {clashes[:2]}" if clashes else "")))
+        walls = [j["wall_seconds"] for j in jobs]
+        rows.append(row("workflow job time", device, None, f"{statistics.median(walls):.1f} s",
+                        f"median training wall time of {len(jobs)} jobs (max {max(walls):.1f} s)"))
+        if device.type == "cuda":
+            allocated = max(j["device_peak_bytes"] or 0 for j in jobs)
+            reserved = max(j["device_reserved_peak_bytes"] or 0 for j in jobs)
+            fit = properties.total_memory // (reserved + CUDA_CONTEXT_BYTES)
+            rows.append(row("workflow memory", device, None, human_bytes(reserved),
+                            f"largest peak: {human_bytes(allocated)} allocated, {human_bytes(reserved)} "
+                            f"reserved; {fit} such jobs fit on this card beside their CUDA contexts"))
+    if code != 0:
+        return rows, jobs
+    config = check_config_file(configfile)
+    specs = run_specs(config, workdir, device)
+    runs = workdir / "checks"
+    for role, spec in specs.items():
+        workflow_run = workdir / spec["workflow_run"]
+        for attempt in ("a", "b"):
+            train_in_child({**spec, "out": str(runs / f"{role}-{attempt}")})
+        same = [identical(runs / f"{role}-{x}", workflow_run) for x in ("a", "b")]
+        rows.append(row(f"determinism {role}", device, all(same),
+                        f"{max_weight_difference(runs / f'{role}-a', workflow_run):.3g}",
+                        f"{spec['workflow_run']} again, twice: weights and history bit-identical "
+                        f"to the workflow's run: {same}"))
+        killed = {**spec, "out": str(runs / f"{role}-resumed")}
+        first, _ = train_in_child({**killed, "kill_at_epoch": KILL_AT_EPOCH})
+        resumed_from = (runs / f"{role}-resumed" / "resume.pt").exists()
+        second, _ = train_in_child(killed)
+        ok = first == -signal.SIGKILL and resumed_from and second == 0 and identical(runs / f"{role}-resumed", workflow_run)
+        rows.append(row(f"resume {role}", device, ok,
+                        f"{max_weight_difference(runs / f'{role}-resumed', workflow_run):.3g}" if second == 0 else "-",
+                        f"SIGKILL in epoch {KILL_AT_EPOCH} (exit {first}, resume.pt {resumed_from}), "
+                        f"started again (exit {second}): bit-identical to the uninterrupted run"))
+    batch = config["training"]["batch_size"]
+    for role, spec in specs.items():
+        for placement in ("host", "device"):
+            train_in_child({**spec, "out": str(runs / f"{role}-{placement}")},
+                           env={"GAFKD_DATA_PLACEMENT": placement})
+        rates = {p: steps_per_second(runs / f"{role}-{p}", batch) for p in ("device", "host")}
+        rows.append(row(f"placement {role}", device, identical(runs / f"{role}-host", runs / f"{role}-device"),
+                        f"{rates['host'] / rates['device']:.2f}x",
+                        f"every split{' and similarity cache' if role == 'student' else ''} streamed "
+                        f"from host memory vs resident: bit-identical; {rates['device']:.0f} vs "
+                        f"{rates['host']:.0f} steps/s (epochs incl. evaluation)"))
+    teacher = specs["teacher"]
+    if device.type == "cuda":
+        bf16 = {**teacher, "settings": {**teacher["settings"],
+                                        "training": {**teacher["settings"]["training"], "bf16": True}}}
+        train_in_child({**bf16, "out": str(runs / "teacher-bf16")})
+        ms = {k: 1000 / steps_per_second(runs / f"teacher-{k}", batch) for k in ("a", "bf16")}
+        accuracy = {k: metrics(runs / f"teacher-{k}")["test_at_best_val"]["accuracy"] for k in ("a", "bf16")}
+        rows.append(row("bf16", device, None, f"{ms['a'] / ms['bf16']:.2f}x",
+                        f"teacher step (epochs incl. evaluation): {ms['a']:.2f} ms float32, "
+                        f"{ms['bf16']:.2f} ms bf16; test accuracy {accuracy['a']:.4f} vs {accuracy['bf16']:.4f}"))
+        for role, spec in specs.items():
+            seconds = {}
+            for where, target in (("cuda", device), ("cpu", "cpu")):
+                _, seconds[where] = train_in_child({**spec, "device": str(target), "out": str(runs / f"{role}-{where}")},
+                                                   env={"CUDA_VISIBLE_DEVICES": ""} if where == "cpu" else None)
+            gpu, cpu = metrics(runs / f"{role}-cuda"), metrics(runs / f"{role}-cpu")
+            rows.append(row(f"cpu {role}", device, None,
+                            f"{max_weight_difference(runs / f'{role}-cuda', runs / f'{role}-cpu'):.3g}",
+                            f"test accuracy {gpu['test_at_best_val']['accuracy']:.4f} (GPU) vs "
+                            f"{cpu['test_at_best_val']['accuracy']:.4f} (CPU); last train loss "
+                            f"{last_train_loss(runs / f'{role}-cuda'):.4f} vs {last_train_loss(runs / f'{role}-cpu'):.4f}; "
+                            f"{seconds['cuda']:.1f} s vs {seconds['cpu']:.1f} s; value: max weight difference"))
+    return rows, jobs
+
+
+def last_train_loss(run_dir):
+    return float(history_rows(run_dir)[-1]["train_loss"])
+
+
+def markdown(rows):
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(r[c]).replace("|", "/") for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out, rows, jobs, workdir):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_check.md").write_text(markdown(rows))
+    fields = list(COLUMNS) + ["run", "slot", "device_peak_bytes", "device_reserved_peak_bytes", "wall_seconds"]
+    with open(out / "gpu_check.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerows({"check": "workflow job", "device": j["device"], "result": "info",
+                          "value": j["wall_seconds"], "detail": "", **j} for j in jobs)
+    with tarfile.open(out / "gpu_check_logs.tar.gz", "w:gz") as tar:
+        for path in sorted(workdir.rglob("*")):
+            if path.is_file() and (path.suffix in (".log", ".json", ".csv", ".tsv", ".md")):
+                tar.add(path, arcname=str(path.relative_to(workdir)))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", help=argparse.SUPPRESS)          # a child: one training run
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default="benchmarks/results/gpu_check")
+    parser.add_argument("--epochs", type=int, help="default: the demo's 60 on CUDA, 4 on the CPU")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the demo's on CUDA, 1 on the CPU")
+    parser.add_argument("--workflow-timeout", type=int, default=480, help="seconds")
+    parser.add_argument("--workdir", help="default: a temporary folder, removed afterwards")
+    args = parser.parse_args(argv)
+    if args.run:
+        return run_child(json.loads(Path(args.run).read_text()))
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", 0 if device.index is None else device.index)
+        torch.cuda.set_device(device)
+    demo = yaml.safe_load((REPO / "config.yaml").read_text())
+    args.epochs = args.epochs or (demo["training"]["epochs"] if device.type == "cuda" else 4)
+    args.seeds = args.seeds or (demo["teachers"]["seeds"] if device.type == "cuda" else [1])
+    use_numerics(False)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gafkd-gpu-check-") as scratch:
+        workdir = Path(args.workdir or scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows, jobs = run_checks(args, device, workdir)
+        rows.append(row("total", device, None, f"{time.perf_counter() - started:.0f} s",
+                        f"numerics {numerics_record()}"))
+        write_outputs(Path(args.out), rows, jobs, workdir)
+    print(markdown(rows))
+    print(f"written to {args.out}/gpu_check.md, gpu_check.csv, gpu_check_logs.tar.gz")
+    return 1 if any(r["result"] == "FAIL" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""`make gpu-check` (benchmarks/gpu_check.py) runs its checks on the CPU where there is no GPU,
+so that it cannot rot between the runs on a GPU machine."""
+import csv
+import subprocess
+import sys
+import tarfile
+
+from conftest import REPO
+
+CHECKS = ["environment", "workflow", "workflow devices", "workflow slots", "workflow job time",
+          "determinism teacher", "resume teacher", "determinism student", "resume student",
+          "placement teacher", "placement student", "total"]
+
+
+def test_gpu_check_runs_every_check_on_the_cpu(tmp_path):
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu",
+                          "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "work")],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "gpu_check.csv")))
+    checks = [r for r in rows if r["check"] != "workflow job"]
+    assert [r["check"] for r in checks] == CHECKS
+    assert {r["check"]: r["result"] for r in checks if r["result"] != "info"} == dict.fromkeys(
+        ["workflow", "workflow devices", "workflow slots", "determinism teacher", "resume teacher",
+         "determinism student", "resume student", "placement teacher", "placement student"], "pass")
+    jobs = [r for r in rows if r["check"] == "workflow job"]
+    # 2 teachers and 5 trained students (the scratch student is the signal teacher's run)
+    assert len(jobs) == 7 and {r["device"] for r in jobs} == {"cpu"}
+    assert all(float(r["wall_seconds"]) > 0 for r in jobs)
+    assert "| determinism student | cpu | pass | 0 |" in (tmp_path / "out" / "gpu_check.md").read_text()
+    assert "resume.pt True" in run.stdout
+    with tarfile.open(tmp_path / "out" / "gpu_check_logs.tar.gz") as tar:
+        assert "snakemake.log" in tar.getnames()
