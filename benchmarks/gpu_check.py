@@ -6,18 +6,22 @@
                 each training job's device, slot, peak memory (allocated and reserved) and wall
                 time from its metrics.json; no two jobs held one slot at once.
 2. determinism  one teacher (GAF) and one student (two teachers + annealing + SP, from the cached
-                logits and similarity caches) trained again outside the workflow, twice: the
-                same weights and history, bit for bit, as the workflow's run.
+                logits and similarity caches, with the rest of its pack) trained again outside
+                the workflow, twice: the same weights and history, bit for bit, as the
+                workflow's runs.
 3. resume       each run killed (SIGKILL) mid-training after a resume checkpoint and started again:
                 bit-identical to the uninterrupted run.
 4. placement    each run with every split (and the student's similarity caches) streamed from
                 host memory (GAFKD_DATA_PLACEMENT=host) against resident: the same numbers;
                 steps/s of each.
-5. bf16         the teacher with training.bf16 on and off: step time and accuracy.
-6. cpu          the same teacher and student on the CPU beside the GPU's numbers.
+5. pack K       packed against solo student steps (benchmarks/student_pack.py, K = 1, 8, 32, 64).
+6. bf16         the teacher with training.bf16 on and off: step time and accuracy.
+7. cpu          the same teacher and student pack on the CPU beside the GPU's numbers.
 
-Writes gpu_check.md (one table), gpu_check.csv (its rows and one row per workflow job) and
-gpu_check_logs.tar.gz (the workflow's logs and metrics) to --out; exits 1 when a check fails.
+The demo's students train in packs (students.pack), and the student checked is one of a pack,
+trained again with its pack. Prints and writes gpu_check.md (one table) row by row, then
+gpu_check.csv (its rows and one row per workflow run) and gpu_check_logs.tar.gz (the
+workflow's logs and metrics) to --out; exits 1 when a check fails.
 Without a GPU it runs the same checks on the CPU with fewer epochs and seeds (bf16 is CUDA only).
 """
 
@@ -51,19 +55,22 @@ STUDENT = {"method": "kd2-anneal-sp", "alpha": 0.5}
 GPU_SLOTS = 4
 KILL_AT_EPOCH = 3                 # killed in epoch 3, after the checkpoint of epoch 2
 CHECKPOINT_EVERY = 2
+PACK_WIDTHS = (1, 8, 32, 64)       # student steps timed packed against solo on CUDA
 COLUMNS = ("check", "device", "result", "value", "detail")
 
 
 # ---- one training run in a child process (--run SPEC) ------------------------------------------
 
 def run_child(spec):
-    """Train the run `spec` describes; SIGKILL itself in epoch `kill_at_epoch` when given."""
+    """Train the run (a teacher) or runs (a student pack, or one student) `spec` describes, member
+    k's files in OUT/m<k>/; SIGKILL itself in epoch `kill_at_epoch` when given."""
     from gafkd import engine
-    from gafkd.students import train_student_from_inputs
+    from gafkd.students import train_pack_from_files
     from gafkd.teachers import train_teacher
 
-    use_numerics(spec["settings"]["training"]["fast_math"])
-    torch.set_num_threads(spec["settings"]["threads"])
+    first = spec["settings"] if spec["role"] == "teacher" else spec["settings"][0]
+    use_numerics(first["training"]["fast_math"])
+    torch.set_num_threads(first["threads"])
     device = torch.device(spec["device"])
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -78,14 +85,16 @@ def run_child(spec):
 
         engine.evaluate = evaluate_or_die
     out = Path(spec["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    outputs = {k: out / f"{k}.{ext}" for k, ext in (("model", "pt"), ("metrics", "json"), ("history", "csv"))}
     inputs = {k: str(Path(spec["workdir"]) / v) for k, v in spec["inputs"].items()}
+    outputs = {grid.member_name(k, key): out / f"m{k}" / name for k in range(len(spec["workflow_runs"]))
+               for key, name in grid.RUN_FILE_NAMES.items()}
+    for path in outputs.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
     if spec["role"] == "teacher":
-        train_teacher(inputs["windows"], inputs.get("images"), spec["settings"], outputs,
-                      out / "resume.pt", device, claim="gpu_check")
+        train_teacher(inputs["windows"], inputs.get("images"), spec["settings"], grid.member_files(outputs, 0),
+                      out / "m0" / "resume.pt", device, claim="gpu_check")
     else:
-        train_student_from_inputs(inputs, spec["settings"], outputs, device, claim="gpu_check")
+        train_pack_from_files(inputs, spec["settings"], outputs, device, claim="gpu_check")
 
 
 def train_in_child(spec, env=None):
@@ -107,20 +116,32 @@ def weights(run_dir):
     return torch.load(Path(run_dir) / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
 
 
-def max_weight_difference(a, b):
-    """Largest absolute difference between two runs' weights (0.0: bit-identical)."""
-    wa, wb = weights(a), weights(b)
-    return max(float((wa[k].double() - wb[k].double()).abs().max()) if wa[k].numel() else 0.0 for k in wa)
-
-
 def history_rows(run_dir):
     with open(Path(run_dir) / "history.csv") as f:
         return list(csv.DictReader(f))
 
 
-def identical(a, b):
-    wa, wb = weights(a), weights(b)
-    return all(torch.equal(wa[k], wb[k]) for k in wa) and history_rows(a) == history_rows(b)
+def member_dirs(out, spec, other=None):
+    """(member k's folder under `out`, the same run's folder under `other`, by default the
+    workflow's run) of every run of `spec`."""
+    return [(Path(out) / f"m{k}", Path(other) / f"m{k}" if other else Path(spec["workdir"]) / run)
+            for k, run in enumerate(spec["workflow_runs"])]
+
+
+def max_weight_difference(pairs):
+    """Largest absolute difference between the runs' weights (0.0: bit-identical)."""
+    def difference(a, b):
+        wa, wb = weights(a), weights(b)
+        return max(float((wa[k].double() - wb[k].double()).abs().max()) if wa[k].numel() else 0.0 for k in wa)
+    return max(difference(a, b) for a, b in pairs)
+
+
+def identical(pairs):
+    """Whether every pair of runs has bit-identical weights and history."""
+    def same(a, b):
+        wa, wb = weights(a), weights(b)
+        return all(torch.equal(wa[k], wb[k]) for k in wa) and history_rows(a) == history_rows(b)
+    return all(same(a, b) for a, b in pairs)
 
 
 def metrics(run_dir):
@@ -128,6 +149,7 @@ def metrics(run_dir):
 
 
 def steps_per_second(run_dir, batch_size):
+    """Training steps per second of a run (epochs incl. evaluation; a pack's step trains all)."""
     m = metrics(run_dir)
     steps = -(-m["split"]["windows"]["train"] // batch_size)
     return m["epochs_per_second"] * steps
@@ -142,7 +164,7 @@ def check_config(args, device, workdir):
     config["teachers"]["seeds"] = list(args.seeds)
     config["students"]["seeds"] = list(args.seeds)
     if device.type == "cpu":
-        config["students"]["alphas"] = [STUDENT["alpha"]]
+        config["students"]["alphas"] = [0.1, STUDENT["alpha"]]      # packs of 2
     config["devices"].update(jobs_per_gpu=GPU_SLOTS, lock_dir=str(workdir / "locks"))
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -185,11 +207,16 @@ def workflow_jobs(workdir):
     return rows
 
 
-def shared_slots(jobs):
+def one_per_job(runs):
+    """The runs' rows, one per job: a pack's members share their job's slot and start."""
+    return list({(r["slot"], r["started_at"]): r for r in runs}.values())
+
+
+def shared_slots(runs):
     """Pairs of jobs that held the same slot at the same time."""
     clashes = []
     spans = [(j["slot"], datetime.fromisoformat(j["started_at"]), datetime.fromisoformat(j["finished_at"]), j["run"])
-             for j in jobs if j["slot"] != "none"]
+             for j in one_per_job(runs) if j["slot"] != "none"]
     for i, (slot, start, end, run) in enumerate(spans):
         for other_slot, other_start, other_end, other_run in spans[i + 1:]:
             if slot == other_slot and start < other_end and other_start < end:
@@ -197,7 +224,8 @@ def shared_slots(jobs):
     return clashes
 
 
-def most_at_once(jobs):
+def most_at_once(runs):
+    jobs = one_per_job(runs)
     events = sorted([(datetime.fromisoformat(j["started_at"]), 1) for j in jobs]
                     + [(datetime.fromisoformat(j["finished_at"]), -1) for j in jobs])
     running = peak = 0
@@ -208,7 +236,8 @@ def most_at_once(jobs):
 
 
 def run_specs(config, workdir, device):
-    """The teacher and student runs the checks repeat, as the workflow defines them."""
+    """The teacher and student runs the checks repeat, as the workflow defines them: a student is
+    trained again with its pack (grid.pack_of), as the workflow trains it."""
     dataset = next(iter(config["datasets"]))
     fold = grid.fold_names(config["datasets"][dataset]["split"]["kind"])[0]
     seed = str(config["teachers"]["seeds"][0])
@@ -217,14 +246,17 @@ def run_specs(config, workdir, device):
                    "method": STUDENT["method"], "alpha": grid.alpha_tag(STUDENT["alpha"]), "seed": seed,
                    "teachers": grid.teachers_tag(STUDENT["method"], TEACHER["arch"])}
     teacher_inputs = {"windows": f"results/{dataset}/windows.h5", "images": grid.images_path(config, dataset)}
+    pack = grid.pack_of(config, student_run)
+    students = list(pack.runs) if pack else [student_run]
+    student_inputs = grid.pack_inputs(config, pack) if pack else {
+        grid.member_name(0, name): path for name, path in grid.student_inputs(config, student_run).items()}
     return {
         "teacher": {"role": "teacher", "workdir": str(workdir), "inputs": teacher_inputs,
                     "settings": grid.teacher_settings(config, teacher_run), "device": str(device),
-                    "workflow_run": grid.TEACHER_RUN.format(**teacher_run)},
-        "student": {"role": "student", "workdir": str(workdir),
-                    "inputs": grid.student_inputs(config, student_run),
-                    "settings": grid.student_settings(config, student_run), "device": str(device),
-                    "workflow_run": grid.STUDENT_RUN.format(**student_run)},
+                    "workflow_runs": [grid.TEACHER_RUN.format(**teacher_run)]},
+        "student": {"role": "students", "workdir": str(workdir), "inputs": student_inputs,
+                    "settings": [grid.student_settings(config, run) for run in students],
+                    "device": str(device), "workflow_runs": [grid.STUDENT_RUN.format(**run) for run in students]},
     }
 
 
@@ -233,8 +265,29 @@ def row(check, device, passed, value, detail):
     return {"check": check, "device": str(device), "result": result, "value": value, "detail": detail}
 
 
+class Rows(list):
+    """The table's rows, each printed and written to `out` (gpu_check.md) as it comes: a check cut
+    short by a time limit keeps what it measured."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        print(markdown([]), end="", flush=True)
+
+    def append(self, item):
+        super().append(item)
+        print(markdown([item]).splitlines()[-1], flush=True)
+        (self.out / "gpu_check.md").write_text(markdown(self))
+
+    def __iadd__(self, items):
+        for item in items:
+            self.append(item)
+        return self
+
+
 def run_checks(args, device, workdir):
-    rows = []
+    rows = Rows(Path(args.out))
     properties = torch.cuda.get_device_properties(device) if device.type == "cuda" else None
     if properties is not None:
         torch.cuda.init()
@@ -261,9 +314,10 @@ def run_checks(args, device, workdir):
         clashes = shared_slots(jobs)
         rows.append(row("workflow slots", device, not clashes, len(clashes),
                         "pairs of jobs holding one slot at once" + (f": {clashes[:2]}" if clashes else "")))
-        walls = [j["wall_seconds"] for j in jobs]
+        walls = [j["wall_seconds"] for j in one_per_job(jobs)]
         rows.append(row("workflow job time", device, None, f"{statistics.median(walls):.1f} s",
-                        f"median training wall time of {len(jobs)} jobs (max {max(walls):.1f} s)"))
+                        f"median training wall time of {len(walls)} jobs training {len(jobs)} runs "
+                        f"(max {max(walls):.1f} s)"))
         if device.type == "cuda":
             allocated = max(j["device_peak_bytes"] or 0 for j in jobs)
             reserved = max(j["device_reserved_peak_bytes"] or 0 for j in jobs)
@@ -277,21 +331,23 @@ def run_checks(args, device, workdir):
     specs = run_specs(config, workdir, device)
     runs = workdir / "checks"
     for role, spec in specs.items():
-        workflow_run = workdir / spec["workflow_run"]
+        what = (f"{spec['workflow_runs'][0]}" if len(spec["workflow_runs"]) == 1 else
+                f"the pack of {len(spec['workflow_runs'])} runs with {spec['workflow_runs'][0]}")
         for attempt in ("a", "b"):
             train_in_child({**spec, "out": str(runs / f"{role}-{attempt}")})
-        same = [identical(runs / f"{role}-{x}", workflow_run) for x in ("a", "b")]
+        same = [identical(member_dirs(runs / f"{role}-{x}", spec)) for x in ("a", "b")]
         rows.append(row(f"determinism {role}", device, all(same),
-                        f"{max_weight_difference(runs / f'{role}-a', workflow_run):.3g}",
-                        f"{spec['workflow_run']} again, twice: weights and history bit-identical "
-                        f"to the workflow's run: {same}"))
+                        f"{max_weight_difference(member_dirs(runs / f'{role}-a', spec)):.3g}",
+                        f"{what} again, twice: weights and history bit-identical to the workflow's "
+                        f"run: {same}"))
         killed = {**spec, "out": str(runs / f"{role}-resumed")}
         first, _ = train_in_child({**killed, "kill_at_epoch": KILL_AT_EPOCH})
-        resumed_from = (runs / f"{role}-resumed" / "resume.pt").exists()
+        resumed_from = all((a / "resume.pt").exists() for a, _ in member_dirs(runs / f"{role}-resumed", spec))
         second, _ = train_in_child(killed)
-        ok = first == -signal.SIGKILL and resumed_from and second == 0 and identical(runs / f"{role}-resumed", workflow_run)
+        pairs = member_dirs(runs / f"{role}-resumed", spec)
+        ok = first == -signal.SIGKILL and resumed_from and second == 0 and identical(pairs)
         rows.append(row(f"resume {role}", device, ok,
-                        f"{max_weight_difference(runs / f'{role}-resumed', workflow_run):.3g}" if second == 0 else "-",
+                        f"{max_weight_difference(pairs):.3g}" if second == 0 else "-",
                         f"SIGKILL in epoch {KILL_AT_EPOCH} (exit {first}, resume.pt {resumed_from}), "
                         f"started again (exit {second}): bit-identical to the uninterrupted run"))
     batch = config["training"]["batch_size"]
@@ -299,19 +355,20 @@ def run_checks(args, device, workdir):
         for placement in ("host", "device"):
             train_in_child({**spec, "out": str(runs / f"{role}-{placement}")},
                            env={"GAFKD_DATA_PLACEMENT": placement})
-        rates = {p: steps_per_second(runs / f"{role}-{p}", batch) for p in ("device", "host")}
-        rows.append(row(f"placement {role}", device, identical(runs / f"{role}-host", runs / f"{role}-device"),
-                        f"{rates['host'] / rates['device']:.2f}x",
+        rates = {p: steps_per_second(runs / f"{role}-{p}" / "m0", batch) for p in ("device", "host")}
+        same = identical(member_dirs(runs / f"{role}-host", spec, runs / f"{role}-device"))
+        rows.append(row(f"placement {role}", device, same, f"{rates['host'] / rates['device']:.2f}x",
                         f"every split{' and similarity cache' if role == 'student' else ''} streamed "
                         f"from host memory vs resident: bit-identical; {rates['device']:.0f} vs "
                         f"{rates['host']:.0f} steps/s (epochs incl. evaluation)"))
+    rows += pack_rows(args, device)
     teacher = specs["teacher"]
     if device.type == "cuda":
         bf16 = {**teacher, "settings": {**teacher["settings"],
                                         "training": {**teacher["settings"]["training"], "bf16": True}}}
         train_in_child({**bf16, "out": str(runs / "teacher-bf16")})
-        ms = {k: 1000 / steps_per_second(runs / f"teacher-{k}", batch) for k in ("a", "bf16")}
-        accuracy = {k: metrics(runs / f"teacher-{k}")["test_at_best_val"]["accuracy"] for k in ("a", "bf16")}
+        ms = {k: 1000 / steps_per_second(runs / f"teacher-{k}" / "m0", batch) for k in ("a", "bf16")}
+        accuracy = {k: metrics(runs / f"teacher-{k}" / "m0")["test_at_best_val"]["accuracy"] for k in ("a", "bf16")}
         rows.append(row("bf16", device, None, f"{ms['a'] / ms['bf16']:.2f}x",
                         f"teacher step (epochs incl. evaluation): {ms['a']:.2f} ms float32, "
                         f"{ms['bf16']:.2f} ms bf16; test accuracy {accuracy['a']:.4f} vs {accuracy['bf16']:.4f}"))
@@ -320,14 +377,31 @@ def run_checks(args, device, workdir):
             for where, target in (("cuda", device), ("cpu", "cpu")):
                 _, seconds[where] = train_in_child({**spec, "device": str(target), "out": str(runs / f"{role}-{where}")},
                                                    env={"CUDA_VISIBLE_DEVICES": ""} if where == "cpu" else None)
-            gpu, cpu = metrics(runs / f"{role}-cuda"), metrics(runs / f"{role}-cpu")
-            rows.append(row(f"cpu {role}", device, None,
-                            f"{max_weight_difference(runs / f'{role}-cuda', runs / f'{role}-cpu'):.3g}",
-                            f"test accuracy {gpu['test_at_best_val']['accuracy']:.4f} (GPU) vs "
-                            f"{cpu['test_at_best_val']['accuracy']:.4f} (CPU); last train loss "
-                            f"{last_train_loss(runs / f'{role}-cuda'):.4f} vs {last_train_loss(runs / f'{role}-cpu'):.4f}; "
-                            f"{seconds['cuda']:.1f} s vs {seconds['cpu']:.1f} s; value: max weight difference"))
+            pairs = member_dirs(runs / f"{role}-cuda", spec, runs / f"{role}-cpu")
+            gpu, cpu = metrics(pairs[0][0]), metrics(pairs[0][1])
+            rows.append(row(f"cpu {role}", device, None, f"{max_weight_difference(pairs):.3g}",
+                            f"{spec['workflow_runs'][0]}: test accuracy {gpu['test_at_best_val']['accuracy']:.4f} "
+                            f"(GPU) vs {cpu['test_at_best_val']['accuracy']:.4f} (CPU); last train loss "
+                            f"{last_train_loss(pairs[0][0]):.4f} vs {last_train_loss(pairs[0][1]):.4f}; "
+                            f"{seconds['cuda']:.1f} s vs {seconds['cpu']:.1f} s for {len(pairs)} run(s); "
+                            f"value: max weight difference"))
     return rows, jobs
+
+
+def pack_rows(args, device):
+    """Packed against solo student steps (benchmarks/student_pack.py, WRN16-1 on GENE shapes)."""
+    packs = PACK_WIDTHS if device.type == "cuda" else (1, 8)
+    out = Path(tempfile.mkdtemp()) / "student_pack.csv"
+    command = [sys.executable, str(REPO / "benchmarks" / "student_pack.py"), "--device", str(device),
+               "--archs", "wrn16-1", "--csv", str(out), "--packs", *map(str, packs)]
+    run = subprocess.run(command + ([] if device.type == "cuda" else ["--quick"]), capture_output=True, text=True)
+    if run.returncode != 0:
+        return [row("pack steps", device, False, "-", run.stderr.strip().splitlines()[-1])]
+    with open(out) as f:
+        return [row(f"pack K={r['pack']}", device, None, f"{float(r['speedup_vs_solo']):.2f}x",
+                    f"WRN16-1 students on 3x500 windows, batch 64: {r['ms_per_step']} ms per step of "
+                    f"{r['pack']}, {r['student_steps_per_s']} student steps/s")
+                for r in csv.DictReader(f)]
 
 
 def last_train_loss(run_dir):
@@ -341,9 +415,8 @@ def markdown(rows):
 
 
 def write_outputs(out, rows, jobs, workdir):
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.md").write_text(markdown(rows))
-    fields = list(COLUMNS) + ["run", "slot", "device_peak_bytes", "device_reserved_peak_bytes", "wall_seconds"]
+    fields = list(COLUMNS) + ["run", "slot", "device_peak_bytes", "device_reserved_peak_bytes", "wall_seconds",
+                              "started_at"]
     with open(out / "gpu_check.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
@@ -384,7 +457,6 @@ def main(argv=None):
         rows.append(row("total", device, None, f"{time.perf_counter() - started:.0f} s",
                         f"numerics {numerics_record()}"))
         write_outputs(Path(args.out), rows, jobs, workdir)
-    print(markdown(rows))
     print(f"written to {args.out}/gpu_check.md, gpu_check.csv, gpu_check_logs.tar.gz")
     return 1 if any(r["result"] == "FAIL" for r in rows) else 0
 

@@ -27,6 +27,11 @@ cache's build (one per teacher an SP student learns from) = the teacher forward 
 training windows x the builder's teacher passes + its Gram products at the measured FLOP rate +
 its bytes at the measured HDF5 write rate (benchmarks/sp_cache.py measures builds whole).
 
+Packed students (students.pack, gafkd.grid.student_packs): the `hours_packed` column trains
+each student cell as the workflow packs it: a pack's engine step (gafkd.packed, every member's
+batch, its KD or SP terms) and its evaluation are timed for each pack width of the grid, and a
+pack costs its epochs once for all its members; teachers cost the same in both columns.
+
 Inputs are random tensors with the dataset's per-sample shapes (3 x window signals, 3 x size x
 size float16 images). The resident training split holds only the batches that are timed, not
 a 32,000-window set: a step's cost does not depend on the size of the tensor it indexes.
@@ -36,10 +41,8 @@ resume checkpoints every few epochs, the report. Jobs run one at a time on this 
 
 import argparse
 import math
-import statistics
 import sys
 import tempfile
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,19 +51,19 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from gafkd.data import Split, TrainData  # noqa: E402
 from gafkd.config import default_train_settings  # noqa: E402
-from gafkd.engine import cross_entropy, predict, train  # noqa: E402
+from gafkd.engine import cross_entropy, predict  # noqa: E402
 from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file, series_length  # noqa: E402
 from gafkd.errors import ConfigError  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
+from gafkd.packed import pack_models  # noqa: E402
 from gafkd.methods import method  # noqa: E402
 from gafkd.readers import geneactiv, pamap2  # noqa: E402
 from gafkd.similarity_cache import SimilarityCache, cache_bytes, choose_forms, teacher_passes  # noqa: E402
 from gafkd.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
 from gafkd.teacher_outputs import Teacher  # noqa: E402
-from harness import median_seconds, print_table, write_csv  # noqa: E402
+from harness import median_seconds, print_table, standardization, step_seconds, write_csv  # noqa: E402
 from sp_cache import hdf5_write_rate, teacher_outputs_fn  # noqa: E402
 
 
@@ -74,41 +77,6 @@ class Timing:
 
     def train_windows(self, batch):
         return (self.warmup + self.steps * self.repeats + 1) * batch
-
-
-class StepClock:
-    """A loss function for gafkd.engine.train that takes a timestamp every `steps` calls after
-    `warmup` calls: the time between two timestamps is that many of the engine's own steps."""
-
-    def __init__(self, loss_fn, device, warmup, steps):
-        self.loss_fn, self.device, self.warmup, self.steps = loss_fn, device, warmup, steps
-        self.calls, self.stamps = 0, []
-
-    def __call__(self, logits, groups, targets, index, host_index=None):
-        if self.calls >= self.warmup and (self.calls - self.warmup) % self.steps == 0:
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            self.stamps.append(time.perf_counter())
-        self.calls += 1
-        return self.loss_fn(logits, groups, targets, index, host_index)
-
-    def seconds_per_step(self):
-        return statistics.median(b - a for a, b in zip(self.stamps, self.stamps[1:])) / self.steps
-
-
-def standardization(x):
-    shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
-    return torch.zeros(shape, device=x.device), torch.ones(shape, device=x.device)
-
-
-def step_seconds(model, x, y, loss_fn, settings, device, timing, folder):
-    """Median seconds of one training step of `model` inside gafkd.engine.train."""
-    clock = StepClock(loss_fn, device, timing.warmup, timing.steps)
-    empty = Split(x[:0], y[:0])
-    data = TrainData(Split(x, y), empty, empty, *standardization(x), num_classes=model.fc.out_features)
-    outputs = {k: folder / f"run.{k}" for k in ("model", "metrics", "history")}
-    train(model, data, settings, device, outputs, folder / "resume.pt", "benchmark", loss_fn=clock)
-    return clock.seconds_per_step()
 
 
 def predict_seconds(model, x, batch_size, device, bf16, repeats):
@@ -143,6 +111,20 @@ def student_runs(config):
             methods[group].append(name)
         runs[group, grid.teacher_arch(tag) or None] += 1
     return runs, methods
+
+
+def packs_by_group(config):
+    """{(group, teacher arch or None): {pack width: packs per fold}} of the workflow's own packs
+    (gafkd.grid.student_packs), grouped as student_runs groups runs."""
+    dataset = next(iter(config["datasets"]))
+    found = {}
+    for pack in grid.student_packs(config, {dataset: ["fold0"]}):
+        run = pack.runs[0]
+        record = method(run["method"])
+        group = "sp" if record.similarity else "cached" if record.teachers else "scratch"
+        widths = found.setdefault((group, grid.teacher_arch(run["teachers"]) or None), Counter())
+        widths[len(pack.runs)] += 1
+    return found
 
 
 def reused_scratch_seeds(config):
@@ -207,10 +189,11 @@ def main(argv=None):
 
     rows = []
 
-    def add(job, arch, modality, methods, s_per_epoch, runs, job_epochs):
+    def add(job, arch, modality, methods, s_per_epoch, runs, job_epochs, packed_hours=None):
+        hours = round(runs * job_epochs * s_per_epoch / 3600, 6)
         rows.append({"job": job, "arch": arch, "modality": modality, "methods": methods,
                      "s_per_epoch": round(s_per_epoch, 6), "runs": runs, "epochs": job_epochs,
-                     "hours": round(runs * job_epochs * s_per_epoch / 3600, 6)})
+                     "hours": hours, "hours_packed": hours if packed_hours is None else round(packed_hours, 6)})
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -238,13 +221,45 @@ def main(argv=None):
         logits = {m: torch.randn(n, classes, device=device) for m in ("gaf", "sig")}
         alpha = students["alphas"][len(students["alphas"]) // 2]
 
-        def student_step(loss):
-            return step_seconds(model(students["arch"], "sig"), inputs["sig"], y, loss, settings, device,
-                                timing, folder)
+        def student_step(loss, members=1):
+            net = model(students["arch"], "sig")
+            if members > 1:
+                net = pack_models([model(students["arch"], "sig") for _ in range(members)])
+            return step_seconds(net, inputs["sig"], y, loss, settings, device, timing, folder, classes)
 
-        cached = {"scratch": DistillationLoss("scratch", 0.0, kd, {}),
-                  "cached": DistillationLoss("kd2", alpha, kd, logits)}
-        seconds = {group: student_step(loss) for group, loss in cached.items() if group in methods}
+        def loss_of(group, members, source=None):
+            """The group's loss for one run, or for a pack of `members` (each its own α and seed)."""
+            name = {"scratch": "scratch", "cached": "kd2", "sp": "kd2-anneal-sp"}[group]
+            if members == 1:
+                return DistillationLoss(name, alpha, kd, logits, source)
+            return DistillationLoss(name, [alpha] * members, kd,
+                                    {m: t.expand(members, *t.shape) for m, t in logits.items()},
+                                    None if source is None else [source] * members,
+                                    batch_orders=[k % seeds for k in range(members)])
+
+        packs, pack_epoch = packs_by_group(config), {}
+
+        def pack_s_per_epoch(group, members, source):
+            """Seconds per epoch of a pack (SP packs per teacher architecture, the others once)."""
+            key = (group, members, id(source))
+            if key not in pack_epoch:
+                net = pack_models([model(students["arch"], "sig") for _ in range(members)])
+                pack_eval = predict_seconds(net, inputs["sig"][:timing.eval_windows],
+                                            max(1, settings.eval_batch_size // members), device,
+                                            settings.bf16, timing.repeats)
+                pack_epoch[key] = (steps_per_epoch * student_step(loss_of(group, members, source), members)
+                                   + n_eval * pack_eval)
+            return pack_epoch[key]
+
+        def packed_hours(group, arch, trained, solo_s_per_epoch, source=None):
+            """Hours of the group's runs trained as the workflow packs them (solo where not)."""
+            hours, packed = 0.0, 0
+            for members, count in sorted(packs.get((group, arch), {}).items()):
+                hours += count * epochs * pack_s_per_epoch(group, members, source) / 3600
+                packed += count * members
+            return hours + (trained - packed) * epochs * solo_s_per_epoch / 3600
+
+        seconds = {group: student_step(loss_of(group, 1)) for group in ("scratch", "cached") if group in methods}
         for (group, arch), count in runs.items():
             if group == "sp":
                 frozen = {m: Teacher(model(arch, m).eval().requires_grad_(False), *standardization(inputs[m]),
@@ -265,28 +280,35 @@ def main(argv=None):
                                  / flop_rate + cache_bytes(forms, sizes, n_train) / write_rate)
                         add("similarity", arch, m, "-", build, len(teachers["seeds"]), 1)
                     source = CachedTeachers(caches)
-                step = student_step(DistillationLoss("kd2-anneal-sp", alpha, kd, logits, source))
+                step = student_step(loss_of("sp", 1, source))
             else:
-                step = seconds[group]
+                source, step = None, seconds[group]
             label = "/".join(methods[group]) + ("" if arch is None else f" (teachers {arch})")
             trained = count * (seeds - reused if group == "scratch" else seeds)
-            add("student", students["arch"], "sig", label, steps_per_epoch * step + n_eval * evaluation,
-                trained, epochs)
+            per_epoch = steps_per_epoch * step + n_eval * evaluation
+            add("student", students["arch"], "sig", label, per_epoch, trained, epochs,
+                packed_hours(group, arch, trained, per_epoch, source))
     if reused:
         add("reused", students["arch"], "sig", "scratch (= signal teacher's run)", 0.0, reused, 0)
 
     total = round(sum(r["hours"] for r in rows), 6)
+    total_packed = round(sum(r["hours_packed"] for r in rows), 6)
     rows.append({"job": "total", "arch": "-", "modality": "-", "methods": "-", "s_per_epoch": "",
-                 "runs": sum(r["runs"] for r in rows if r["job"] != "reused"), "epochs": "", "hours": total})
+                 "runs": sum(r["runs"] for r in rows if r["job"] != "reused"), "epochs": "", "hours": total,
+                 "hours_packed": total_packed})
     print(f"{windows} windows ({windows - n_eval} train, {n_eval} val+test), batch {batch}: "
           f"{steps_per_epoch} steps/epoch; window {window}, images {size}x{size}; device {device}")
     print_table(rows, {"job": "job", "arch": "arch", "modality": "modality", "s_per_epoch": "s/epoch",
-                       "runs": "runs", "epochs": "epochs", "hours": "hours", "methods": "methods"})
+                       "runs": "runs", "epochs": "epochs", "hours": "hours", "hours_packed": "packed",
+                       "methods": "methods"})
     by_job = {job: sum(r["hours"] for r in rows if r["job"] == job)
               for job in ("teacher", "outputs", "similarity", "student")}
     print(f"total {total:.2f} h on {device}, one job at a time (teachers {by_job['teacher']:.2f} h, "
           f"teacher outputs {by_job['outputs']:.2f} h, similarity caches {by_job['similarity']:.2f} h, "
           f"students {by_job['student']:.2f} h; SP teachers: {kd['sp_source']})")
+    packed_students = sum(r["hours_packed"] for r in rows if r["job"] == "student")
+    print(f"with students.pack {students['pack']}: total {total_packed:.2f} h (students "
+          f"{packed_students:.2f} h, one pack job at a time)")
     if reused:
         print(f"{reused} scratch student run(s) per fold are the signal teacher run(s) of {students['arch']} "
               f"and the same seed: trained once, as the teacher, and reused at no cost "

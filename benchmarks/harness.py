@@ -52,3 +52,48 @@ def write_csv(rows, path):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+class StepClock:
+    """A loss function for gafkd.engine that takes a timestamp every `steps` calls after `warmup`
+    calls: the time between two timestamps is that many of the engine's own steps."""
+
+    def __init__(self, loss_fn, device, warmup, steps):
+        self.loss_fn, self.device, self.warmup, self.steps = loss_fn, device, warmup, steps
+        self.calls, self.stamps = 0, []
+
+    def __call__(self, logits, groups, targets, index, host_index=None):
+        if self.calls >= self.warmup and (self.calls - self.warmup) % self.steps == 0:
+            if self.device.type == "cuda":
+                import torch
+                torch.cuda.synchronize(self.device)
+            self.stamps.append(time.perf_counter())
+        self.calls += 1
+        return self.loss_fn(logits, groups, targets, index, host_index)
+
+    def seconds_per_step(self):
+        return statistics.median(b - a for a, b in zip(self.stamps, self.stamps[1:])) / self.steps
+
+
+def standardization(x):
+    """A mean of zeros and a std of ones, broadcastable to x."""
+    import torch
+    shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
+    return torch.zeros(shape, device=x.device), torch.ones(shape, device=x.device)
+
+
+def step_seconds(model, x, y, loss_fn, settings, device, timing, folder, classes=None):
+    """Median seconds of one training step of `model` (solo, or a gafkd.packed pack: one step
+    trains every member) inside gafkd.engine.train_runs; `timing`: warmup and steps per stamp."""
+    from gafkd.data import Split, TrainData
+    from gafkd.engine import Run, train_runs
+    from gafkd.packed import members_of
+
+    clock = StepClock(loss_fn, device, timing.warmup, timing.steps)
+    empty = Split(x[:0], y[:0])
+    classes = classes or model.fc.out_features
+    data = TrainData(Split(x, y), empty, empty, *standardization(x), num_classes=classes)
+    runs = [Run(settings.seed + k, {name: folder / f"run{k}.{name}" for name in ("model", "metrics", "history")},
+                folder / f"resume{k}.pt", "benchmark") for k in range(members_of(model).members)]
+    train_runs(model, data, settings, device, runs, loss_fn=clock)
+    return clock.seconds_per_step()

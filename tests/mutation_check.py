@@ -36,7 +36,7 @@ class Mutation:
     tests: tuple        # pytest arguments: test files or node ids
 
 
-ENGINE, METRICS = "src/gafkd/engine.py", "src/gafkd/metrics.py"
+ENGINE, METRICS, PACKED = "src/gafkd/engine.py", "src/gafkd/metrics.py", "src/gafkd/packed.py"
 STUDENTS, PAMAP2 = "src/gafkd/students.py", "src/gafkd/readers/pamap2.py"
 KD, TWO_TEACHERS = "src/gafkd/losses/kd.py", "src/gafkd/losses/multi_teacher.py"
 CHECKPOINT = ("tests/test_checkpoint_choice.py",)
@@ -46,17 +46,17 @@ SIMILARITY_TESTS = ("tests/test_similarity_cache.py::test_cached_blocks_are_the_
 MUTATIONS = [
     # best-validation checkpoint
     Mutation("validation evaluated on the test split", ENGINE,
-             "val = evaluate(model, data, data.val, settings, device)",
-             "val = evaluate(model, data, data.test, settings, device)", CHECKPOINT),
-    Mutation("best weights kept without a copy", ENGINE,
-             "{k: v.detach().cpu().clone() for k, v in model.state_dict().items()}",
-             "{k: v.detach().cpu() for k, v in model.state_dict().items()}", CHECKPOINT),
+             "vals = evaluate(model, data, data.val, settings, device)",
+             "vals = evaluate(model, data, data.test, settings, device)", CHECKPOINT),
+    Mutation("best weights kept without a copy", PACKED,
+             "{name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()}",
+             "{name: tensor.detach() for name, tensor in self.model.state_dict().items()}", CHECKPOINT),
     Mutation("best epoch chosen on test accuracy", ENGINE,
-             'if progress.best is None or (val["accuracy"], -val["loss"]) > (',
-             'if progress.best is None or (test["accuracy"], -test["loss"]) > (', CHECKPOINT),
+             'if state.best is None or (val["accuracy"], -val["loss"]) > (',
+             'if state.best is None or (test["accuracy"], -test["loss"]) > (', CHECKPOINT),
     Mutation("best epoch number off by one", ENGINE,
-             'progress.best = {"epoch": epoch + 1, "val_accuracy"',
-             'progress.best = {"epoch": epoch, "val_accuracy"', CHECKPOINT),
+             'state.best = {"epoch": epoch + 1, "val_accuracy"',
+             'state.best = {"epoch": epoch, "val_accuracy"', CHECKPOINT),
     Mutation("test metrics of the last epoch reported as best", ENGINE,
              '"test_at_best_val": progress.best["test"],', '"test_at_best_val": test,', CHECKPOINT),
     # metrics
@@ -78,14 +78,14 @@ MUTATIONS = [
              'self._cached("gaf", index), self._cached("sig", index)',
              'self._cached("sig", index), self._cached("gaf", index)', ("tests/test_teacher_logits.py",)),
     Mutation("cross-entropy on the standardised student logits", TWO_TEACHERS,
-             "ce = F.cross_entropy(student_logits, targets)", "ce = F.cross_entropy(student, targets)",
-             ("tests/test_losses.py",)),
+             "return (1 - lam) * cross_entropy(student_logits, targets)",
+             "return (1 - lam) * cross_entropy(student, targets)", ("tests/test_losses.py",)),
     Mutation("KD term subtracted", TWO_TEACHERS,
-             "return (1 - lam) * ce + lam * temperature**2 * kl",
-             "return (1 - lam) * ce - lam * temperature**2 * kl", ("tests/test_losses.py",)),
+             "cross_entropy(student_logits, targets) + lam * temperature**2 * kl",
+             "cross_entropy(student_logits, targets) - lam * temperature**2 * kl", ("tests/test_losses.py",)),
     Mutation("KL direction reversed", KD,
-             "F.kl_div(log_student, log_teacher, reduction=\"sum\", log_target=True)",
-             "F.kl_div(log_teacher, log_student, reduction=\"sum\", log_target=True)",
+             "F.kl_div(log_student, log_teacher, reduction=\"none\", log_target=True)",
+             "F.kl_div(log_teacher, log_student, reduction=\"none\", log_target=True)",
              ("tests/test_losses.py",)),
     # PAMAP2 columns
     Mutation("PAMAP2 ±16 g and ±6 g columns swapped", PAMAP2,
@@ -106,7 +106,7 @@ MUTATIONS = [
     Mutation("standardisation std over every window, test included", "src/gafkd/splits.py",
              "std = stds[train].mean(axis=0)", "std = stds.mean(axis=0)", ("tests/test_splits.py",)),
     Mutation("resumed epoch draws a new batch order", ENGINE,
-             "generator.set_state(progress.epoch_generator_state)", "generator.get_state()",
+             "generator.set_state(state.epoch_generator_state)", "generator.get_state()",
              ("tests/test_engine.py::test_killed_run_resumes_to_identical_metrics",)),
     Mutation("GASF with cos(φi − φj)", "src/gafkd/gaf.py",
              "row[j] = cos[i] * cos[j] - sin[i] * sin[j]", "row[j] = cos[i] * cos[j] + sin[i] * sin[j]",
@@ -119,8 +119,8 @@ MUTATIONS = [
     Mutation("similarity cache mirror block not transposed", SIMILARITY,
              "row:row + len(left)] = product.T", "row:row + len(left)] = product", SIMILARITY_TESTS),
     Mutation("similarity block gathered by rows only", SIMILARITY,
-             "block = data.index_select(0, idx).index_select(1, idx)",
-             "block = data.index_select(0, idx)[:, :len(idx)]", SIMILARITY_TESTS),
+             'blocks.append(rows.index_select(1, index) if form == "gram"',
+             'blocks.append(rows[:, :len(index)] if form == "gram"', SIMILARITY_TESTS),
 ]
 
 

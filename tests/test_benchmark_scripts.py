@@ -65,6 +65,11 @@ def test_grid_projection_benchmark_runs(tmp_path):
     assert float(total["hours"]) > 0
     assert float(total["hours"]) == pytest.approx(sum(float(r["hours"]) for r in parts), abs=1e-5)
     assert "s/epoch" in stdout and "hours" in stdout and "total" in stdout
+    # with and without packing: teachers cost the same, students are trained in the grid's packs
+    assert all(r["hours_packed"] == r["hours"] for r in parts if r["job"] != "student")
+    assert all(float(r["hours_packed"]) > 0 for r in parts if r["job"] == "student")
+    assert float(total["hours_packed"]) == pytest.approx(sum(float(r["hours_packed"]) for r in parts), abs=1e-5)
+    assert f"with students.pack {check_config_file(REPO / 'configs/gene14_w500.yaml')['students']['pack']}" in stdout
 
 
 def test_grid_projection_counts_the_workflows_grid_of_any_config(tmp_path):
@@ -89,3 +94,15 @@ def test_grid_projection_refuses_an_invalid_config_with_the_workflows_message(tm
                           str(path), "--csv", str(tmp_path / "out.csv")], capture_output=True, text=True)
     assert run.returncode != 0
     assert f"{path}: students.methods.0: 'kd3' is not one of" in run.stderr
+
+
+def test_student_pack_benchmark_runs(tmp_path):
+    stdout, rows = run_quick("student_pack.py", tmp_path / "student_pack.csv", "--packs", "2",
+                             "--archs", "wrn16-1")
+    assert list(rows[0]) == ["pack", "arch", "device", "ms_per_step", "student_steps_per_s", "speedup_vs_solo"]
+    solo, pack = rows
+    assert (int(solo["pack"]), int(pack["pack"])) == (1, 2) and float(solo["speedup_vs_solo"]) == 1.0
+    assert float(pack["student_steps_per_s"]) == pytest.approx(2000 / float(pack["ms_per_step"]), rel=0.01)
+    assert float(pack["speedup_vs_solo"]) == pytest.approx(
+        float(pack["student_steps_per_s"]) / float(solo["student_steps_per_s"]), rel=0.02)
+    assert "student steps/s" in stdout

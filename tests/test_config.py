@@ -180,3 +180,17 @@ def test_config_file_check_names_the_line_of_a_yaml_error(tmp_path):
     assert f"{REPO / 'config.yaml'}: valid" in run.stdout
     assert f"{broken}, line 3, column 7: not valid YAML" in run.stderr
     assert f"{bad_key}: students.arch:" in run.stderr
+
+
+@pytest.mark.parametrize("pack, message", [
+    (0, "students.pack: 0 is less than the minimum of 1"),
+    (2.5, "students.pack: 2.5 is not of type 'integer'"),
+    ("8", "students.pack: '8' is not of type 'integer'"),
+])
+def test_pack_width_below_one_or_not_an_integer_names_the_key(tmp_path, pack, message):
+    config = default_config()
+    config["students"]["pack"] = pack
+    run = snakemake_with(tmp_path, config)
+    assert run.returncode != 0
+    assert f"Invalid config: {message}" in run.stdout + run.stderr
+    assert not (tmp_path / "results").exists()

@@ -41,6 +41,7 @@ def expected_counts(path, folds):
     fold_names = {name: ["holdout"] if folds == 1 and config["datasets"][name]["split"]["kind"] == "holdout"
                   else [f"fold{i}" for i in range(folds)]}
     students = grid.student_runs(config, fold_names)
+    packs = grid.student_packs(config, fold_names)
     reads = [path for run in students for key, path in grid.student_inputs(config, run).items()]
     counts = {
         "build_windows": 1,
@@ -48,7 +49,8 @@ def expected_counts(path, folds):
         "train_teacher": len(grid.teacher_runs(config, fold_names)),
         "teacher_outputs": len({p for p in reads if p.endswith("/outputs.h5")}),
         "teacher_similarity": len({p for p in reads if p.endswith("/similarity.h5")}),
-        "train_student": len(students),
+        "train_student": len(students) - sum(len(pack.runs) for pack in packs),
+        **{f"train_student_pack{number}": 1 for number in range(len(packs))},
         "aggregate": 1,
         "figures": len(config["datasets"]),
         "all": 1,
@@ -61,7 +63,12 @@ def test_the_lab_grid_has_the_published_number_of_runs():
     # seed: scratch + 4 teacher archs x (kd-gaf, kd-sig) + 4 x 3 kd2 methods x 5 alphas.
     counts = expected_counts(REPO / "configs/gene14_w500.yaml", 1)
     assert counts["train_teacher"] == 24
-    assert counts["train_student"] == 3 * (1 + 4 * 2 + 4 * 3 * 5) == 207
+    config = check_config_file(REPO / "configs/gene14_w500.yaml")
+    assert len(grid.student_runs(config, {"gene14_w500": ["holdout"]})) == 3 * (1 + 4 * 2 + 4 * 3 * 5) == 207
+    # in 23 jobs: the 3 scratch students are the signal teachers' runs; per teacher architecture
+    # kd-gaf and kd-sig pack their 3 seeds, each kd2 method its 3 seeds x 5 alphas
+    packs = [rule for rule in counts if rule.startswith("train_student_pack")]
+    assert counts["train_student"] == 3 and len(packs) == 4 * 2 + 4 * 3 == 20
     assert counts["teacher_outputs"] == 24 and counts["teacher_similarity"] == 24
 
 

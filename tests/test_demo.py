@@ -87,50 +87,60 @@ def test_device_slots_rerun_nothing_and_threads_rerun_training(demo, tmp_path):
     slots = with_config(tmp_path, config, devices={**config["devices"], "jobs_per_gpu": 3})
     assert scheduled_jobs(workdir, configfile=slots) == {}
     threads = with_config(tmp_path, config, devices={**config["devices"], "threads": 2})
-    assert scheduled_jobs(workdir, configfile=threads) == {
-        "train_teacher": 6, "teacher_outputs": 6, "teacher_similarity": 6, "train_student": 36,
-        "aggregate": 1, "figures": 1}
+    # the 3 scratch students derived from the signal teachers' runs, and the 5 packs of the rest
+    assert by_kind(scheduled_jobs(workdir, configfile=threads)) == {
+        "train_teacher": 6, "teacher_outputs": 6, "teacher_similarity": 6, "train_student": 3,
+        "pack": 5, "aggregate": 1, "figures": 1}
 
 
-def test_deleted_student_output_asked_by_path_reruns_exactly_that_job(demo, tmp_path):
+def by_kind(jobs):
+    """{rule: jobs} with the pack rules (train_student_pack<n>, one job each) counted as 'pack'."""
+    kinds = {}
+    for rule, count in jobs.items():
+        kind = "pack" if rule.startswith("train_student_pack") else rule
+        kinds[kind] = kinds.get(kind, 0) + count
+    return kinds
+
+
+def test_deleted_student_output_asked_by_path_reruns_its_pack(demo, tmp_path):
     workdir = copy_of(demo[0], tmp_path)
     target = workdir / KD2_RUN / "metrics.json"
     target.unlink()
     before = mtimes(workdir / "results")
-    assert scheduled_jobs(workdir, f"{KD2_RUN}/metrics.json") == {"train_student": 1}
+    assert by_kind(scheduled_jobs(workdir, f"{KD2_RUN}/metrics.json")) == {"pack": 1}
     run = snakemake(workdir, f"{KD2_RUN}/metrics.json")
     assert run.returncode == 0, run.stderr[-3000:]
     after = mtimes(workdir / "results")
     changed = {p.relative_to(workdir).as_posix() for p in after if before.get(p) != after[p]}
     assert target.exists()
-    run_files = {f"{KD2_RUN}/{name}" for name in ("metrics.json", "model.pt", "history.csv")}
-    assert run_files <= changed
+    kd2_runs = {p.parent.relative_to(workdir).as_posix()
+                for p in (workdir / STUDENTS / "kd2").rglob("metrics.json")}
+    run_files = {f"{run}/{name}" for run in kd2_runs for name in ("metrics.json", "model.pt", "history.csv")}
+    assert len(kd2_runs) == 9 and run_files <= changed        # the whole pack: 3 seeds × 3 α
     assert all(p in run_files or "/logs/" in p or "/benchmarks/" in p for p in changed), changed
-    original = json.loads((demo[0] / KD2_RUN / "metrics.json").read_text())
-    assert json.loads(target.read_text())["test_at_best_val"] == original["test_at_best_val"]
+    for run in kd2_runs:                                       # retrained to the same numbers
+        original = json.loads((demo[0] / run / "metrics.json").read_text())
+        again = json.loads((workdir / run / "metrics.json").read_text())
+        assert again["test_at_best_val"] == original["test_at_best_val"]
+        assert again["config"]["pack"] == original["config"]["pack"]
 
 
-def test_new_alpha_schedules_only_its_runs_and_the_aggregation(demo, tmp_path):
+def test_new_alpha_reruns_the_packs_it_joins_and_the_aggregation(demo, tmp_path):
     workdir, config = demo
     students = {**config["students"], "alphas": [*config["students"]["alphas"], 0.3]}
     changed = with_config(tmp_path, config, students=students)
-    kd2_family = 3                                           # kd2, kd2-anneal, kd2-anneal-sp
-    assert scheduled_jobs(workdir, configfile=changed) == {
-        "train_student": kd2_family * len(students["seeds"]), "aggregate": 1, "figures": 1}
+    # kd2, kd2-anneal and kd2-anneal-sp: each cell's pack gains the new α's runs
+    assert by_kind(scheduled_jobs(workdir, configfile=changed)) == {"pack": 3, "aggregate": 1, "figures": 1}
     run = snakemake(workdir, "-n", configfile=changed)
-    new_runs = [line for line in run.stdout.splitlines() if line.strip().startswith("wildcards:")
-                and "method=kd" in line]
-    assert len(new_runs) == kd2_family * len(students["seeds"])
-    assert all("alpha=0.3" in line for line in new_runs), new_runs
+    assert "alpha0.3/seed3/metrics.json" in run.stdout
 
 
 def test_changed_epochs_retrain_every_training_job(demo, tmp_path):
     workdir, config = demo
     changed = with_config(tmp_path, config, training={**config["training"], "epochs": 61})
-    planned = scheduled_jobs(workdir, configfile=changed)
+    planned = by_kind(scheduled_jobs(workdir, configfile=changed))
     teachers = len(config["teachers"]["modalities"]) * len(config["teachers"]["seeds"])
-    students = len(list((workdir / STUDENTS).rglob("metrics.json")))
-    assert planned["train_teacher"] == teachers and planned["train_student"] == students
+    assert planned["train_teacher"] == teachers and planned["train_student"] == 3 and planned["pack"] == 5
     assert "build_windows" not in planned and "build_images" not in planned
 
 

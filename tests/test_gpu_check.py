@@ -9,7 +9,7 @@ from conftest import REPO
 
 CHECKS = ["environment", "workflow", "workflow devices", "workflow slots", "workflow job time",
           "determinism teacher", "resume teacher", "determinism student", "resume student",
-          "placement teacher", "placement student", "total"]
+          "placement teacher", "placement student", "pack K=1", "pack K=8", "total"]
 
 
 def test_gpu_check_runs_every_check_on_the_cpu(tmp_path):
@@ -24,10 +24,14 @@ def test_gpu_check_runs_every_check_on_the_cpu(tmp_path):
         ["workflow", "workflow devices", "workflow slots", "determinism teacher", "resume teacher",
          "determinism student", "resume student", "placement teacher", "placement student"], "pass")
     jobs = [r for r in rows if r["check"] == "workflow job"]
-    # 2 teachers and 5 trained students (the scratch student is the signal teacher's run)
-    assert len(jobs) == 7 and {r["device"] for r in jobs} == {"cpu"}
+    # 2 teachers and 8 trained students (the scratch student is the signal teacher's run), the
+    # kd2 family's in packs of 2 (α 0.1 and 0.5)
+    assert len(jobs) == 10 and {r["device"] for r in jobs} == {"cpu"}
+    assert len({(r["slot"], r["started_at"]) for r in jobs}) == 7
     assert all(float(r["wall_seconds"]) > 0 for r in jobs)
-    assert "| determinism student | cpu | pass | 0 |" in (tmp_path / "out" / "gpu_check.md").read_text()
+    assert "| determinism student | cpu | pass | 0 | the pack of 2 runs" in (tmp_path / "out" / "gpu_check.md").read_text()
+    log = (tmp_path / "work" / "snakemake.log").read_text()
+    assert log.count("GPU job(s) will run on the CPU") == 1          # said once, before the jobs
     assert "resume.pt True" in run.stdout
     with tarfile.open(tmp_path / "out" / "gpu_check_logs.tar.gz") as tar:
         assert "snakemake.log" in tar.getnames()

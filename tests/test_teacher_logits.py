@@ -40,11 +40,11 @@ def student_loss(windows_h5, tmp_path, monkeypatch, method, alpha, teachers):
                         lambda path, fingerprint, expected=None: logits[path])
     seen = {}
 
-    def capture(model, data, settings, device, outputs, resume_path, run_key, loss_fn, **kwargs):
+    def capture(model, data, settings, device, runs, loss_fn):
         seen.update(data=data, loss=loss_fn)
-        return {}
+        return [{}]
 
-    monkeypatch.setattr(students, "train", capture)
+    monkeypatch.setattr(students, "train_runs", capture)
     settings = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1", "method": method,
                 "teachers": teachers, "alpha": alpha, "seed": 3, "teacher_seed": 1, "kd": KD,
                 "training": {**training_defaults(), "epochs": 1, "batch_size": 8}}

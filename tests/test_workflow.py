@@ -54,8 +54,8 @@ def the_job(jobs, rule, output):
 
 
 def test_dry_run_of_default_config(tmp_path):
-    """The demo's jobs (README: 3 GAF + 3 signal teachers, 6 cached teacher outputs, 36 students)
-    and what a few of them read and write."""
+    """The demo's jobs (README: 3 GAF + 3 signal teachers, 6 cached teacher outputs, 36 students
+    in 3 derived runs and 5 packs) and what a few of them read and write."""
     run = snakemake(tmp_path, "-n")
     assert run.returncode == 0, run.stderr
     jobs = dry_run_jobs(run.stdout)
@@ -65,7 +65,9 @@ def test_dry_run_of_default_config(tmp_path):
     assert {r: counts.get(r) for r in ("build_windows", "build_images", "train_teacher",
                                         "teacher_outputs", "train_student", "aggregate")} == {
         "build_windows": 1, "build_images": 1, "train_teacher": 6, "teacher_outputs": 6,
-        "train_student": 36, "aggregate": 1}
+        "train_student": 3, "aggregate": 1}
+    packs = [fields for rule, fields in jobs if rule.startswith("train_student_pack")]
+    assert sorted(len(pack["output"]) // 3 for pack in packs) == [3, 3, 9, 9, 9]
     data = "results/basicmotions"
     windows = the_job(jobs, "build_windows", f"{data}/windows.h5")
     assert "input" not in windows
@@ -79,6 +81,30 @@ def test_dry_run_of_default_config(tmp_path):
     assert gaf["output"] == [f"{teachers}/gaf/wrn16-1/seed2/{name}"
                              for name in ("model.pt", "metrics.json", "history.csv")]
     students = f"{data}/predefined/students/wrn16-1"
+    (kd2,) = [pack for pack in packs if f"{students}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json"
+              in pack["output"]]
+    assert set(kd2["input"]) == {f"{teachers}/{m}/wrn16-1/seed{seed}/outputs.h5" for m in ("gaf", "sig")
+                                 for seed in (1, 2, 3)} | {f"{data}/windows.h5"}
+    assert set(kd2["output"]) == {f"{students}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha{alpha}/seed{seed}/{name}"
+                                  for alpha in ("0.1", "0.5", "0.9") for seed in (1, 2, 3)
+                                  for name in ("model.pt", "metrics.json", "history.csv")}
+    report = the_job(jobs, "aggregate", "results/report/tables.md")
+    assert len(report["input"]) == 6 + 36 and all(p.endswith("/metrics.json") for p in report["input"])
+
+
+def test_dry_run_of_solo_student_jobs(tmp_path):
+    """students.pack: 1 — one job per student run, and what it reads."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["students"]["pack"] = 1
+    (tmp_path / "solo.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "-n", configfile=tmp_path / "solo.yaml")
+    assert run.returncode == 0, run.stderr
+    jobs = dry_run_jobs(run.stdout)
+    assert sum(rule == "train_student" for rule, _ in jobs) == 36
+    assert not any(rule.startswith("train_student_pack") for rule, _ in jobs)
+    data = "results/basicmotions"
+    teachers = f"{data}/predefined/teachers"
+    students = f"{data}/predefined/students/wrn16-1"
     kd2 = the_job(jobs, "train_student", f"{students}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json")
     assert set(kd2["input"]) == {f"{teachers}/gaf/wrn16-1/seed1/outputs.h5",
                                  f"{teachers}/sig/wrn16-1/seed1/outputs.h5", f"{data}/windows.h5"}
@@ -90,8 +116,6 @@ def test_dry_run_of_default_config(tmp_path):
         f"{teachers}/sig/wrn16-1/seed2/outputs.h5", f"{teachers}/sig/wrn16-1/seed2/similarity.h5",
         f"{students}/scratch/none/alpha0/seed2/model.pt", f"{data}/windows.h5"}
     assert len(sp["input"]) == 6
-    report = the_job(jobs, "aggregate", "results/report/tables.md")
-    assert len(report["input"]) == 6 + 36 and all(p.endswith("/metrics.json") for p in report["input"])
 
 
 def test_lint_is_clean():

@@ -9,6 +9,7 @@ pinned buffer and copied to the device asynchronously. The loss gets both indice
 per-sample loader, no worker processes.
 """
 
+import copy
 import csv
 import json
 import logging
@@ -26,9 +27,10 @@ from torch.nn import functional as F
 
 from gafkd.atomic import atomic_path, atomic_paths
 from gafkd.checkpoint import load_checkpoint, save_checkpoint, save_model
-from gafkd.errors import GafkdError
+from gafkd.errors import GafkdError, reason
 from gafkd.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.metrics import summarize
+from gafkd.packed import members_of
 
 log = logging.getLogger(__name__)
 
@@ -93,25 +95,47 @@ def _autocast(device, bf16):
 @torch.inference_mode()
 def predict(model, normalize, x, batch_size, device, bf16=False):
     """Logits (float32, on the CPU) of every row of x, in eval mode; x may live on the CPU (each
-    slice is copied to the device). The logits come back to the host once, at the end."""
+    slice is copied to the device). The logits come back to the host once, at the end. A packed
+    model (gafkd.packed) gives every member the same rows: logits (members, N, classes)."""
+    members = members_of(model)
     model.eval()
     out = []
     for start in range(0, len(x), batch_size):
         batch = torch.as_tensor(x[start:start + batch_size]).to(device)
         with _autocast(device, bf16):
-            logits, _ = model(normalize(batch))
-        out.append(logits.float())
-    return torch.cat(out).cpu()
+            logits, _ = model(members.shared(normalize(batch)))
+        out.append(members.member_major(logits.float(), [])[0])
+    logits = torch.cat(out, dim=1).cpu()
+    return logits if members.members > 1 else logits[0]
 
 
 def evaluate(model, data, split, settings, device):
+    """Accuracy, macro-F1, confusion and loss of each member of `model` (one for a solo model)."""
+    members = members_of(model).members
     if len(split) == 0:
-        return {"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0, "confusion": [], "loss": float("nan")}
-    logits = predict(model, data.normalize, split.x, settings.eval_batch_size, device, settings.bf16)
+        return [{"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0, "confusion": [],
+                 "loss": float("nan")} for _ in range(members)]
+    logits = predict(model, data.normalize, split.x, max(1, settings.eval_batch_size // members),
+                     device, settings.bf16)
     y = split.y.cpu()
-    result = summarize(y.numpy(), logits.argmax(1).numpy(), data.num_classes)
-    result["loss"] = float(F.cross_entropy(logits, y))
-    return result
+    results = []
+    for member_logits in (logits if members > 1 else logits[None]):
+        result = summarize(y.numpy(), member_logits.argmax(1).numpy(), data.num_classes)
+        result["loss"] = float(F.cross_entropy(member_logits, y))
+        results.append(result)
+    return results
+
+
+@dataclass
+class Run:
+    """What one run of a training job owns: its seed (which also draws its batch order), files,
+    identity and records. A solo job trains one run; a packed one (gafkd.packed) one per member."""
+    seed: int
+    outputs: dict               # model, metrics, history
+    resume_path: Path
+    run_key: str
+    record: dict | None = None              # merged into metrics.json
+    checkpoint_extra: dict | None = None    # merged into model.pt
 
 
 @dataclass
@@ -149,34 +173,56 @@ class _StopFlag:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def _save_resume(path, run_key, model, optimizer, generator, progress):
-    with atomic_path(path) as tmp:
-        save_checkpoint({"run_key": run_key, "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                         "progress": asdict(progress)}, tmp)
+def _save_resumes(runs, members, optimizer, generators, progress):
+    """Each run's resume checkpoint, in a solo run's format (a member's part of a pack)."""
+    for k, (run, generator, state) in enumerate(zip(runs, generators, progress)):
+        with atomic_path(run.resume_path) as tmp:
+            save_checkpoint({"run_key": run.run_key, "model": members.member_state(k),
+                             "optimizer": members.member_optimizer_state(optimizer, k),
+                             "generator": generator.get_state(), "progress": asdict(state)}, tmp)
 
 
-def _load_resume(path, run_key, model, optimizer, generator):
-    """Progress from a resume checkpoint, or None (and say why) when there is none to use."""
-    path = Path(path)
-    if not path.exists():
+def _load_resumes(runs, members, optimizer, generators):
+    """The runs' progress from their resume checkpoints, or None (and say why) to start over. A
+    pack resumes only when every member has a usable checkpoint of the same step."""
+    paths = [Path(run.resume_path) for run in runs]
+    if not any(path.exists() for path in paths):
         return None
-    initial_weights = {k: v.clone() for k, v in model.state_dict().items()}
-    try:
-        state = load_checkpoint(path, "resume checkpoint")
-        if state.get("run_key") != run_key:
+    states = []
+    for run, path in zip(runs, paths):
+        if not path.exists():
+            log.warning("no resume checkpoint %s beside the pack's others: starting over", path)
+            return None
+        try:
+            state = load_checkpoint(path, "resume checkpoint")
+        except Exception as exc:  # a torn or foreign file must never stop a run
+            log.warning("resume checkpoint %s is unreadable (%s): starting over", path, reason(exc))
+            return None
+        if state.get("run_key") != run.run_key:
             log.warning("resume checkpoint %s belongs to other settings: starting over", path)
             return None
-        progress = Progress(**state["progress"])
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-    except Exception as exc:  # a torn or foreign file must never stop a run
-        model.load_state_dict(initial_weights)   # starting over means from the initial weights
-        log.warning("resume checkpoint %s is unreadable (%s): starting over", path,
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        states.append(state)
+    if len({(s["progress"]["epoch"], s["progress"]["batch"]) for s in states}) > 1:
+        log.warning("the resume checkpoints %s stopped at different steps: starting over",
+                    ", ".join(map(str, paths)))
         return None
-    log.info("resuming from %s at epoch %d, batch %d", path, progress.epoch + 1, progress.batch)
+    initial = [members.member_state(k) for k in range(len(runs))]
+    initial_optimizer = copy.deepcopy(optimizer.state_dict())
+    try:
+        progress = [Progress(**state["progress"]) for state in states]
+        for k, state in enumerate(states):
+            members.load_member_state(k, state["model"])
+        members.load_optimizer_states(optimizer, [state["optimizer"] for state in states])
+        for generator, state in zip(generators, states):
+            generator.set_state(state["generator"])
+    except Exception as exc:  # starting over means from the initial weights
+        for k, state in enumerate(initial):
+            members.load_member_state(k, state)
+        optimizer.load_state_dict(initial_optimizer)
+        log.warning("resume checkpoint %s is unreadable (%s): starting over", paths[0], reason(exc))
+        return None
+    log.info("resuming from %s at epoch %d, batch %d", ", ".join(map(str, paths)),
+             progress[0].epoch + 1, progress[0].batch)
     return progress
 
 
@@ -188,85 +234,117 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
     metrics.json also records the job's peak memory (host: the process's peak RSS; device: the
     peak of this invocation's CUDA tensors) and where each split lived. Returns the metrics dict.
     """
+    run = Run(settings.seed, outputs, Path(resume_path), run_key, record, checkpoint_extra)
+    return train_runs(model, data, settings, device, [run], loss_fn)[0]
+
+
+def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
+    """Train a solo `model` for one run, or a packed model (gafkd.packed) for one run per member,
+    each with its own seed's batch order, best-validation checkpoint, history, resume checkpoint
+    and metrics.json, as train() writes them. A packed model's loss_fn takes member-major
+    tensors (logits (K, B, classes), groups [(K, B, ...)], targets, index and host index (K, B))
+    and returns the K members' losses; a solo model's, today's shapes and one loss. Returns the
+    runs' metrics dicts."""
+    members = members_of(model)
+    if len(runs) != members.members:
+        raise ValueError(f"{len(runs)} runs for a model of {members.members} member(s)")
     reset_device_peak(device)
     model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
-    generator = torch.Generator().manual_seed(settings.seed)
-    progress = _load_resume(resume_path, run_key, model, optimizer, generator) or Progress()
+    generators = [torch.Generator().manual_seed(run.seed) for run in runs]
+    progress = _load_resumes(runs, members, optimizer, generators) or [Progress() for _ in runs]
     n = len(data.train)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat()
     epochs_here = 0
     with _StopFlag() as stop:
-        while progress.epoch < settings.epochs:
-            epoch = progress.epoch
+        while progress[0].epoch < settings.epochs:
+            epoch, first_batch = progress[0].epoch, progress[0].batch
             lr = learning_rate(epoch, settings.epochs, settings.lr, settings.lr_boundaries)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if progress.batch == 0:
-                progress.epoch_generator_state = generator.get_state()
-            else:
-                generator.set_state(progress.epoch_generator_state)
-            host_order = torch.randperm(n, generator=generator)
+            for generator, state in zip(generators, progress):
+                if first_batch == 0:
+                    state.epoch_generator_state = generator.get_state()
+                else:
+                    generator.set_state(state.epoch_generator_state)
+            host_order = torch.stack([torch.randperm(n, generator=g) for g in generators])
             order = host_order.to(device)       # the same tensor on the CPU
-            loss_sum = torch.tensor(progress.loss_sum, device=device)
-            correct = torch.tensor(progress.correct, device=device)
+            loss_sum = torch.tensor([state.loss_sum for state in progress], device=device)
+            correct = torch.tensor([state.correct for state in progress], device=device)
             model.train()
             starts = range(0, n, settings.batch_size)
-            for b in range(progress.batch, len(starts)):
-                index = order[starts[b]:starts[b] + settings.batch_size]
-                host_index = host_order[starts[b]:starts[b] + settings.batch_size]
-                inputs = data.train.rows(index, host_index, device)
+            for b in range(first_batch, len(starts)):
+                index = order[:, starts[b]:starts[b] + settings.batch_size]       # (runs, B)
+                host_index = host_order[:, starts[b]:starts[b] + settings.batch_size]
+                inputs = data.train.rows(index.reshape(-1), host_index.reshape(-1), device)
                 targets = data.train.y[index]
                 with _autocast(device, settings.bf16):
-                    logits, groups = model(data.normalize(inputs))
-                    loss = loss_fn(logits, groups, targets, index, host_index)
+                    logits, groups = model(members.join(data.normalize(inputs)))
+                    member_logits, member_groups = members.member_major(logits, groups)
+                    if members.members == 1:
+                        losses = loss_fn(logits, groups, targets[0], index[0], host_index[0]).reshape(1)
+                    else:
+                        losses = loss_fn(member_logits, member_groups, targets, index, host_index)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                losses.sum().backward()
                 optimizer.step()
-                loss_sum += loss.detach().float() * len(index)
-                correct += (logits.argmax(1) == targets).sum()
+                loss_sum += losses.detach().float() * index.shape[1]
+                correct += (member_logits.argmax(-1) == targets).sum(-1)
                 if stop.raised:
-                    progress.batch, progress.loss_sum, progress.correct = b + 1, float(loss_sum), int(correct)
-                    progress.elapsed += time.perf_counter() - started
-                    _save_resume(resume_path, run_key, model, optimizer, generator, progress)
-                    raise TrainingInterrupted(f"stopped by SIGTERM in epoch {epoch + 1}, batch {b + 1}; "
-                                              f"resume checkpoint saved to {resume_path}")
-            train_loss = float(loss_sum) / n
-            if not math.isfinite(train_loss):
-                raise TrainingError(f"training loss is {train_loss} in epoch {epoch + 1} "
-                                    f"(lr {lr:g}); lower the learning rate or check the inputs")
-            val = evaluate(model, data, data.val, settings, device)
-            test = evaluate(model, data, data.test, settings, device)
-            row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
-                   "train_accuracy": int(correct) / n, "val_loss": val["loss"],
-                   "val_accuracy": val["accuracy"], "test_loss": test["loss"],
-                   "test_accuracy": test["accuracy"]}
-            progress.history.append(row)
-            if progress.best is None or (val["accuracy"], -val["loss"]) > (
-                    progress.best["val_accuracy"], -progress.best["val_loss"]):
-                progress.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"],
-                                 "val_loss": val["loss"], "test": test}
-                progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            if progress.best_test is None or test["accuracy"] > progress.best_test["accuracy"]:
-                progress.best_test = {"epoch": epoch + 1, "accuracy": test["accuracy"]}
-            log.info("epoch %d/%d lr %.4g loss %.4f train %.4f val %.4f test %.4f", epoch + 1,
-                     settings.epochs, lr, train_loss, row["train_accuracy"], val["accuracy"],
-                     test["accuracy"])
-            progress.epoch, progress.batch, progress.loss_sum, progress.correct = epoch + 1, 0, 0.0, 0
+                    for k, state in enumerate(progress):
+                        state.batch, state.loss_sum, state.correct = b + 1, float(loss_sum[k]), int(correct[k])
+                        state.elapsed += time.perf_counter() - started
+                    _save_resumes(runs, members, optimizer, generators, progress)
+                    raise TrainingInterrupted(
+                        f"stopped by SIGTERM in epoch {epoch + 1}, batch {b + 1}; resume checkpoint "
+                        f"saved to {', '.join(str(run.resume_path) for run in runs)}")
+            vals = evaluate(model, data, data.val, settings, device)
+            tests = evaluate(model, data, data.test, settings, device)
+            for k, (run, state, val, test) in enumerate(zip(runs, progress, vals, tests)):
+                train_loss = float(loss_sum[k]) / n
+                if not math.isfinite(train_loss):
+                    which = f" of {Path(run.outputs['model']).parent}" if len(runs) > 1 else ""
+                    raise TrainingError(f"training loss{which} is {train_loss} in epoch {epoch + 1} "
+                                        f"(lr {lr:g}); lower the learning rate or check the inputs")
+                row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                       "train_accuracy": int(correct[k]) / n, "val_loss": val["loss"],
+                       "val_accuracy": val["accuracy"], "test_loss": test["loss"],
+                       "test_accuracy": test["accuracy"]}
+                state.history.append(row)
+                if state.best is None or (val["accuracy"], -val["loss"]) > (
+                        state.best["val_accuracy"], -state.best["val_loss"]):
+                    state.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"],
+                                  "val_loss": val["loss"], "test": test}
+                    state.best_state = members.member_state(k)
+                if state.best_test is None or test["accuracy"] > state.best_test["accuracy"]:
+                    state.best_test = {"epoch": epoch + 1, "accuracy": test["accuracy"]}
+                log.info("epoch %d/%d lr %.4g loss %.4f train %.4f val %.4f test %.4f%s", epoch + 1,
+                         settings.epochs, lr, train_loss, row["train_accuracy"], val["accuracy"],
+                         test["accuracy"], f" (seed {run.seed}, member {k})" if len(runs) > 1 else "")
+                state.epoch, state.batch, state.loss_sum, state.correct = epoch + 1, 0, 0.0, 0
             epochs_here += 1
-            if progress.epoch % settings.checkpoint_every == 0 and progress.epoch < settings.epochs:
-                elapsed_before = progress.elapsed
-                progress.elapsed += time.perf_counter() - started
-                _save_resume(resume_path, run_key, model, optimizer, generator, progress)
-                progress.elapsed = elapsed_before
+            if progress[0].epoch % settings.checkpoint_every == 0 and progress[0].epoch < settings.epochs:
+                elapsed_before = [state.elapsed for state in progress]
+                for state in progress:
+                    state.elapsed += time.perf_counter() - started
+                _save_resumes(runs, members, optimizer, generators, progress)
+                for state, elapsed in zip(progress, elapsed_before):
+                    state.elapsed = elapsed
     seconds_here = time.perf_counter() - started
     memory = {**peak_memory(device), "placement": data.placement_record()}
     log.info("peak memory: host %s, device %s", human_bytes(memory["host_peak_bytes"]),
              f"{human_bytes(memory['device_peak_bytes'])} allocated, "
              f"{human_bytes(memory['device_reserved_peak_bytes'])} reserved"
              if device.type == "cuda" else "(the host)")
+    return [_write_run(run, state, tests[k], data, settings, memory, epochs_here, seconds_here,
+                       started_at) for k, (run, state) in enumerate(zip(runs, progress))]
+
+
+def _write_run(run, progress, test, data, settings, memory, epochs_here, seconds_here, started_at):
+    """A run's model.pt, history.csv and metrics.json (all three or none); its resume checkpoint
+    removed. Returns the metrics."""
     metrics = {
         "best_epoch": progress.best["epoch"],
         "val_accuracy": progress.best["val_accuracy"],
@@ -282,16 +360,17 @@ def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=
         "started_at": started_at,       # this invocation's, when resumed
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "memory": memory,
-        **(record or {}),
+        **(run.record or {}),
     }
+    outputs = run.outputs
     paths = (outputs["model"], outputs["history"], outputs["metrics"])
     with atomic_paths(*paths) as (model_tmp, history_tmp, metrics_tmp):      # all three or none
         save_model(progress.best_state, progress.best["epoch"], data.mean.cpu(), data.std.cpu(),
-                   checkpoint_extra or {}, model_tmp)
+                   run.checkpoint_extra or {}, model_tmp)
         with open(history_tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))
             writer.writeheader()
             writer.writerows(progress.history)
         metrics_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    Path(resume_path).unlink(missing_ok=True)
+    Path(run.resume_path).unlink(missing_ok=True)
     return metrics

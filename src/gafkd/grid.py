@@ -4,6 +4,7 @@ and the tests expand the grid with these functions, so it is expanded in one pla
 
 import json
 import re
+from dataclasses import dataclass
 
 from gafkd.archs import ARCH_REGEX
 from gafkd.errors import ConfigError
@@ -136,7 +137,18 @@ def teacher_settings(config, run):
 
 
 def student_settings(config, run):
-    """Exactly what changes a student's result."""
+    """Exactly what changes a student's result. A run trained in a pack (student_packs) records
+    its pack's width and its place in it: a packed network computes with other kernels than a
+    solo one, so its numbers differ from the solo run's by rounding."""
+    settings = solo_student_settings(config, run)
+    pack = pack_of(config, run)
+    if pack is not None:
+        settings["pack"] = {"width": len(pack.runs), "member": pack.runs.index(_run_id(run))}
+    return settings
+
+
+def solo_student_settings(config, run):
+    """What changes the result of student `run` trained alone."""
     record = method(run["method"])
     settings = {"dataset": run["dataset"], "fold": run["fold"], "arch": run["arch"],
                 "method": run["method"], "teachers": run["teachers"], "alpha": float(run["alpha"]),
@@ -154,6 +166,89 @@ def student_settings(config, run):
     return canonical(settings)
 
 
+# A pack's member k: its rule's input and output names carry the prefix m<k>_.
+def member_name(k, name):
+    return f"m{k}_{name}"
+
+
+def member_files(files, k):
+    """{name: path} of member k among a pack rule's named files."""
+    prefix = member_name(k, "")
+    return {name[len(prefix):]: path for name, path in files.items() if name.startswith(prefix)}
+
+
+RUN_FILES = ("model", "metrics", "history")
+RUN_FILE_NAMES = {"model": "model.pt", "metrics": "metrics.json", "history": "history.csv"}
+
+
+@dataclass(frozen=True)
+class Pack:
+    """Student runs trained together in one job (gafkd.packed), member k = runs[k]."""
+    runs: tuple                  # wildcard dicts of strings (_run_id)
+    index: int                   # its place among the packs of its grid cell
+
+    @property
+    def label(self):
+        run = self.runs[0]
+        return f"{run['arch']}-{run['method']}-{run['teachers']}-pack{self.index}"
+
+    def outputs(self):
+        return {member_name(k, key): f"{STUDENT_RUN.format(**run)}/{RUN_FILE_NAMES[key]}"
+                for k, run in enumerate(self.runs) for key in RUN_FILES}
+
+
+STUDENT_KEYS = ("dataset", "fold", "arch", "method", "teachers", "alpha", "seed")
+
+
+def _run_id(run):
+    """A student run's wildcards as strings (how packs hold their runs)."""
+    return {key: str(run[key]) for key in STUDENT_KEYS}
+
+
+def _cell_packs(config, dataset, fold, name, tag):
+    """The packs of one grid cell (dataset, fold, method, teachers): its runs that train (not
+    those derived from a teacher's run), in seed then α order, in chunks of up to
+    students.pack; chunks of one run stay solo jobs."""
+    students = config["students"]
+    record = method(name)
+    alphas = students["alphas"] if record.alpha_grid else [record.alpha]
+    runs = [{"dataset": dataset, "fold": fold, "arch": students["arch"], "method": name,
+             "teachers": tag, "alpha": alpha_tag(alpha), "seed": str(seed)}
+            for seed in students["seeds"] for alpha in alphas]
+    runs = [run for run in runs if same_run_teacher_dir(config, run) is None]
+    width = students["pack"]
+    chunks = [runs[start:start + width] for start in range(0, len(runs), width)]
+    return [Pack(tuple(chunk), i) for i, chunk in enumerate(chunks) if len(chunk) > 1]
+
+
+def student_packs(config, folds):
+    """Every pack of two or more student runs (students.pack > 1): runs of one dataset, fold,
+    student architecture, method and teachers, which differ only in seed and α (the training
+    settings are config-wide), so a pack is never formed of runs that cannot train together."""
+    if config["students"]["pack"] < 2:
+        return []
+    cells = dict.fromkeys((name, tag) for name, tag, _ in student_cells(config["students"]))
+    return [pack for dataset in config["datasets"] for fold in folds[dataset]
+            for name, tag in cells for pack in _cell_packs(config, dataset, fold, name, tag)]
+
+
+def pack_of(config, run):
+    """The pack (of run ids) that student `run` is trained in, or None for a solo run."""
+    if config["students"]["pack"] < 2:
+        return None
+    run = _run_id(run)
+    for pack in _cell_packs(config, run["dataset"], run["fold"], run["method"], run["teachers"]):
+        if run in pack.runs:
+            return pack
+    return None
+
+
+def pack_inputs(config, pack):
+    """{m<k>_<name>: path} of the files a pack's members read."""
+    return {member_name(k, name): path for k, run in enumerate(pack.runs)
+            for name, path in student_inputs(config, run).items()}
+
+
 def same_run_teacher_dir(config, run):
     """The folder of the signal teacher run that student `run` is (gafkd.reuse: a scratch
     student of a configured teacher architecture and seed), or None. Its files are then derived
@@ -165,7 +260,7 @@ def same_run_teacher_dir(config, run):
         return teacher_settings(config, {"dataset": dataset, "fold": fold, "modality": modality,
                                          "arch": arch, "seed": str(seed)})
 
-    teacher = same_run_teacher(student_settings(config, run), config["teachers"], settings_of)
+    teacher = same_run_teacher(solo_student_settings(config, run), config["teachers"], settings_of)
     return None if teacher is None else TEACHER_RUN.format(**teacher)
 
 

@@ -14,22 +14,24 @@ under inference mode at every step instead, the reference the cache is tested ag
 """
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
 from gafkd.data import load_fold, to_train_data
 from gafkd.checkpoint import read_model
-from gafkd.engine import TrainSettings, train
-from gafkd.errors import REBUILD, InputError, reason
-from gafkd.grid import check_alpha, parse_teachers_tag
+from gafkd.engine import Run, TrainSettings, train_runs
+from gafkd.errors import REBUILD, ConfigError, InputError, reason
+from gafkd.grid import check_alpha, member_files, parse_teachers_tag
 from gafkd.images import read_images
 from gafkd.losses import merged_gram_map, raw_gram, similarity_preserving, two_teacher_loss
-from gafkd.memory import (DEVICE, device_budget_bytes, human_bytes, plan_placement,
+from gafkd.losses.multi_teacher import cross_entropy
+from gafkd.memory import (DEVICE, activation_bytes, device_budget_bytes, human_bytes, plan_placement,
                           requested_placement, reserve_bytes)
 from gafkd.methods import method as method_named
 from gafkd.models import build_model
+from gafkd.packed import pack_models
 from gafkd.provenance import provenance, run_key
 from gafkd.similarity_cache import cache_record, open_similarity_caches
 from gafkd.splits import TRAIN
@@ -76,35 +78,164 @@ class DistillationLoss:
     """(1−λ)·CE + λ·T²·[α·KL_gaf + (1−α)·KL_sig] from cached logits, + β·SP from the teachers'
     Gram blocks (`sp_teachers`: OnlineTeachers or CachedTeachers). The SP term is computed in
     float32 with autocast off: the Gram maps of bf16 group outputs lose the agreement between
-    online and cached teachers."""
+    online and cached teachers.
 
-    def __init__(self, method, alpha, kd, train_logits, sp_teachers=None):
+    One run: `alpha` a number, `train_logits` {'gaf'/'sig': (n_train, classes)}, one SP source;
+    logits (B, classes) in, one loss out. A pack of K runs (gafkd.packed): `alpha` the members'
+    α (a list), `train_logits` {m: (K, n_train, classes)}, one SP source per member (members
+    with the same source and `batch_orders` entry share its blocks); member-major tensors in
+    (logits (K, B, classes), groups [(K, B, ...)], targets and indices (K, B)), K losses out."""
+
+    def __init__(self, method, alpha, kd, train_logits, sp_teachers=None, batch_orders=None):
         self.method, self.alpha, self.kd = method_named(method), alpha, kd
-        self.train_logits = train_logits          # {'gaf'/'sig': (n_train, K) on the device}
+        self.packed = isinstance(alpha, (list, tuple))
+        self.train_logits = train_logits
         self.sp_teachers = sp_teachers
+        self.batch_orders = batch_orders
+        self._on_device = {}                      # the members' α and numbers, per device
+
+    def _member_tensors(self, device):
+        if device not in self._on_device:
+            self._on_device[device] = (torch.tensor(self.alpha, dtype=torch.float32, device=device),
+                                       torch.arange(len(self.alpha), device=device)[:, None])
+        return self._on_device[device]
 
     def teacher_maps(self, index, host_index=None):
-        grams = self.sp_teachers.grams(index, host_index)
+        if not self.packed:
+            grams = self.sp_teachers.grams(index, host_index)
+            alpha = self.alpha
+        else:
+            shared, per_member = {}, []
+            for k, source in enumerate(self.sp_teachers):
+                key = (id(source), k if self.batch_orders is None else self.batch_orders[k])
+                if key not in shared:
+                    shared[key] = source.grams(index[k], None if host_index is None else host_index[k])
+                per_member.append(shared[key])
+            grams = {m: [torch.stack([member[m][g] for member in per_member]) for g in range(3)]
+                     for m in ("gaf", "sig")}
+            alpha = self._member_tensors(index.device)[0]
         with torch.no_grad():
-            return [merged_gram_map(g, s, self.alpha, self.kd["sp_merge"])
+            return [merged_gram_map(g, s, alpha, self.kd["sp_merge"])
                     for g, s in zip(grams["gaf"], grams["sig"])]
 
     def __call__(self, logits, groups, targets, index, host_index=None):
         if not self.method.teachers:
-            return F.cross_entropy(logits, targets)
+            return cross_entropy(logits, targets)
+        alpha = self._member_tensors(logits.device)[0] if self.packed else self.alpha
         loss = two_teacher_loss(logits, targets, self._cached("gaf", index), self._cached("sig", index),
-                                self.alpha, self.kd["lambda"], self.kd["temperature"],
+                                alpha, self.kd["lambda"], self.kd["temperature"],
                                 self.kd["standardize_logits"], self.kd["reduction"])
         if self.sp_teachers is not None:
             with torch.autocast(logits.device.type, enabled=False):
-                sp = similarity_preserving([g.float() for g in groups],
-                                           self.teacher_maps(index, host_index))
+                sp = similarity_preserving([g.float() for g in groups], self.teacher_maps(index, host_index),
+                                           batch_dims=2 if self.packed else 1)
             loss = loss + self.kd["beta"] * sp
         return loss
 
     def _cached(self, modality, index):
         logits = self.train_logits.get(modality)
-        return None if logits is None else logits[index]
+        if logits is None:
+            return None
+        if not self.packed:
+            return logits[index]
+        return logits[self._member_tensors(index.device)[1], index]
+
+
+@dataclass
+class StudentRun:
+    """A student run as its job sees it: its settings (gafkd.grid.student_settings), input files
+    (gafkd.grid.student_inputs' names), output files and resume checkpoint."""
+    settings: dict
+    inputs: dict
+    outputs: dict
+    resume_path: Path
+
+
+# What the runs of one job must share: every other setting is the same for them (config-wide).
+PACK_SHARED = ("dataset", "fold", "arch", "method", "teachers", "training", "threads", "kd", "images")
+
+
+def train_students(runs, device, claim=None):
+    """Student runs that differ only in seed and α, trained together: one run as a solo
+    WideResNet, several as the members of one PackedWideResNet (gafkd.packed), each with its
+    seed's initial weights (or its annealing start) and batch order, its α, its teachers'
+    cached logits and Gram blocks, and its own files. Returns their metrics."""
+    first = runs[0].settings
+    for run in runs[1:]:
+        differ = [key for key in PACK_SHARED if run.settings.get(key) != first.get(key)]
+        if differ:
+            raise ConfigError(f"student runs packed into one job must share {', '.join(differ)}: "
+                              f"{run.outputs['model']} differs from {runs[0].outputs['model']}")
+    method = first["method"]
+    spec = method_named(method)
+    arrays = load_fold(runs[0].inputs["windows"], first["fold"], "sig")
+    train_mask = arrays.split == TRAIN
+    models, teachers = [], []
+    for run in runs:
+        settings = run.settings
+        check_alpha(method, float(settings["alpha"]))
+        teachers.append({modality: teacher_identity(settings, modality, arch)
+                         for modality, arch in parse_teachers_tag(method, settings["teachers"]).items()})
+        torch.manual_seed(settings["seed"])
+        model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), dims=1)
+        if spec.starts_from is not None:
+            _load_initial_weights(model, run.inputs.get("init"), settings, arrays.fingerprint, spec.starts_from)
+        models.append(model)
+    model = models[0] if len(runs) == 1 else pack_models(models)
+    reserve = None
+    if len(runs) > 1 and device.type == "cuda":
+        reserve = reserve_bytes(sum(p.numel() * p.element_size() for p in model.parameters()),
+                                activation_bytes(model, (arrays.X.shape[1] * len(runs), arrays.X.shape[2]),
+                                                 first["training"]["batch_size"], 512 // len(runs)))
+    data = to_train_data(arrays, device, reserve=reserve)
+    read = {}
+
+    def member_logits(run, modality, expected):
+        path = run.inputs[f"{modality}_outputs"]
+        if path not in read:
+            logits = read_teacher_logits(path, arrays.fingerprint, expected)
+            if logits.shape != (len(arrays.y), len(arrays.class_names)):
+                raise InputError(f"{path}: logits of shape {logits.shape}, expected "
+                                 f"({len(arrays.y)}, {len(arrays.class_names)})")
+            read[path] = torch.from_numpy(logits[train_mask]).to(device)
+        return read[path]
+
+    tables = {m: [member_logits(run, m, teachers[k][m]) for k, run in enumerate(runs)] for m in spec.teachers}
+    sources, records = [], []
+    if spec.similarity:
+        opened = {}
+        for run, expected in zip(runs, teachers):
+            key = tuple(sorted(run.inputs.items()))
+            if key not in opened:
+                opened[key] = _sp_teachers(run.settings, expected, arrays, data, device, train_mask, run.inputs)
+            sources.append(opened[key][0])
+            records.append({"sp_teachers": opened[key][1]})
+    if len(runs) == 1:
+        loss = DistillationLoss(method, float(first["alpha"]), first.get("kd"),
+                                {m: t[0] for m, t in tables.items()}, sources[0] if sources else None)
+    else:
+        loss = DistillationLoss(method, [float(run.settings["alpha"]) for run in runs], first.get("kd"),
+                                {m: torch.stack(t) for m, t in tables.items()}, sources or None,
+                                batch_orders=[run.settings["seed"] for run in runs])
+    log.info("student %s, %s, teachers %s on %s/%s: %d train windows; %s", first["arch"], method,
+             first["teachers"], first["dataset"], first["fold"], len(data.train),
+             "; ".join(f"α {float(run.settings['alpha']):g}, seed {run.settings['seed']}" for run in runs)
+             + (f" (a pack of {len(runs)})" if len(runs) > 1 else ""))
+    engine_runs = []
+    for k, run in enumerate(runs):
+        settings = run.settings
+        record = {"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
+                  **(records[k] if records else {}), "provenance": provenance(device, claim)}
+        engine_runs.append(Run(
+            settings["seed"], run.outputs, Path(run.resume_path), run_key(settings, arrays.fingerprint),
+            record, checkpoint_extra={
+                "role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
+                "arch": settings["arch"], "method": method, "teachers": settings["teachers"],
+                "alpha": float(settings["alpha"]), "seed": settings["seed"],
+                "windows_fingerprint": arrays.fingerprint, "modality": "sig", "dims": 1,
+                "in_channels": arrays.X.shape[1], "class_names": arrays.class_names}))
+    training = TrainSettings(**first["training"], seed=first["seed"])
+    return train_runs(model, data, training, device, engine_runs, loss)
 
 
 def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, device,
@@ -113,68 +244,38 @@ def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, d
     """One student run. `settings`: dataset, fold, arch, method, teachers, alpha, seed, kd,
     training; `teacher_outputs`/`teacher_models`/`teacher_similarity`: {'gaf'/'sig': path} of the
     teachers used (models and images for SP from online teachers, similarity caches otherwise)."""
-    method, alpha = settings["method"], float(settings["alpha"])
-    spec = method_named(method)
-    check_alpha(method, alpha)
-    teachers = {modality: teacher_identity(settings, modality, arch)
-                for modality, arch in parse_teachers_tag(method, settings["teachers"]).items()}
-    arrays = load_fold(windows_h5, settings["fold"], "sig")
-    train_mask = arrays.split == TRAIN
-    torch.manual_seed(settings["seed"])
-    model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), dims=1)
-    if spec.starts_from is not None:
-        _load_initial_weights(model, init_model, settings, arrays.fingerprint, spec.starts_from)
-    data = to_train_data(arrays, device)
-    train_logits = {}
-    for modality in spec.teachers:
-        logits = read_teacher_logits(teacher_outputs[modality], arrays.fingerprint, teachers[modality])
-        if logits.shape != (len(arrays.y), len(arrays.class_names)):
-            raise InputError(f"{teacher_outputs[modality]}: logits of shape {logits.shape}, expected "
-                             f"({len(arrays.y)}, {len(arrays.class_names)})")
-        train_logits[modality] = torch.from_numpy(logits[train_mask]).to(device)
-    sp_teachers, record = None, {}
-    if spec.similarity:
-        sp_teachers, record["sp_teachers"] = _sp_teachers(
-            settings, teachers, arrays, data, device, train_mask, teacher_models, images_h5,
-            teacher_similarity)
-    loss = DistillationLoss(method, alpha, settings.get("kd"), train_logits, sp_teachers)
-    log.info("student %s, %s, teachers %s, α %g, seed %d on %s/%s: %d train windows", settings["arch"],
-             method, settings["teachers"], alpha, settings["seed"], settings["dataset"],
-             settings["fold"], len(data.train))
-    training = TrainSettings(**settings["training"], seed=settings["seed"])
-    return train(
-        model, data, training, device, outputs, resume_path,
-        run_key=run_key(settings, arrays.fingerprint), loss_fn=loss,
-        record={"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
-                **record, "provenance": provenance(device, claim)},
-        checkpoint_extra={"role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
-                          "arch": settings["arch"], "method": method, "teachers": settings["teachers"],
-                          "alpha": alpha, "seed": settings["seed"], "windows_fingerprint": arrays.fingerprint,
-                          "modality": "sig", "dims": 1, "in_channels": arrays.X.shape[1],
-                          "class_names": arrays.class_names},
-    )
+    inputs = {"windows": windows_h5, "images": images_h5, "init": init_model}
+    for suffix, paths in (("outputs", teacher_outputs), ("model", teacher_models),
+                          ("similarity", teacher_similarity)):
+        inputs.update({f"{m}_{suffix}": path for m, path in (paths or {}).items()})
+    run = StudentRun(settings, {k: v for k, v in inputs.items() if v is not None}, outputs, Path(resume_path))
+    return train_students([run], device, claim)[0]
 
 
 def train_student_from_inputs(inputs, settings, outputs, device, claim=None):
     """One student run from its rule's input files ({name: path} with gafkd.grid.student_inputs'
     names); its resume checkpoint is resume.pt beside model.pt."""
-    def by_modality(suffix):
-        return {m: inputs[f"{m}_{suffix}"] for m in ("gaf", "sig") if f"{m}_{suffix}" in inputs}
-
-    return train_student(inputs["windows"], settings, teacher_outputs=by_modality("outputs"),
-                         outputs=outputs, resume_path=Path(outputs["model"]).with_name("resume.pt"),
-                         device=device, teacher_models=by_modality("model"),
-                         images_h5=inputs.get("images"), init_model=inputs.get("init"), claim=claim,
-                         teacher_similarity=by_modality("similarity"))
+    return train_students([StudentRun(settings, inputs, outputs, Path(outputs["model"]).with_name("resume.pt"))],
+                          device, claim)[0]
 
 
-def _sp_teachers(settings, teachers, arrays, data, device, train_mask, teacher_models, images_h5,
-                 teacher_similarity):
+def train_pack_from_files(inputs, settings, outputs, device, claim=None):
+    """A pack's runs from its rule's files (member k's named as gafkd.grid.member_files gives
+    them) and settings (one per member)."""
+    runs = [StudentRun(member, member_files(inputs, k), member_files(outputs, k),
+                       Path(member_files(outputs, k)["model"]).with_name("resume.pt"))
+            for k, member in enumerate(settings)]
+    return train_students(runs, device, claim)
+
+
+def _sp_teachers(settings, teachers, arrays, data, device, train_mask, inputs):
     """The source of the teachers' Gram blocks, and what metrics.json says of it."""
     source = settings["kd"].get("sp_source", "cache")
+    models = {m: inputs[f"{m}_model"] for m in ("gaf", "sig") if f"{m}_model" in inputs}
+    similarity = {m: inputs[f"{m}_similarity"] for m in ("gaf", "sig") if f"{m}_similarity" in inputs}
     if source == "online":
-        images = read_images(images_h5, arrays.fingerprint, settings.get("images"))
-        frozen = {m: load_teacher(teacher_models[m], device, teachers[m], arrays.fingerprint)
+        images = read_images(inputs["images"], arrays.fingerprint, settings.get("images"))
+        frozen = {m: load_teacher(models[m], device, teachers[m], arrays.fingerprint)
                   for m in ("gaf", "sig")}
         train_images = torch.from_numpy(images[train_mask])
         del images
@@ -187,11 +288,10 @@ def _sp_teachers(settings, teachers, arrays, data, device, train_mask, teacher_m
         online = OnlineTeachers({"gaf": (frozen["gaf"], train_images.to(device) if on_device else train_images),
                                  "sig": (frozen["sig"], data.train.x)}, device)
         return online, {"source": "online"}
-    if not teacher_similarity or set(teacher_similarity) != {"gaf", "sig"}:
+    if set(similarity) != {"gaf", "sig"}:
         raise InputError(f"method '{settings['method']}' with sp_source cache needs the similarity "
-                         f"caches of both teachers; given: {sorted(teacher_similarity or {})}")
-    caches = open_similarity_caches(teacher_similarity, arrays.fingerprint, teachers,
-                                    int(train_mask.sum()), device)
+                         f"caches of both teachers; given: {sorted(similarity)}")
+    caches = open_similarity_caches(similarity, arrays.fingerprint, teachers, int(train_mask.sum()), device)
     return CachedTeachers(caches), {"source": "cache", "caches": cache_record(caches)}
 
 

@@ -175,6 +175,12 @@ def student_settings(wildcards):
     return grid.student_settings(config, dict(wildcards.items()))
 
 
+try:
+    STUDENT_PACKS = grid.student_packs(config, FOLDS)
+except ConfigError as error:
+    raise WorkflowError(f"Invalid config: {error}") from None
+
+
 def student_targets(filename):
     return [
         f"{STUDENT_RUN.format(**run)}/{filename}"

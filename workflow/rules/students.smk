@@ -69,3 +69,32 @@ rule train_student:
 rule students:
     input:
         student_targets("metrics.json"),
+
+
+# Packs (students.pack > 1): runs of one grid cell that differ only in seed and α train together,
+# one job and one device slot per pack; each member writes a solo run's files. A pack's rule takes
+# precedence over train_student for its members' files.
+for number, pack in enumerate(STUDENT_PACKS):
+
+    rule:
+        name:
+            f"train_student_pack{number}"
+        input:
+            **grid.pack_inputs(config, pack),
+        output:
+            **pack.outputs(),
+        log:
+            f"results/{pack.runs[0]['dataset']}/logs/students/{pack.runs[0]['fold']}/{pack.label}.log",
+        benchmark:
+            f"results/{pack.runs[0]['dataset']}/benchmarks/students/{pack.runs[0]['fold']}/{pack.label}.tsv"
+        conda:
+            "../../envs/train.yaml"
+        threads: config["devices"]["threads"]
+        resources:
+            gpu=1,
+        params:
+            settings=[grid.student_settings(config, run) for run in pack.runs],
+        script:
+            "../scripts/train_student_pack.py"
+
+    workflow.ruleorder(f"train_student_pack{number}", "train_student")

@@ -1,4 +1,8 @@
-"""Hinton knowledge distillation: KL between temperature-softened teacher and student outputs."""
+"""Hinton knowledge distillation: KL between temperature-softened teacher and student outputs.
+
+Logits are (B, classes), or (K, B, classes) for the K members of a pack (gafkd.packed): every
+loss then gives one value per member.
+"""
 
 from torch.nn import functional as F
 
@@ -12,11 +16,11 @@ def soft_kl(student_logits, teacher_logits, temperature, reduction="batchmean"):
     """KL(softmax(t / T) || softmax(s / T)) with the given reduction (no T² factor)."""
     if reduction not in KL_REDUCTIONS:
         raise ValueError(f"unknown KL reduction '{reduction}' (known: {', '.join(KL_REDUCTIONS)})")
-    log_student = F.log_softmax(student_logits / temperature, dim=1)
-    log_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
-    total = F.kl_div(log_student, log_teacher, reduction="sum", log_target=True)
-    count = log_student.numel() if reduction == "mean" else log_student.shape[0]
-    return total / count
+    log_student = F.log_softmax(student_logits / temperature, dim=-1)
+    log_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+    total = F.kl_div(log_student, log_teacher, reduction="none", log_target=True).sum((-2, -1))
+    batch, classes = log_student.shape[-2:]
+    return total / (batch * classes if reduction == "mean" else batch)
 
 
 def hinton_kd(student_logits, teacher_logits, temperature, reduction="batchmean"):
@@ -27,8 +31,8 @@ def hinton_kd(student_logits, teacher_logits, temperature, reduction="batchmean"
 def standardize_logits(logits, eps=1e-7):
     """Logit standardisation (Sun et al., CVPR 2024): z-score each sample's logits before the
     temperature softmax, so the student matches the teacher's logit relations, not their scale."""
-    mean = logits.mean(dim=1, keepdim=True)
-    std = logits.std(dim=1, keepdim=True)
+    mean = logits.mean(dim=-1, keepdim=True)
+    std = logits.std(dim=-1, keepdim=True)
     return (logits - mean) / (std + eps)
 
 

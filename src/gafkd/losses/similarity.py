@@ -7,21 +7,26 @@ rows L2-normalised. Teacher maps of two teachers, by `merge`:
                 2-D image network's raw Gram entries are on another scale than a 1-D network's
 With α = 1 (or 0) both are Tung & Mori's map of the single teacher. Loss: Σ_g mse(Ĝ_s, Ĝ_t) =
 Σ_g ‖Ĝ_t − Ĝ_s‖²_F / B², weighted by β outside (TGD's `sp / 3 · 3000` is β = 1000).
+
+For the K members of a pack (gafkd.packed), group outputs are (K, B, ...) (`batch_dims=2`),
+Gram maps (K, B, B) and α a (K,) tensor: one loss per member.
 """
 
+import torch
 from torch.nn import functional as F
 
 SP_MERGES = ("raw", "normalized")
 
 
-def raw_gram(features):
-    flat = features.flatten(1).float()
-    return flat @ flat.t()
+def raw_gram(features, batch_dims=1):
+    """f fᵀ of the outputs flattened after the first `batch_dims` dimensions (B×B, or K×B×B)."""
+    flat = features.flatten(batch_dims).float()
+    return flat @ flat.transpose(-2, -1)
 
 
-def gram_map(features):
+def gram_map(features, batch_dims=1):
     """Row-normalised B×B similarity of one group output (any spatial shape)."""
-    return F.normalize(raw_gram(features), p=2, dim=1)
+    return F.normalize(raw_gram(features, batch_dims), p=2, dim=-1)
 
 
 def merged_teacher_map(gaf_features, sig_features, alpha, merge="normalized"):
@@ -32,24 +37,28 @@ def merged_teacher_map(gaf_features, sig_features, alpha, merge="normalized"):
 
 
 def merged_gram_map(gaf_gram, sig_gram, alpha, merge="normalized"):
-    """The teachers' merged map from their raw B×B Gram matrices (one may be None at α 0 or 1)."""
+    """The teachers' merged map from their raw B×B Gram matrices (one may be None at α 0 or 1;
+    α a (K,) tensor merges the K members' (K, B, B) maps each with its own α)."""
     if merge not in SP_MERGES:
         raise ValueError(f"unknown SP merge '{merge}' (known: {', '.join(SP_MERGES)})")
-    if alpha >= 1:
-        return F.normalize(gaf_gram, p=2, dim=1)
-    if alpha <= 0:
-        return F.normalize(sig_gram, p=2, dim=1)
+    if not torch.is_tensor(alpha):
+        if alpha >= 1:
+            return F.normalize(gaf_gram, p=2, dim=-1)
+        if alpha <= 0:
+            return F.normalize(sig_gram, p=2, dim=-1)
+    else:
+        alpha = alpha.view(-1, 1, 1)
     if merge == "raw":
         merged = alpha * gaf_gram + (1 - alpha) * sig_gram
     else:
-        merged = alpha * F.normalize(gaf_gram, p=2, dim=1) + (1 - alpha) * F.normalize(sig_gram, p=2, dim=1)
-    return F.normalize(merged, p=2, dim=1)
+        merged = alpha * F.normalize(gaf_gram, p=2, dim=-1) + (1 - alpha) * F.normalize(sig_gram, p=2, dim=-1)
+    return F.normalize(merged, p=2, dim=-1)
 
 
-def similarity_preserving(student_groups, teacher_maps):
-    """Σ_g ‖teacher_maps[g] − Ĝ_s,g‖²_F / B² over the groups."""
-    batch = student_groups[0].shape[0]
+def similarity_preserving(student_groups, teacher_maps, batch_dims=1):
+    """Σ_g ‖teacher_maps[g] − Ĝ_s,g‖²_F / B² over the groups (per member with batch_dims=2)."""
+    batch = student_groups[0].shape[batch_dims - 1]
     loss = 0.0
     for features, target in zip(student_groups, teacher_maps):
-        loss = loss + (gram_map(features) - target).pow(2).sum() / batch**2
+        loss = loss + (gram_map(features, batch_dims) - target).pow(2).sum((-2, -1)) / batch**2
     return loss

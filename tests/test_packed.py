@@ -1,0 +1,205 @@
+"""Packed student runs (gafkd.packed, gafkd.students.train_students): a member is its solo run
+to float32 rounding, keeps a solo run's files, resumes with its pack, and only runs that can
+train together are packed."""
+import json
+
+import pytest
+import torch
+from conftest import basicmotions_fold
+
+from gafkd import grid
+from gafkd.config import check_config_file, training_defaults
+from gafkd.errors import ConfigError
+from gafkd.models import build_model
+from gafkd.packed import pack_models
+from gafkd.similarity_cache import build_similarity_cache
+from gafkd.students import PACK_SHARED, StudentRun, train_students
+from gafkd.teacher_outputs import write_teacher_outputs
+from gafkd.teachers import train_teacher
+
+CPU = torch.device("cpu")
+TRAINING = {**training_defaults(), "epochs": 1, "batch_size": 8}
+KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp_merge": "raw",
+      "sp_source": "cache", "standardize_logits": False}
+# measured: after one epoch (4 steps), at most 2.4e-6 of a tensor's largest value apart
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def fold(tmp_path_factory):
+    """BasicMotions with GAF and signal teachers of seeds 1 and 2, their logits and caches."""
+    root = tmp_path_factory.mktemp("packed")
+    files = basicmotions_fold(root, images_size=16)
+    for seed in (1, 2):
+        for modality in ("gaf", "sig"):
+            run = root / f"{modality}{seed}"
+            run.mkdir()
+            out = {k: run / k for k in ("model", "metrics", "history")}
+            train_teacher(files["windows"], files["images"],
+                          {"dataset": "basicmotions", "fold": "predefined", "modality": modality,
+                           "arch": "wrn10-1", "seed": seed, "images": {"method": "gasf", "size": 16},
+                           "training": TRAINING}, out, run / "resume.pt", CPU)
+            write_teacher_outputs(out["model"], files["windows"], files["images"], run / "outputs.h5", CPU)
+            build_similarity_cache(out["model"], files["windows"], files["images"], run / "similarity.h5", CPU)
+    return files
+
+
+def student(fold, folder, method, seed, alpha, pack=None, training=TRAINING):
+    settings = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1", "method": method,
+                "teachers": grid.teachers_tag(method, "wrn10-1"), "alpha": alpha, "seed": seed,
+                "teacher_seed": seed, "training": training}
+    if method != "scratch":
+        settings["kd"] = KD
+    if pack is not None:
+        settings["pack"] = pack
+    root = fold["root"]
+    inputs = {"windows": fold["windows"]}
+    for modality in grid.method(method).teachers:
+        inputs[f"{modality}_outputs"] = root / f"{modality}{seed}" / "outputs.h5"
+        inputs[f"{modality}_similarity"] = root / f"{modality}{seed}" / "similarity.h5"
+    if grid.method(method).starts_from:
+        inputs["init"] = root / f"scratch{seed}" / "model"
+    folder.mkdir(parents=True, exist_ok=True)
+    return StudentRun(settings, inputs, {k: folder / k for k in ("model", "metrics", "history")},
+                      folder / "resume.pt")
+
+
+def weights(run):
+    return torch.load(run.outputs["model"], weights_only=True)["state_dict"]
+
+
+def relative_difference(a, b):
+    return max(float((a[n].double() - b[n].double()).abs().max() / a[n].double().abs().max().clamp_min(1e-12))
+               for n in a if a[n].dtype.is_floating_point)
+
+
+def test_packed_network_computes_each_members_solo_network():
+    models = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        models.append(build_model("wrn16-1", 6, 4, dims=1))
+    packed = pack_models(models)
+    x = torch.randn(3, 8, 6, 100)                     # a batch of 8 per member
+    for train in (True, False):
+        packed.train(train)
+        logits, groups = packed(packed.join(x.reshape(24, 6, 100)))
+        logits, groups = packed.member_major(logits, groups)
+        for k, model in enumerate(models):
+            solo_logits, solo_groups = model.train(train)(x[k])
+            torch.testing.assert_close(logits[k], solo_logits, rtol=1e-5, atol=1e-5)
+            for g, solo in zip(groups, solo_groups):
+                torch.testing.assert_close(g[k], solo, rtol=1e-5, atol=1e-5)
+    # a member's state is a solo network's, both ways
+    packed.load_member_state(1, models[2].state_dict())
+    assert all(torch.equal(packed.member_state(1)[n], t) for n, t in models[2].state_dict().items())
+    assert set(packed.member_state(0)) == set(models[0].state_dict())
+
+
+def test_a_members_optimizer_state_is_a_solo_runs():
+    torch.manual_seed(0)
+    packed = pack_models([build_model("wrn10-1", 3, 4, dims=1) for _ in range(3)])
+    optimizer = torch.optim.SGD(packed.parameters(), lr=0.1, momentum=0.9)
+    logits, _ = packed(torch.randn(5, 9, 20))
+    logits.sum().backward()
+    optimizer.step()
+    states = [packed.member_optimizer_state(optimizer, k) for k in range(3)]
+    solo = build_model("wrn10-1", 3, 4, dims=1)
+    for state in states:                         # loads into a solo run's optimizer
+        torch.optim.SGD(solo.parameters(), lr=0.1, momentum=0.9).load_state_dict(state)
+    before = {i: s["momentum_buffer"].clone() for i, s in optimizer.state_dict()["state"].items()}
+    fresh = torch.optim.SGD(packed.parameters(), lr=0.1, momentum=0.9)
+    packed.load_optimizer_states(fresh, states)
+    assert all(torch.equal(fresh.state_dict()["state"][i]["momentum_buffer"], b) for i, b in before.items())
+
+
+@pytest.mark.parametrize("method, members", [
+    ("kd-gaf", [(1, 1.0), (2, 1.0)]),                                # one teacher
+    ("kd2", [(1, 0.3), (2, 0.7), (1, 0.7), (2, 0.3)]),              # two teachers
+    ("kd2-anneal-sp", [(1, 0.3), (2, 0.7), (1, 0.7)]),              # + annealing + SP
+])
+def test_each_member_after_one_epoch_is_its_solo_run(fold, tmp_path, method, members):
+    for seed in (1, 2):                              # the annealing starts
+        scratch = fold["root"] / f"scratch{seed}"
+        if not (scratch / "model").exists():
+            train_students([student(fold, scratch, "scratch", seed, 0.0)], CPU)
+    solo = [student(fold, tmp_path / f"solo{k}", method, seed, alpha) for k, (seed, alpha) in enumerate(members)]
+    for run in solo:
+        train_students([run], CPU)
+    packed = [student(fold, tmp_path / f"member{k}", method, seed, alpha, {"width": len(members), "member": k})
+              for k, (seed, alpha) in enumerate(members)]
+    metrics = train_students(packed, CPU)
+    for k, (a, b) in enumerate(zip(solo, packed)):
+        assert relative_difference(weights(a), weights(b)) < TOLERANCE, k
+        assert metrics[k]["config"]["pack"] == {"width": len(members), "member": k}
+        assert json.loads(b.outputs["metrics"].read_text())["config"]["seed"] == members[k][0]
+        solo_history = a.outputs["history"].read_text().splitlines()
+        assert b.outputs["history"].read_text().splitlines()[0] == solo_history[0]
+    # different seeds and α really are different runs
+    assert relative_difference(weights(solo[0]), weights(solo[1])) > 1e-2
+
+
+def test_a_pack_killed_mid_training_resumes_every_member(fold, tmp_path, monkeypatch):
+    training = {**TRAINING, "epochs": 4, "checkpoint_every": 2}
+    members = [(1, 0.3), (2, 0.7)]
+
+    def pack(root):
+        return [student(fold, root / f"member{k}", "kd2", seed, alpha, {"width": 2, "member": k}, training)
+                for k, (seed, alpha) in enumerate(members)]
+
+    reference = train_students(pack(tmp_path / "whole"), CPU)
+    import gafkd.engine as engine
+    evaluate, calls = engine.evaluate, [0]
+
+    def killed_in_epoch_3(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 5:                               # epoch 3's validation
+            raise KeyboardInterrupt
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_students(pack(tmp_path / "killed"), CPU)
+    runs = pack(tmp_path / "killed")
+    assert all(run.resume_path.exists() for run in runs)
+    calls[0] = -100
+    resumed = train_students(runs, CPU)
+    assert calls[0] == -100 + 4                 # epochs 3 and 4 only: resumed after epoch 2
+    for run, whole, again in zip(pack(tmp_path / "whole"), reference, resumed):
+        killed = tmp_path / "killed" / run.outputs["model"].parent.name
+        assert torch.equal(torch.load(run.outputs["model"], weights_only=True)["state_dict"]["fc.weight"],
+                           torch.load(killed / "model", weights_only=True)["state_dict"]["fc.weight"])
+        assert (killed / "history").read_text() == run.outputs["history"].read_text()
+        assert again["test_at_best_val"] == whole["test_at_best_val"]
+        assert not (killed / "resume.pt").exists()
+
+
+def test_runs_that_cannot_train_together_are_refused(fold, tmp_path):
+    a = student(fold, tmp_path / "a", "kd2", 1, 0.3, {"width": 2, "member": 0})
+    b = student(fold, tmp_path / "b", "kd2", 2, 0.5, {"width": 2, "member": 1}, {**TRAINING, "batch_size": 16})
+    with pytest.raises(ConfigError, match="must share training"):
+        train_students([a, b], CPU)
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "configs/gene14_w500.yaml", "configs/pamap2_loso.yaml"])
+def test_the_grid_packs_only_runs_that_train_together(config):
+    from conftest import REPO
+    config = check_config_file(REPO / config)
+    folds = {name: ["fold0", "fold1"] if spec["split"]["kind"] == "loso" else [spec["split"]["kind"]]
+             for name, spec in config["datasets"].items()}
+    packs = grid.student_packs(config, folds)
+    assert packs and all(2 <= len(pack.runs) <= config["students"]["pack"] for pack in packs)
+    packed = [run for pack in packs for run in pack.runs]
+    assert len(packed) == len({tuple(sorted(run.items())) for run in packed})      # each run once
+    for pack in packs:
+        settings = [grid.student_settings(config, run) for run in pack.runs]
+        for key in PACK_SHARED:
+            assert len({json.dumps(s.get(key), sort_keys=True) for s in settings}) == 1, key
+        assert [s["pack"] for s in settings] == [{"width": len(pack.runs), "member": k}
+                                                 for k in range(len(pack.runs))]
+        assert len({(s["seed"], s["alpha"]) for s in settings}) == len(settings)
+    # runs derived from a teacher's run are never packed, nor trained at all
+    assert not any(run["method"] == "scratch" and grid.same_run_teacher_dir(config, run) for run in packed)
+    solo = {**config, "students": {**config["students"], "pack": 1}}
+    assert grid.student_packs(solo, folds) == []
+    run = packed[0]
+    assert "pack" not in grid.student_settings(solo, run)
