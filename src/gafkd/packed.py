@@ -82,15 +82,8 @@ class PackedWideResNet(nn.Module):
         self.bn = norm(k * widths[3])
         self.fc = GroupedLinear(k, widths[3], num_classes)
 
-    def forward(self, x):
-        out = self.conv1(x)
-        group_outputs = []
-        for group in self.groups:
-            out = group(out)
-            group_outputs.append(out)
-        out = F.relu(self.bn(out))
-        pooled = out.flatten(2).mean(dim=2)
-        return self.fc(pooled), group_outputs
+    # the solo network's forward: its layers, grouped, compute every member at once
+    forward = WideResNet.forward
 
     # ---- the engine's interface (Solo has the same) -----------------------------------------
 

@@ -245,8 +245,9 @@ def open_similarity_caches(paths, fingerprint, expected, n_train, device):
     if total > available:
         listed = ", ".join(f"{c.path} ({human_bytes(c.nbytes)})" for c in caches.values())
         raise InputError(f"teacher similarity caches {listed} need {human_bytes(total)} of memory; "
-                         f"{human_bytes(available)} is available on this machine. Free memory, or "
-                         f"set students.kd.sp_source: online to run the teachers at every step")
+                         f"{human_bytes(available)} is available on this machine. Free memory, "
+                         f"set students.kd.sp_source: online to run the teachers at every step, or "
+                         f"lower students.pack (a pack holds the caches of each of its seeds' teachers)")
     resident = device.type == "cpu" or plan_placement(
         {"caches": total}, device_budget_bytes(device), reserve_bytes(), requested_placement())["caches"] == DEVICE
     if device.type != "cpu":
