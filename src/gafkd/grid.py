@@ -177,7 +177,6 @@ def member_files(files, k):
     return {name[len(prefix):]: path for name, path in files.items() if name.startswith(prefix)}
 
 
-RUN_FILES = ("model", "metrics", "history")
 RUN_FILE_NAMES = {"model": "model.pt", "metrics": "metrics.json", "history": "history.csv"}
 
 
@@ -194,7 +193,7 @@ class Pack:
 
     def outputs(self):
         return {member_name(k, key): f"{STUDENT_RUN.format(**run)}/{RUN_FILE_NAMES[key]}"
-                for k, run in enumerate(self.runs) for key in RUN_FILES}
+                for k, run in enumerate(self.runs) for key in RUN_FILE_NAMES}
 
 
 STUDENT_KEYS = ("dataset", "fold", "arch", "method", "teachers", "alpha", "seed")
@@ -233,7 +232,7 @@ def student_packs(config, folds):
 
 
 def pack_of(config, run):
-    """The pack (of run ids) that student `run` is trained in, or None for a solo run."""
+    """The pack that student `run` is trained in, or None for a solo run."""
     if config["students"]["pack"] < 2:
         return None
     run = _run_id(run)
