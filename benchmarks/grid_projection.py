@@ -17,8 +17,8 @@ test windows x seconds per predicted window (the engine evaluates both after eve
 windows per split come from --windows (default 32,000, GENE-sized) and the config's split
 fractions. A step is timed inside gafkd.engine.train itself: its loss function is wrapped to
 take a timestamp every few calls after a warm-up, so a timed step is exactly the engine's
-(forward, loss, backward, SGD update, bookkeeping) with the config's batch size and bf16
-setting; median over the repeats. Students use gafkd.students.DistillationLoss over cached
+(forward, loss, backward, SGD update, bookkeeping) with the config's batch size, bf16 setting
+and numerics (training.fast_math, gafkd.devices.use_numerics); median over the repeats. Students use gafkd.students.DistillationLoss over cached
 teacher logits; kd2-anneal-sp students, timed for each teacher architecture, gather the teachers'
 Gram blocks from their similarity caches (students.kd.sp_source: cache, held in memory in the
 forms the builder picks for the fold's training windows) or run both teachers at every step
@@ -55,6 +55,7 @@ from gafkd.config import default_train_settings  # noqa: E402
 from gafkd.engine import cross_entropy, predict  # noqa: E402
 from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file, series_length  # noqa: E402
+from gafkd.devices import use_numerics  # noqa: E402
 from gafkd.errors import ConfigError  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
 from gafkd.packed import pack_models  # noqa: E402
@@ -154,6 +155,7 @@ def main(argv=None):
         raise SystemExit(str(error)) from None
     dataset = next(iter(config["datasets"].values()))
     teachers, students, training = config["teachers"], config["students"], config["training"]
+    use_numerics(training["fast_math"])     # the workflow's numerics (gafkd.devices)
     channels, classes, window = dataset_shape(dataset)
     size, batch = config["images"]["size"], training["batch_size"]
     if args.quick:
@@ -225,6 +227,7 @@ def main(argv=None):
             net = model(students["arch"], "sig")
             if members > 1:
                 net = pack_models([model(students["arch"], "sig") for _ in range(members)])
+                net.group_outputs = loss.sp_teachers is not None        # as gafkd.students sets it
             return step_seconds(net, inputs["sig"], y, loss, settings, device, timing, folder, classes)
 
         def loss_of(group, members, source=None):

@@ -29,6 +29,7 @@ import h5py
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from gafkd.devices import use_numerics  # noqa: E402
 from gafkd.h5checked import create_h5  # noqa: E402
 from gafkd.losses import merged_gram_map, similarity_preserving  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
@@ -90,6 +91,7 @@ def main(argv=None):
     parser.add_argument("--csv", default="benchmarks/results/sp_cache.csv")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    use_numerics(fast_math=False)     # the workflow's numerics (gafkd.devices)
     torch.manual_seed(0)
     length, size = (100, 16) if args.quick else (500, 64)
     n = args.windows or (64 if args.quick else 2048 if device.type == "cpu" else 22400)

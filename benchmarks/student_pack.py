@@ -1,20 +1,24 @@
 """Packed student steps against solo ones: K students trained as one fused network.
 
     python benchmarks/student_pack.py [--device cpu|cuda] [--csv PATH] [--packs K ...]
-                                      [--archs A ...] [--fusion grouped|vmap] [--quick]
+                                      [--archs A ...] [--fusion device|grouped|members|vmap]
+                                      [--quick]
 
 One training step of K members (K ∈ --packs, default 1 2 4 8 16 32 64) of a student
 architecture (--archs, default wrn16-1 wrn28-3) on GENE shapes: windows 3 × 500, 14 classes,
 batch 64, the two-teacher KD loss over cached teacher logits (gafkd.students.DistillationLoss,
-α = 0.1 … 0.9 over the members, λ 0.7, T 4), SGD, float32. K = 1 is a solo WideResNet; K > 1 a
-gafkd.packed.PackedWideResNet (grouped convolutions), timed inside gafkd.engine.train_runs
-itself: the loss is wrapped to take a timestamp every few steps after a warm-up, so a step is
-the engine's whole step (gather of every member's batch, forward, loss, backward, update,
-bookkeeping); median of the repeats. `--fusion vmap` times the alternative instead: the solo
-network's forward vmapped over the members' stacked weights (torch.func), outside the engine.
+α = 0.1 … 0.9 over the members, λ 0.7, T 4), SGD, float32 with the workflow's numerics (no TF32,
+deterministic cuDNN: gafkd.devices.use_numerics). K = 1 is a solo WideResNet; K > 1 a
+gafkd.packed.PackedWideResNet, timed inside gafkd.engine.train_runs itself: the loss is wrapped
+to take a timestamp every few steps after a warm-up, so a step is the engine's whole step
+(gather of every member's batch, forward, loss, backward, update, bookkeeping); median of the
+repeats. --fusion: `device` (default) computes the pack as the workflow does on that device
+(members one by one on a CPU, grouped convolutions on a GPU), `grouped` or `members` forces one
+of the two; `vmap` times an alternative outside the engine: the solo network's forward vmapped
+over the members' stacked weights (torch.func).
 
 CSV columns: pack, arch, device, ms_per_step, student_steps_per_s (K / step time),
-speedup_vs_solo (student steps/s against K = 1 of the same arch and fusion).
+speedup_vs_solo (student steps/s against K = 1 of the same arch), fusion.
 """
 
 import argparse
@@ -31,9 +35,10 @@ from torch.nn import functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+from gafkd.devices import use_numerics  # noqa: E402
 from gafkd.config import default_train_settings  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
-from gafkd.packed import pack_models  # noqa: E402
+from gafkd.packed import PackedWideResNet, pack_models  # noqa: E402
 from gafkd.students import DistillationLoss  # noqa: E402
 from harness import print_table, step_seconds, write_csv  # noqa: E402
 
@@ -57,7 +62,7 @@ def members_alpha(k):
     return [round(0.1 + 0.2 * (m % 5), 1) for m in range(k)]
 
 
-def grouped_step_ms(arch, k, device, timing, folder):
+def engine_step_ms(arch, k, device, timing, folder, fusion=None):
     """Median ms of one engine step of a pack of k (solo for k = 1)."""
     n = timing.windows()
     generator = torch.Generator().manual_seed(0)
@@ -71,7 +76,8 @@ def grouped_step_ms(arch, k, device, timing, folder):
     if k == 1:
         model, loss = models[0], DistillationLoss("kd2", 0.3, KD, {m: t[0] for m, t in teacher.items()})
     else:
-        model, loss = pack_models(models), DistillationLoss("kd2", members_alpha(k), KD, teacher)
+        model, loss = pack_models(models, fusion), DistillationLoss("kd2", members_alpha(k), KD, teacher)
+        model.group_outputs = False         # kd2 reads logits only (gafkd.students sets the same)
     settings = default_train_settings(epochs=1, batch_size=BATCH)
     return 1000 * step_seconds(model, x, y, loss, settings, device, timing, folder, classes=CLASSES)
 
@@ -114,10 +120,11 @@ def main(argv=None):
     parser.add_argument("--csv", default="benchmarks/results/student_pack.csv")
     parser.add_argument("--packs", type=int, nargs="+", default=list(PACKS))
     parser.add_argument("--archs", nargs="+", default=list(ARCHS))
-    parser.add_argument("--fusion", choices=("grouped", "vmap"), default="grouped")
+    parser.add_argument("--fusion", choices=("device", *PackedWideResNet.FUSIONS, "vmap"), default="device")
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    use_numerics(fast_math=False)     # the workflow's numerics (gafkd.devices)
     if device.type == "cuda":
         device = torch.device("cuda", 0 if device.index is None else device.index)
         torch.cuda.set_device(device)
@@ -128,21 +135,24 @@ def main(argv=None):
     else:
         timing = Timing(warmup=2, steps=2, repeats=3)
     packs = sorted(set(args.packs) | {1})
+    fusion = args.fusion
+    if fusion == "device":
+        fusion = "members" if device.type == "cpu" else "grouped"
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for arch in args.archs:
             solo = None
             for k in packs:
-                if args.fusion == "vmap":
+                if fusion == "vmap":
                     ms = vmap_step_ms(arch, k, device, timing)
                 else:
-                    ms = grouped_step_ms(arch, k, device, timing, Path(scratch))
+                    ms = engine_step_ms(arch, k, device, timing, Path(scratch), fusion)
                 rate = 1000 * k / ms
                 solo = rate if k == 1 else solo
                 rows.append({"pack": k, "arch": arch, "device": str(device), "ms_per_step": round(ms, 3),
                              "student_steps_per_s": round(rate, 3),
-                             "speedup_vs_solo": round(rate / solo, 2)})
-                print(f"{arch} K={k}: {ms:.2f} ms per step, {rate:.1f} student steps/s", flush=True)
+                             "speedup_vs_solo": round(rate / solo, 2), "fusion": fusion})
+                print(f"{arch} K={k} ({fusion}): {ms:.2f} ms per step, {rate:.1f} student steps/s", flush=True)
     print_table(rows, {"pack": "K", "arch": "arch", "ms_per_step": "ms/step",
                        "student_steps_per_s": "student steps/s", "speedup_vs_solo": "vs solo"})
     write_csv(rows, args.csv)

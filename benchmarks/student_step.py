@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from gafkd.devices import use_numerics  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
 from gafkd.similarity_cache import SimilarityCache, choose_forms  # noqa: E402
 from gafkd.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
@@ -116,6 +117,7 @@ def main(argv=None):
                         help="training windows whose cache forms are timed (GENE-sized by default)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    use_numerics(fast_math=False)     # the workflow's numerics (gafkd.devices)
     torch.manual_seed(0)
     n, length, size, batch = (64, 100, 16, 16) if args.quick else (1024, 500, 64, 64)
     steps, repeats = (2, 2) if args.quick else (5, 5)

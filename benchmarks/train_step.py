@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from gafkd.devices import use_numerics  # noqa: E402
 from gafkd.data import load_fold, to_train_data  # noqa: E402
 from gafkd.config import default_train_settings  # noqa: E402
 from gafkd.engine import predict, train  # noqa: E402
@@ -119,6 +120,7 @@ def main(argv=None):
     parser.add_argument("--windows", type=int, help="windows per epoch (default 2048, quick 128)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    use_numerics(fast_math=False)     # the workflow's numerics (gafkd.devices)
     n, length, size, batch, repeats = (128, 100, 16, 16, 2) if args.quick else (2048, 500, 64, 64, 3)
     n = args.windows or n
     torch.manual_seed(0)

@@ -99,10 +99,22 @@ def test_grid_projection_refuses_an_invalid_config_with_the_workflows_message(tm
 def test_student_pack_benchmark_runs(tmp_path):
     stdout, rows = run_quick("student_pack.py", tmp_path / "student_pack.csv", "--packs", "2",
                              "--archs", "wrn16-1")
-    assert list(rows[0]) == ["pack", "arch", "device", "ms_per_step", "student_steps_per_s", "speedup_vs_solo"]
+    assert list(rows[0]) == ["pack", "arch", "device", "ms_per_step", "student_steps_per_s", "speedup_vs_solo",
+                             "fusion"]
     solo, pack = rows
+    assert pack["fusion"] == "members"          # the CPU's way
     assert (int(solo["pack"]), int(pack["pack"])) == (1, 2) and float(solo["speedup_vs_solo"]) == 1.0
     assert float(pack["student_steps_per_s"]) == pytest.approx(2000 / float(pack["ms_per_step"]), rel=0.01)
     assert float(pack["speedup_vs_solo"]) == pytest.approx(
         float(pack["student_steps_per_s"]) / float(solo["student_steps_per_s"]), rel=0.02)
     assert "student steps/s" in stdout
+
+
+def test_teacher_step_benchmark_runs(tmp_path):
+    stdout, rows = run_quick("teacher_step.py", tmp_path / "teacher_step.csv", "--archs", "wrn10-1")
+    assert list(rows[0]) == ["arch", "bf16", "channels_last", "device", "ms_per_step", "images_per_s",
+                             "speedup_vs_fp32", "deterministic"]
+    (row,) = rows                     # the CPU has the float32, default-layout variant only
+    assert (row["bf16"], row["channels_last"], row["speedup_vs_fp32"]) == ("False", "False", "1.0")
+    assert float(row["images_per_s"]) == pytest.approx(64000 / float(row["ms_per_step"]), rel=0.01)
+    assert row["deterministic"] == "yes" and "images/s" in stdout

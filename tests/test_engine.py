@@ -208,3 +208,28 @@ def test_the_engine_does_not_import_the_config_module():
                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
+
+
+def test_only_image_networks_in_bf16_on_cuda_take_the_channels_last_layout():
+    from gafkd.engine import use_memory_format
+    from gafkd.packed import members_of
+
+    cuda = torch.device("cuda")         # only the device's kind is read: no GPU needed
+    bf16, fp32 = default_train_settings(bf16=True), default_train_settings(bf16=False)
+    image, signal_net = build_model("wrn10-1", 3, 4, dims=2), build_model("wrn10-1", 3, 4, dims=1)
+    assert not use_memory_format(image, torch.device("cpu"), bf16)
+    assert not use_memory_format(image, cuda, fp32)
+    assert not use_memory_format(signal_net, cuda, bf16)
+    assert image.conv1.weight.is_contiguous()
+    x = torch.randn(2, 3, 16, 16)
+    before = image.eval()(x)[0]
+    assert use_memory_format(image, cuda, default_train_settings(bf16=False, channels_last=True))
+    assert image.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not image.conv1.weight.is_contiguous()
+    torch.testing.assert_close(image(x)[0], before)       # the same network in another layout
+    # a saved state is the same bytes whichever layout it trained in
+    state = members_of(image).member_state(0)
+    assert all(t.is_contiguous() for t in state.values())
+    assert all(torch.equal(state[n], t) for n, t in image.state_dict().items())
+    fresh = build_model("wrn10-1", 3, 4, dims=2)
+    assert use_memory_format(fresh, cuda, bf16) and not fresh.conv1.weight.is_contiguous()

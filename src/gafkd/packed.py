@@ -12,11 +12,19 @@ run's files.
 Shapes: inputs (B, K·C, ...) — member k's batch in channels [k·C, (k+1)·C); logits (B, K,
 classes); group outputs (B, K·C_g, ...). Solo adapts a WideResNet to the same interface with
 K = 1, so that gafkd.engine trains both the same way.
+
+Two ways to compute the same network (`fusion`): "grouped" runs every layer once for all the
+members (a GPU launches one kernel where it would launch K); "members" runs the solo network
+K times, each time on views of member k's weights and statistics, so each member computes
+exactly its solo run's kernels. On a CPU a step is compute-bound and the grouped kernels are
+slower than K solo ones (benchmarks/student_pack.py), so by default a pack on the CPU runs its
+members one by one and a pack on a GPU runs them grouped.
 """
 
 import copy
 
 import torch
+from torch.func import functional_call
 from torch import nn
 from torch.nn import functional as F
 
@@ -64,10 +72,17 @@ class PackedWideResNet(nn.Module):
     """`members` copies of WideResNet(arch, in_channels, num_classes, dims), fused; the same
     parameter names and order as the solo network."""
 
-    def __init__(self, arch, in_channels, num_classes, dims, members):
+    FUSIONS = ("grouped", "members")
+
+    def __init__(self, arch, in_channels, num_classes, dims, members, fusion=None):
         super().__init__()
         depth, width = parse_arch(arch)
-        self.arch, self.dims, self.members = arch, dims, int(members)
+        if fusion not in (None, *self.FUSIONS):
+            raise ValueError(f"fusion must be one of {self.FUSIONS} or None (by device), got {fusion!r}")
+        self.arch, self.dims, self.members, self.fusion = arch, dims, int(members), fusion
+        # False: the loss reads logits only, so computed one by one the members' group outputs
+        # are not stacked (a copy of every member's activations)
+        self.group_outputs = True
         self.in_channels, self.num_classes = in_channels, num_classes
         conv, norm = _layers(dims)
         k = self.members
@@ -82,8 +97,33 @@ class PackedWideResNet(nn.Module):
         self.bn = norm(k * widths[3])
         self.fc = GroupedLinear(k, widths[3], num_classes)
 
-    # the solo network's forward: its layers, grouped, compute every member at once
-    forward = WideResNet.forward
+        with torch.device("meta"):      # the solo network's layers, without storage of their own
+            self.__dict__["_solo"] = WideResNet(arch, in_channels, num_classes, dims)
+
+    def forward(self, x):
+        fusion = self.fusion or ("members" if x.device.type == "cpu" else "grouped")
+        if fusion == "grouped":
+            return WideResNet.forward(self, x)     # the solo forward: its grouped layers do every member
+        return self._members_one_by_one(x)
+
+    def _members_one_by_one(self, x):
+        solo = self._solo.train(self.training)
+        state = dict(self.named_parameters())
+        state.update(self.named_buffers())
+        counts = [t for t in state.values() if t.dim() == 0]      # BatchNorm's batches, shared
+        logits, groups = [], []
+        for k, inputs in enumerate(x.chunk(self.members, dim=1)):
+            member = {name: torch.zeros_like(t) if t.dim() == 0 else member_part(t, self.members, k)
+                      for name, t in state.items()}
+            out, outs = functional_call(solo, member, (inputs.contiguous(),))
+            logits.append(out)
+            groups.append(outs)
+        if self.training:
+            for count in counts:
+                count.add_(1)
+        if not (self.training and self.group_outputs):          # evaluation reads logits only
+            return torch.stack(logits, dim=1), []
+        return torch.stack(logits, dim=1), [torch.cat(g, dim=1) for g in zip(*groups)]
 
     # ---- the engine's interface (Solo has the same) -----------------------------------------
 
@@ -104,7 +144,7 @@ class PackedWideResNet(nn.Module):
 
     def member_state(self, k):
         """Member k's state_dict, as a solo WideResNet's (copies, on the CPU)."""
-        return {name: member_part(tensor, self.members, k).detach().cpu().clone()
+        return {name: _host_copy(member_part(tensor, self.members, k))
                 for name, tensor in self.state_dict().items()}
 
     def load_member_state(self, k, state):
@@ -129,6 +169,11 @@ class PackedWideResNet(nn.Module):
                       if torch.is_tensor(value) and value.dim() else value
                       for key, value in state.items()} for i, state in first["state"].items()}
         optimizer.load_state_dict({"state": merged, "param_groups": copy.deepcopy(first["param_groups"])})
+
+
+def _host_copy(tensor):
+    """A contiguous CPU copy: a saved state is the same bytes whatever layout it trained in."""
+    return tensor.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
 
 
 def member_part(tensor, members, k):
@@ -157,7 +202,7 @@ class Solo:
         return logits[None], [g[None] for g in groups]
 
     def member_state(self, k):
-        return {name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()}
+        return {name: _host_copy(tensor) for name, tensor in self.model.state_dict().items()}
 
     def load_member_state(self, k, state):
         self.model.load_state_dict(state)
@@ -174,14 +219,14 @@ def members_of(model):
     return model if isinstance(model, PackedWideResNet) else Solo(model)
 
 
-def pack_models(models):
+def pack_models(models, fusion=None):
     """A PackedWideResNet holding the weights and statistics of solo WideResNets of one
     architecture, member k = models[k]."""
     first = models[0]
     if not all(isinstance(m, WideResNet) and (m.arch, m.dims) == (first.arch, first.dims) for m in models):
         raise ValueError("a pack's members must be WideResNets of one architecture")
     packed = PackedWideResNet(first.arch, first.conv1.in_channels, first.fc.out_features, first.dims,
-                              len(models))
+                              len(models), fusion)
     for k, model in enumerate(models):
         packed.load_member_state(k, model.state_dict())
     return packed

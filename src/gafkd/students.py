@@ -182,6 +182,8 @@ def train_students(runs, device, claim=None):
             _load_initial_weights(model, run.inputs.get("init"), settings, arrays.fingerprint, spec.starts_from)
         models.append(model)
     model = models[0] if len(runs) == 1 else pack_models(models)
+    if len(runs) > 1:
+        model.group_outputs = spec.similarity
     reserve = None
     if len(runs) > 1 and device.type == "cuda":
         reserve = reserve_bytes(sum(p.numel() * p.element_size() for p in model.parameters()),
