@@ -3,6 +3,7 @@
 import csv
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -52,6 +53,18 @@ def write_csv(rows, path):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+@dataclass
+class StepTiming:
+    """Steps timed by step_seconds: `warmup` untimed, then `repeats` stamps `steps` apart."""
+    warmup: int
+    steps: int
+    repeats: int
+
+    def windows(self, batch):
+        """Training windows for one epoch that covers every timed step."""
+        return (self.warmup + self.steps * self.repeats + 1) * batch
 
 
 class StepClock:

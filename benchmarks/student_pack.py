@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,22 +39,13 @@ from gafkd.config import default_train_settings  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
 from gafkd.packed import PackedWideResNet, pack_models  # noqa: E402
 from gafkd.students import DistillationLoss  # noqa: E402
-from harness import print_table, step_seconds, write_csv  # noqa: E402
+from harness import StepTiming, print_table, step_seconds, write_csv  # noqa: E402
 
 CHANNELS, LENGTH, CLASSES, BATCH = 3, 500, 14, 64
 KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "standardize_logits": False}
 PACKS = (1, 2, 4, 8, 16, 32, 64)
 ARCHS = ("wrn16-1", "wrn28-3")
 
-
-@dataclass
-class Timing:
-    warmup: int
-    steps: int
-    repeats: int
-
-    def windows(self):
-        return (self.warmup + self.steps * self.repeats + 1) * BATCH
 
 
 def members_alpha(k):
@@ -64,7 +54,7 @@ def members_alpha(k):
 
 def engine_step_ms(arch, k, device, timing, folder, fusion=None):
     """Median ms of one engine step of a pack of k (solo for k = 1)."""
-    n = timing.windows()
+    n = timing.windows(BATCH)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(n, CHANNELS, LENGTH, generator=generator).to(device)
     y = torch.randint(0, CLASSES, (n,), generator=generator).to(device)
@@ -129,11 +119,11 @@ def main(argv=None):
         device = torch.device("cuda", 0 if device.index is None else device.index)
         torch.cuda.set_device(device)
     if args.quick:
-        timing = Timing(warmup=2, steps=1, repeats=3)
+        timing = StepTiming(warmup=2, steps=1, repeats=3)
     elif device.type == "cuda":
-        timing = Timing(warmup=5, steps=10, repeats=3)
+        timing = StepTiming(warmup=5, steps=10, repeats=3)
     else:
-        timing = Timing(warmup=2, steps=2, repeats=3)
+        timing = StepTiming(warmup=2, steps=2, repeats=3)
     packs = sorted(set(args.packs) | {1})
     fusion = args.fusion
     if fusion == "device":

@@ -20,7 +20,6 @@ import argparse
 import copy
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,20 +30,11 @@ from gafkd.config import default_train_settings  # noqa: E402
 from gafkd.devices import use_numerics  # noqa: E402
 from gafkd.engine import cross_entropy  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
-from harness import print_table, step_seconds, write_csv  # noqa: E402
+from harness import StepTiming, print_table, step_seconds, write_csv  # noqa: E402
 
 CHANNELS, SIZE, CLASSES, BATCH = 3, 64, 14, 64
 ARCHS = ("wrn16-1", "wrn16-3", "wrn28-1", "wrn28-3")
 
-
-@dataclass
-class Timing:
-    warmup: int
-    steps: int
-    repeats: int
-
-    def windows(self):
-        return (self.warmup + self.steps * self.repeats + 1) * BATCH
 
 
 def variants(device):
@@ -67,13 +57,13 @@ def main(argv=None):
     if device.type == "cuda":
         device = torch.device("cuda", 0 if device.index is None else device.index)
         torch.cuda.set_device(device)
-        timing = Timing(warmup=5, steps=10, repeats=3)
+        timing = StepTiming(warmup=5, steps=10, repeats=3)
     else:
-        timing = Timing(warmup=1, steps=2, repeats=2)
+        timing = StepTiming(warmup=1, steps=2, repeats=2)
     if args.quick:
-        timing, size = Timing(warmup=1, steps=1, repeats=2), 16
+        timing, size = StepTiming(warmup=1, steps=1, repeats=2), 16
     generator = torch.Generator().manual_seed(0)
-    n = timing.windows()
+    n = timing.windows(BATCH)
     x = torch.rand(n, CHANNELS, size, size, generator=generator).half().to(device)
     y = torch.randint(0, CLASSES, (n,), generator=generator).to(device)
     rows = []

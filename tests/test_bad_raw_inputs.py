@@ -1,20 +1,27 @@
 """Bad raw files and config values, one row each: every one stops the run with an error that
 names the file (and line, for PAMAP2) or the config key, leaves the raw files as they were and,
-for the windows job, leaves no output behind."""
+for the windows job, leaves no output behind. Input that is legal but unusual is read with a
+warning in the job's log and a line in windows_summary.md."""
+import builtins
+import errno
+import io
+import logging
+import os
 import re
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 from conftest import REPO, tree_digest
 from test_config import snakemake_with
-from rawfiles import (gene_name, make_gene_folder, make_pamap2_folder, pamap2_table,
+from rawfiles import (RAW, gene_name, make_gene_folder, make_pamap2_folder, pamap2_table,
                       write_mat_v5, write_mat_v73, write_pamap2)
 from snakemake.utils import validate
 
 from gafkd.config import check_config, check_split_subjects, fold_names, schema_errors
-from gafkd.errors import ConfigError, GafkdError
-from gafkd.windows import build_windows
+from gafkd.errors import ConfigError, GafkdError, InputError
+from gafkd.windows import build_windows, read_windows
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 SPLIT = {"val_fraction": 0.2, "test_fraction": 0.2, "seed": 0}
@@ -72,6 +79,13 @@ def pamap2_53_columns(root):
     return pamap2_spec(path.parent), at(path, 8) + " 53 columns, expected 54"
 
 
+def pamap2_timestamps_all_zero(root):
+    path = pamap2(root) / "subject102.dat"
+    lines = [line.split(" ", 1) for line in path.read_text().splitlines()]
+    path.write_text("".join(f"0 {rest}\n" for _, rest in lines))
+    return pamap2_spec(path.parent), at(path, 2) + " timestamp 0 repeats line 1's; .* remove the duplicate"
+
+
 def pamap2_unknown_activity(root):
     folder = pamap2(root)
     write_pamap2(folder / "subject105.dat", pamap2_table([(1, 330), (8, 30)]))
@@ -121,6 +135,12 @@ def write_complex_v73(path, xw):
         f.create_dataset("xw", data=np.asarray(xw).T)
 
 
+def gene_folder_named_mat(root):
+    path = gene(root) / gene_name(103, 2, 9)
+    path.mkdir()
+    return gene_spec(path.parent), at(path) + " is a folder, not a MATLAB file; move it out"
+
+
 def gene_truncated_v73(root):
     path = gene(root) / gene_name(103, 1, 9)
     write_mat_v73(path, xw=np.zeros((50, 3)))
@@ -168,6 +188,11 @@ WINDOWS_CASES = {
     "pamap2 non-numeric token": pamap2_token("1.2.3", 100, 5, " non-numeric token '1.2.3'"),
     "pamap2 NA token": pamap2_token("NA", 3, 6, " non-numeric token 'NA'"),
     "pamap2 unknown activity id": pamap2_unknown_activity,
+    "pamap2 NaN activity id": pamap2_token("NaN", 40, 1, r" activity_id \(column 2\) is NaN; every "
+                                                        r"line needs its activity id"),
+    "pamap2 NaN timestamp": pamap2_token("NaN", 30, 0, r" timestamp \(column 1\) is NaN; every line "
+                                                      r"needs its time in seconds"),
+    "pamap2 timestamps all 0": pamap2_timestamps_all_zero,
     "pamap2 raw at the archive root": pamap2_archive_root,
     "pamap2 raw at Optional/": pamap2_optional,
     "pamap2 missing raw folder": pamap2_missing_folder,
@@ -175,6 +200,9 @@ WINDOWS_CASES = {
                                          " 'xw' contains NaN or inf"),
     "gene xw with inf (v7.3)": gene_signal(write_mat_v73, with_bad(np.inf),
                                            " 'xw' contains NaN or inf"),
+    "gene xw beyond float32 (v5)": gene_signal(write_mat_v5, with_bad(1e300),
+                                               r" 'xw' holds 1e\+300 \(first at 0-based channel 1, "
+                                               r"sample 10\), beyond the float32 range"),
     "gene complex xw (v5)": gene_signal(write_mat_v5, with_bad(1j), " 'xw' holds complex numbers"),
     "gene complex xw (v7.3)": gene_signal(write_complex_v73, with_bad(1j),
                                           " 'xw' holds complex numbers"),
@@ -183,6 +211,7 @@ WINDOWS_CASES = {
     "gene v7.3 xw is a group": gene_xw_group,
     "gene wrong window length": gene_signal(write_mat_v5, np.zeros((40, 3)), " 'xw' has shape"),
     "gene empty .mat file": gene_empty_file,
+    "gene .mat that is a folder": gene_folder_named_mat,
     "gene empty xw": gene_signal(write_mat_v73, np.zeros((0, 0)), r" 'xw' has shape \(0, 0\)"),
     "gene file name does not parse": gene_bad_name,
     "gene class id not in the class map": gene_unknown_class,
@@ -200,6 +229,84 @@ def test_windows_job_stops_naming_the_file(tmp_path, setup):
         build_windows("d", spec, out / "windows.h5", out / "windows_summary.md")
     assert tree_digest(raw) == before, "raw files must never be modified"
     assert not out.exists() or not any(out.iterdir()), "a failed job leaves no output"
+
+
+def deny_reading(monkeypatch, path):
+    """Make opening `path` fail with EACCES, as it does for anyone but root after chmod 000."""
+    def guard(real):
+        def opener(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and Path(file) == path:
+                raise PermissionError(errno.EACCES, "Permission denied", str(file))
+            return real(file, *args, **kwargs)
+        return opener
+    for module, name in [(builtins, "open"), (io, "open"), (h5py, "is_hdf5")]:
+        monkeypatch.setattr(module, name, guard(getattr(module, name)))
+
+
+@pytest.mark.parametrize("source", ["geneactiv_mat", "pamap2"])
+def test_unreadable_raw_file_stops_naming_it_and_its_permissions(tmp_path, monkeypatch, source):
+    raw = tmp_path / "raw"
+    if source == "pamap2":
+        path = pamap2(raw) / "subject102.dat"
+        spec = pamap2_spec(path.parent)
+    else:
+        path = gene(raw) / gene_name(102, 2, 1)
+        spec = gene_spec(path.parent)
+    path.chmod(0)
+    if os.geteuid() == 0:
+        deny_reading(monkeypatch, path)       # root reads any file whatever its mode
+    out = tmp_path / "results" / "d"
+    try:
+        with pytest.raises(InputError, match=at(path) + r" cannot be read \(permission denied\); "
+                                                        r"check the file's permissions"):
+            build_windows("d", spec, out / "windows.h5", out / "windows_summary.md")
+    finally:
+        path.chmod(0o644)
+    assert not out.exists() or not any(out.iterdir()), "a failed job leaves no output"
+
+
+# Legal but unusual PAMAP2 input: read, with a warning in the log and a line in the summary.
+
+def build_and_summarise(tmp_path, spec):
+    spec["class_map"] = {1: "lying", 4: "walking", 24: "rope jumping"}     # the fixtures' activities
+    out = tmp_path / "results" / "d"
+    build_windows("d", spec, out / "windows.h5", out / "windows_summary.md")
+    return read_windows(out / "windows.h5"), (out / "windows_summary.md").read_text()
+
+
+def test_pamap2_jump_back_in_time_splits_the_recording(tmp_path, caplog):
+    # subject 102 joins two sessions whose clocks both start at 0, the second from line 1057
+    # (sample 352 after downsampling by 3), both rope jumping around the join. Column
+    # hand_acc16_x holds the time, so a window that spanned the jump would not increase throughout.
+    folder = pamap2(tmp_path / "raw")
+    table = np.concatenate([pamap2_table([(1, 396), (4, 330), (24, 330)], seed=102),
+                            pamap2_table([(24, 330), (1, 396), (4, 330)], seed=202)])
+    table[:, RAW["hand_acc16_x"]] = table[:, 0]
+    write_pamap2(folder / "subject102.dat", table)
+    with caplog.at_level(logging.WARNING):
+        windows, summary = build_and_summarise(
+            tmp_path, pamap2_spec(folder, channels=["hand_acc16_x"]))
+    time = windows.X[windows.subject == 102, 0]
+    assert len(time) and (np.diff(time, axis=-1) > 0).all(), "a window spans the jump"
+    assert f"{folder / 'subject102.dat'}: timestamps jump back in time at line(s) 1057" in caplog.text
+    # lab starts 22, 44, ...: those from 264 to 330 (rope jumping at both ends) span sample 352
+    for row in ["| jump back in time inside the window | 102 | rope jumping | 4 windows |",
+                "| timestamps jump back in time (no window spans a jump) | subject102.dat | "
+                "line(s) 1057 | 1 jump |"]:
+        assert row + "\n" in summary
+
+
+def test_pamap2_all_nan_column_under_lab_protocol_is_counted(tmp_path, caplog):
+    folder = pamap2(tmp_path / "raw")
+    table = pamap2_table([(1, 396), (4, 330), (24, 330)], seed=103)
+    table[:, RAW["chest_gyro_y"]] = np.nan
+    write_pamap2(folder / "subject103.dat", table)
+    with caplog.at_level(logging.WARNING):
+        _, summary = build_and_summarise(tmp_path, pamap2_spec(folder))
+    assert (f"{folder / 'subject103.dat'}: chest_gyro_y is NaN on all 1056 rows kept; protocol lab "
+            f"sets it to 0") in caplog.text
+    assert ("| column NaN on every row kept, set to 0 (protocol lab) | subject103.dat | "
+            "chest_gyro_y | 1056 rows |\n") in summary
 
 
 # Config cases: setup(raw root) returns (config, regex); checked as common.smk does, before the
@@ -242,6 +349,21 @@ def gene_missing_test_subject(root):
                       f"{folder} (subjects there: [101, 102, 103, 104])"))
 
 
+def pamap2_subject_without_file(root):
+    folder = pamap2(root)
+    return (with_dataset(pamap2_spec(folder, subjects=[101, 102, 103, 110])),
+            re.escape(f"{folder}: no file for subject(s) [110] listed in the dataset's `subjects:` "
+                      f"(expected subject110.dat); add the file(s) or remove [110] from `subjects:`"))
+
+
+def pamap2_stray_subject(root):
+    folder = pamap2(root)
+    (folder / "subject1.dat").write_bytes((folder / "subject102.dat").read_bytes())
+    return (with_dataset(pamap2_spec(folder)),
+            at(folder / "subject1.dat") + re.escape(" subject(s) [1] are not among PAMAP2's subjects "
+                                                    "101-109; move the file(s) out of"))
+
+
 CONFIG_CASES = {
     "class_map with mixed keys": config_case(
         lambda root: gene_spec(gene(root), class_map={1: "a", "2": "b", 3: "c"}),
@@ -264,6 +386,8 @@ CONFIG_CASES = {
         teachers={"archs": ["wrn16-1"]}, students={"teacher_archs": ["wrn15-1"]}),
     "test_subjects names a missing subject": gene_missing_test_subject,
     "pamap2 loso folds from the archive root": pamap2_loso_at_archive_root,
+    "pamap2 subjects names a subject without a file": pamap2_subject_without_file,
+    "pamap2 file of a subject not in PAMAP2": pamap2_stray_subject,
 }
 
 

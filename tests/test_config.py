@@ -1,4 +1,5 @@
 import copy
+import re
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from test_workflow import snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gafkd.config import check_config, resolve_dataset
+from gafkd.config import check_config, check_config_file, load_yaml, resolve_dataset, schema_errors
 from gafkd.errors import ConfigError
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -30,14 +31,14 @@ def test_default_config_is_valid_and_defaults_are_filled():
     config = default_config()
     del config["images"]
     validate(config, SCHEMA)
-    assert config["images"] == {"method": "gasf", "size": 64}
+    assert config["images"] == {"method": "gasf", "size": 64, "pi": {"recipe": "lab"}, "dtype": "float16"}
     check_config(config)
     assert config["datasets"]["basicmotions"]["split"]["test_fraction"] == 0.2
 
 
 @pytest.mark.parametrize("change,named", [
     (lambda c: c["datasets"]["basicmotions"].update(windw=100), "windw"),
-    (lambda c: c["images"].update(method="rp"), "rp"),
+    (lambda c: c["images"].update(pi={"recipe": "tidy"}), "tidy"),
     (lambda c: c["images"].update(size="64"), "'64'"),
     (lambda c: c["datasets"]["basicmotions"]["split"].update(val_fraction=1.5), "1.5"),
     (lambda c: c["datasets"]["basicmotions"].update(source="geneactiv"), "geneactiv"),
@@ -135,6 +136,37 @@ def test_image_larger_than_window():
         check_config(config)
 
 
+def image_config(method, window, size=2):
+    config = default_config()
+    config["images"].update(method=method, size=size)
+    config["datasets"] = {"g": {"source": "geneactiv_mat", "raw": "x", "window": window,
+                                "class_map": {1: "a", 2: "b"}}}
+    validate(config, SCHEMA)
+    return config
+
+
+@pytest.mark.parametrize("method, match", [
+    ("rp", r"images.method: unknown encoding 'rp' in 'rp' \(known: gasf, gadf, mtf, pi"),
+    ("gasf+gadf+gasf", r"images.method: the stack 'gasf\+gadf\+gasf' names gasf more than once"),
+    ("gasf++mtf", r"images.method: unknown encoding ''"),
+])
+def test_image_encodings_are_checked_before_any_job(method, match):
+    with pytest.raises(ConfigError, match=match):
+        check_config(image_config(method, 100))
+    check_config(image_config("gasf+gadf+mtf+pi", 100))        # a stack of all four is fine
+
+
+def test_persistence_images_need_windows_long_enough():
+    from gafkd.persistence import MIN_LENGTH
+
+    short = MIN_LENGTH - 1                     # the schema's shortest window and image: 2
+    with pytest.raises(ConfigError, match=rf"images.method: pi needs windows of at least {MIN_LENGTH} "
+                                          rf"samples, dataset 'g' has {short}"):
+        check_config(image_config("gasf+pi", short))
+    check_config(image_config("gasf+pi", MIN_LENGTH))
+    check_config(image_config("gasf", short))
+
+
 def test_bad_config_fails_before_any_job(tmp_path):
     config = default_config()
     config["datasets"]["basicmotions"]["split"]["kind"] = "loso"
@@ -194,3 +226,66 @@ def test_pack_width_below_one_or_not_an_integer_names_the_key(tmp_path, pack, me
     assert run.returncode != 0
     assert f"Invalid config: {message}" in run.stdout + run.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_key_given_twice_is_refused_in_the_workflow_and_the_file_check(tmp_path):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("datasets:\n  basicmotions: {source: basicmotions}\ntraining: {epochs: 2}\n"
+                     "students: {seeds: [1]}\ntraining: {epochs: 3}\n")
+    message = f"{twice}, line 5: key 'training' is given twice in one mapping (first on line 3)"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config_file(twice)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("datasets:\n  basicmotions: {source: basicmotions, source: pamap2}\n")
+    with pytest.raises(ConfigError, match="line 2: key 'source' is given twice"):
+        check_config_file(nested)
+    run = snakemake(tmp_path, configfile=twice)
+    assert run.returncode != 0
+    assert f"Invalid config: {message}" in run.stdout + run.stderr
+    assert not (tmp_path / "results").exists()
+    anchors = tmp_path / "anchors.yaml"           # a YAML merge key is not a repeated key
+    anchors.write_text("datasets:\n  basicmotions: {source: basicmotions}\nbase: &base {epochs: 2}\n"
+                       "training: {<<: *base, epochs: 3}\n")
+    assert load_yaml(anchors)["training"] == {"epochs": 3}
+
+
+@pytest.mark.parametrize("where, change, key", [
+    ("training", {"lr": float("inf")}, "training.lr: inf"),
+    ("training", {"lr": float("nan")}, "training.lr: nan"),
+    ("training", {"weight_decay": float("inf")}, "training.weight_decay: inf"),
+    ("students", {"kd": {"temperature": float("inf")}}, "students.kd.temperature: inf"),
+    ("students", {"alphas": [0.5, float("nan")]}, "students.alphas.1: nan"),
+])
+def test_numbers_that_are_not_finite_name_their_key(where, change, key):
+    config = default_config()
+    config.setdefault(where, {}).update(change)
+    validate(config, SCHEMA)
+    with pytest.raises(ConfigError, match=re.escape(f"{key} is not a finite number")):
+        check_config(config)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["students"].update(methods=[]), "students.methods: [] should be non-empty"),
+    (lambda c: c["teachers"].update(seeds=[99999999999999999999]), "teachers.seeds.0: 99999999999999999999 is greater than the maximum of 18446744073709551615"),
+    (lambda c: c["students"].update(seeds=[2**64]), "students.seeds.0: 18446744073709551616 is greater than the maximum"),
+])
+def test_empty_methods_and_seeds_beyond_torch_name_the_key(change, message):
+    config = default_config()
+    change(config)
+    assert message in schema_errors(config, SCHEMA)
+
+
+def test_the_largest_seed_torch_accepts_is_a_valid_config():
+    config = default_config()
+    config["teachers"]["seeds"] = config["students"]["seeds"] = [2**64 - 1]
+    assert not schema_errors(config, SCHEMA)
+    validate(config, SCHEMA)
+    check_config(config)
+
+
+def test_an_empty_class_name_names_the_key():
+    config = {"datasets": {"g": {"source": "geneactiv_mat", "raw": "x", "window": 100,
+                                 "class_map": {1: "walking", 2: ""}}}}
+    validate(config, SCHEMA)
+    with pytest.raises(ConfigError, match=r"datasets.g.class_map: class id 2 has an empty name"):
+        check_config(config)

@@ -53,6 +53,7 @@ def expected_counts(path, folds):
         **{f"train_student_pack{number}": 1 for number in range(len(packs))},
         "aggregate": 1,
         "figures": len(config["datasets"]),
+        "critical_difference": 1,
         "all": 1,
     }
     return {rule: count for rule, count in counts.items() if count}
@@ -112,17 +113,24 @@ def test_config_dry_run_from_the_repository_root(path, tmp_path):
 
 
 def test_configs_carry_the_labs_recipe():
-    assert {p.stem for p in CONFIGS} == {"gene14_w500", "gene14_w1000", "gene7_w500", "pamap2_loso"}
+    assert {p.stem for p in CONFIGS} == {"gene14_w500", "gene14_w1000", "gene7_w500", "pamap2_loso",
+                                         "pamap2_tda_kd"}
     for path in CONFIGS:
         config = yaml.safe_load(path.read_text())
+        kd = config["students"]["kd"]
         assert config["training"]["epochs"] == 200 and config["training"]["batch_size"] == 64
-        assert config["students"]["kd"]["temperature"] == 4 and config["students"]["kd"]["lambda"] == 0.7
-        assert config["students"]["alphas"] == [0.1, 0.3, 0.5, 0.7, 0.9]
+        if path.stem == "pamap2_tda_kd":       # TDA_KD train_ad.py's loss on persistence images
+            assert (kd["lambda"], kd["temperature"], config["students"]["alphas"]) == (0.99, 4, [0.7])
+            assert (kd["standardize_logits"], kd["kl_temperature"], kd["ce_standardized"]) == (True, 0.5, True)
+            assert config["images"] == {"method": "pi", "size": 64, "pi": {"recipe": "lab"}, "dtype": "float32"}
+        else:                                  # TGD main_train.py's loss, the lab notes' λ
+            assert kd["temperature"] == 4 and kd["lambda"] == 0.7 and kd["sp_merge"] == "raw"
+            assert config["students"]["alphas"] == [0.1, 0.3, 0.5, 0.7, 0.9]
         assert config["teachers"]["archs"] == ["wrn16-1", "wrn16-3", "wrn28-1", "wrn28-3"]
         assert config["students"]["seeds"] == [1, 2, 3] and config["students"]["arch"] == "wrn16-1"
         # the lab trained in float32 with its own lr boundaries, KL reduction and SP merge
         assert config["training"]["bf16"] is False and config["training"]["lr_boundaries"] == "lab"
-        assert config["students"]["kd"]["reduction"] == "mean" and config["students"]["kd"]["sp_merge"] == "raw"
+        assert kd["reduction"] == "mean" and config["images"]["dtype"] == "float32"
         (spec,) = config["datasets"].values()
         assert spec["standardize"] == "mean_window_std"
         if spec["source"] == "geneactiv_mat":     # subjects unseen in training by default
@@ -136,7 +144,6 @@ def test_pamap2_config_from_nothing_plans_its_download_and_nine_folds(tmp_path):
     path = REPO / "configs/pamap2_loso.yaml"
     run = snakemake(tmp_path, "-n", configfile=path)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    config = yaml.safe_load(path.read_text())
     counts = job_counts(run.stdout)
     assert counts["download_raw"] == 1
     assert {rule: counts.get(rule) for rule in expected_counts(path, 9)} == expected_counts(path, 9)

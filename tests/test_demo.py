@@ -53,17 +53,21 @@ def test_tables_figures_and_report(demo):
     assert "!" not in tables.split("\n", 4)[-1].replace("`!` marks", "")   # every group complete
     for name in ("alpha", "teachers_vs_students", "confusion", "learning_curves"):
         assert (report / f"basicmotions_{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (report / "critical_difference.png").read_bytes()[:4] == b"\x89PNG"
+    comparisons = (report / "comparisons.csv").read_text()
+    assert "+ SP, α = 0.5 vs student from scratch" in comparisons and "### Paired comparisons" in tables
     html = workdir / "report.html"
     run = snakemake(workdir, "--report", str(html))
     assert run.returncode == 0, run.stderr
     text = html.read_text(errors="replace")
     assert "basicmotions_alpha.png" in text and "weight of the GAF teacher" in text
+    assert "critical_difference.png" in text and "comparisons.csv" in text
 
 
 def test_changed_report_option_retrains_nothing(demo, tmp_path):
     workdir, config = demo
     changed = with_config(tmp_path, config, report={"decimals": 1})
-    assert scheduled_jobs(workdir, configfile=changed) == {"aggregate": 1, "figures": 1}
+    assert scheduled_jobs(workdir, configfile=changed) == {"aggregate": 1, "figures": 1, "critical_difference": 1}
 
 
 def with_config(tmp_path, config, **changes):
@@ -90,7 +94,7 @@ def test_device_slots_rerun_nothing_and_threads_rerun_training(demo, tmp_path):
     # the 3 scratch students derived from the signal teachers' runs, and the 5 packs of the rest
     assert by_kind(scheduled_jobs(workdir, configfile=threads)) == {
         "train_teacher": 6, "teacher_outputs": 6, "teacher_similarity": 6, "train_student": 3,
-        "pack": 5, "aggregate": 1, "figures": 1}
+        "pack": 5, "aggregate": 1, "figures": 1, "critical_difference": 1}
 
 
 def by_kind(jobs):
@@ -130,7 +134,8 @@ def test_new_alpha_reruns_the_packs_it_joins_and_the_aggregation(demo, tmp_path)
     students = {**config["students"], "alphas": [*config["students"]["alphas"], 0.3]}
     changed = with_config(tmp_path, config, students=students)
     # kd2, kd2-anneal and kd2-anneal-sp: each cell's pack gains the new α's runs
-    assert by_kind(scheduled_jobs(workdir, configfile=changed)) == {"pack": 3, "aggregate": 1, "figures": 1}
+    assert by_kind(scheduled_jobs(workdir, configfile=changed)) == {"pack": 3, "aggregate": 1, "figures": 1,
+                                                                    "critical_difference": 1}
     run = snakemake(workdir, "-n", configfile=changed)
     assert "alpha0.3/seed3/metrics.json" in run.stdout
 

@@ -292,3 +292,22 @@ def test_job_runs_the_configured_threads_and_warns_when_given_fewer(monkeypatch,
         assert "WARNING" not in caplog.text and "torch threads: 1 (devices.threads)" in caplog.text
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_job_scheduled_with_no_gpu_runs_on_the_cpu_and_says_so(monkeypatch, tmp_path, caplog):
+    fake_gpus(monkeypatch, 1)
+    config = {"devices": {"jobs_per_gpu": 1, "lock_dir": str(tmp_path), "threads": 1,
+                          "require_cuda": False}, "training": {"fast_math": False}}
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    with caplog.at_level(logging.INFO, logger="gafkd"):
+        with job_device(config, scheduled_gpus=0) as claim:
+            assert claim.device.type == "cpu"
+    assert "scheduled it with none (--resources gpu=0" in caplog.text
+    with pytest.raises(DeviceError, match="gave this GPU job no GPU"):
+        with job_device({**config, "devices": {**config["devices"], "require_cuda": True}}, scheduled_gpus=0):
+            pass
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gafkd"):
+        with job_device(config, scheduled_gpus=1) as claim:      # the fake GPU
+            assert claim.device.type == "cuda"
+    assert "gpu=0" not in caplog.text

@@ -60,6 +60,45 @@ def test_cache_matches_pyts_in_windows_order(demo_windows, tmp_path, method):
     assert diff < 1e-3   # float16 storage
 
 
+def test_a_stack_puts_each_channels_encodings_side_by_side_in_one_pass(demo_windows, tmp_path, monkeypatch):
+    import gafkd.gaf
+
+    fingerprint_ = read_windows(demo_windows).attrs["fingerprint"]
+    parts = {}
+    for method in ("gasf", "gadf", "mtf"):
+        build_images(demo_windows, tmp_path / f"{method}.h5", method=method, size=16)
+        parts[method] = read_images(tmp_path / f"{method}.h5", fingerprint_)
+    encoded, encode = [], gafkd.gaf.encode
+
+    def counted(series, size, method, out=None, **kwargs):
+        encoded.append((method, len(series)))
+        return encode(series, size, method, out, **kwargs)
+
+    monkeypatch.setattr(gafkd.gaf, "encode", counted)
+    stack = tmp_path / "images_gasf+gadf+mtf16.h5"
+    build_images(demo_windows, stack, method="gasf+gadf+mtf", size=16, chunk_windows=32)
+    images = read_images(stack, fingerprint_, {"method": "gasf+gadf+mtf", "size": 16})
+    assert images.dtype == np.float16 and images.shape == (80, 18, 16, 16)       # 3 encodings x 6 channels
+    for c in range(6):
+        for e, method in enumerate(("gasf", "gadf", "mtf")):
+            assert np.array_equal(images[:, 3 * c + e], parts[method][:, c]), (c, method)
+    # each block of windows encoded once per encoding, none read back from the parts' caches
+    assert encoded == [(m, n * 6) for n in (32, 32, 16) for m in ("gasf", "gadf", "mtf")]
+    with pytest.raises(InputError, match="method"):
+        read_images(stack, fingerprint_, {"method": "gasf", "size": 16})
+
+
+@pytest.mark.parametrize("method, message", [
+    ("gasf+rp", "unknown encoding 'rp' in 'gasf\\+rp'"),
+    ("gasf+", "unknown encoding ''"),
+    ("gasf+mtf+gasf", "names gasf more than once"),
+])
+def test_bad_stacks_are_refused_writing_nothing(demo_windows, tmp_path, method, message):
+    with pytest.raises(ConfigError, match=f"images.method: .*{message}"):
+        build_images(demo_windows, tmp_path / "a.h5", method=method)
+    assert not (tmp_path / "a.h5").exists()
+
+
 def test_cache_from_other_windows_is_rejected(demo_windows, tmp_path):
     out = tmp_path / "images_gasf16.h5"
     build_images(demo_windows, out, size=16)
@@ -68,7 +107,7 @@ def test_cache_from_other_windows_is_rejected(demo_windows, tmp_path):
 
 
 def test_unknown_method_and_oversized_image_write_nothing(demo_windows, tmp_path):
-    with pytest.raises(ConfigError, match="unknown method 'rp'"):
+    with pytest.raises(ConfigError, match="unknown encoding 'rp'"):
         build_images(demo_windows, tmp_path / "a.h5", method="rp")
     with pytest.raises(ConfigError, match="between 1 and the window length 100"):
         build_images(demo_windows, tmp_path / "b.h5", size=128)
@@ -182,3 +221,40 @@ def test_image_cache_chunks_are_whole_images_of_a_few_megabytes(demo_windows, tm
         assert default["images"].chunks == (80, 6, 32, 32)   # all 80 windows in one chunk
         assert small["images"].chunks == (3, 6, 32, 32)
         np.testing.assert_array_equal(default["images"][()], small["images"][()])
+
+
+def test_float32_caches_hold_the_encoder_values_and_are_told_apart(demo_windows, tmp_path):
+    fingerprint_ = read_windows(demo_windows).attrs["fingerprint"]
+    build_images(demo_windows, tmp_path / "half.h5", size=16)
+    build_images(demo_windows, tmp_path / "single.h5", size=16, dtype="float32")
+    half = read_images(tmp_path / "half.h5", fingerprint_, {"method": "gasf", "size": 16})
+    single = read_images(tmp_path / "single.h5", fingerprint_, {"method": "gasf", "size": 16, "dtype": "float32"})
+    assert half.dtype == np.float16 and single.dtype == np.float32
+    expected = gramian_angular_field(read_windows(demo_windows).X.reshape(-1, 100), 16)
+    assert np.array_equal(single.reshape(-1, 16, 16), expected)                # exactly the encoder's
+    assert np.array_equal(half, single.astype(np.float16))
+    with pytest.raises(InputError, match=r"dtype float16, expected float32"):
+        read_images(tmp_path / "half.h5", fingerprint_, {"method": "gasf", "size": 16, "dtype": "float32"})
+    with pytest.raises(InputError, match=r"dtype float32, expected float16"):
+        read_images(tmp_path / "single.h5", fingerprint_, {"method": "gasf", "size": 16})
+    with pytest.raises(ConfigError, match="images.dtype: 'float64'"):
+        build_images(demo_windows, tmp_path / "double.h5", size=16, dtype="float64")
+
+
+def test_an_image_caches_name_says_what_changes_it_and_defaults_keep_todays_names():
+    from gafkd import grid
+
+    def tag(**images):
+        return grid.image_tag({"images": {"method": "gasf", "size": 64, "pi": {"recipe": "lab"},
+                                          "dtype": "float16", **images}})
+
+    assert tag() == "gasf64"
+    assert tag(dtype="float32") == "gasf64-float32"
+    assert tag(method="pi", pi={"recipe": "clean"}) == "pi64-clean"
+    assert tag(method="gasf", pi={"recipe": "clean"}) == "gasf64"           # no persistence images
+    assert tag(method="gasf+pi", size=32, pi={"recipe": "clean"}, dtype="float32") == "gasf+pi32-clean-float32"
+    for variant in ("", "-clean", "-float32", "-clean-float32"):
+        assert grid.image_variant(variant) == {"pi_recipe": "clean" if "clean" in variant else "lab",
+                                               "dtype": "float32" if "32" in variant else "float16"}
+    assert grid.image_settings({"images": {"method": "gasf", "size": 64, "pi": {"recipe": "lab"},
+                                           "dtype": "float16"}}) == {"method": "gasf", "size": 64}

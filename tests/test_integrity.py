@@ -332,3 +332,32 @@ def test_any_flipped_byte_of_windows_is_caught_or_harmless(made, tmp_path):
         assert windows.attrs == reference.attrs and windows.class_names == reference.class_names
         assert all(np.array_equal(windows.folds[k].split, reference.folds[k].split) for k in windows.folds)
     assert caught > 40
+
+
+@pytest.mark.parametrize("job", ["outputs", "similarity"])
+def test_a_teacher_file_of_another_modality_is_named_before_any_input_is_read(made, tmp_path, job):
+    from gafkd.similarity_cache import build_similarity_cache
+
+    expected = {"dataset": "basicmotions", "fold": "predefined", "modality": "sig", "arch": "wrn10-1",
+                "seed": "1"}
+    write = {"outputs": write_teacher_outputs, "similarity": build_similarity_cache}[job]
+    out = tmp_path / "out.h5"
+    # the GAF teacher's model.pt where the signal teacher's belongs (a sig job has no image cache)
+    with pytest.raises(InputError, match=r"holds a checkpoint of .*not the one this job expects \(modality gaf, expected sig\)"):
+        write(made["gaf_model"], made["windows"], None, out, CPU, expected=expected)
+    assert not out.exists()
+    write(made["sig_model"], made["windows"], None, out, CPU, expected=expected)
+    assert out.exists()
+
+
+def test_the_windows_of_another_dataset_are_named_as_such(tmp_path):
+    other = tmp_path / "windows.h5"
+    build_windows("other_data", spec(), other, tmp_path / "summary.md")       # copied over this one
+    out = run_files(tmp_path / "sig")
+    with pytest.raises(InputError, match=r"holds the windows of dataset 'other_data', not of 'basicmotions'; "
+                                         r"delete it and Snakemake rebuilds it"):
+        train_teacher(other, None, teacher("sig"), out, tmp_path / "sig" / "resume.pt", CPU)
+    with pytest.raises(InputError, match=r"holds the windows of dataset 'other_data'"):
+        train_student(other, student("scratch", "none", 0.0), {}, run_files(tmp_path / "s"),
+                      tmp_path / "s" / "resume.pt", CPU)
+    assert not any(path.exists() for path in out.values())

@@ -3,7 +3,14 @@ import math
 
 import pytest
 import torch
+import yaml
+from conftest import REPO
+from torch import nn
 from torch.nn import functional as F
+
+from gafkd.config import check_config_file
+from gafkd.errors import ConfigError
+from gafkd.students import DistillationLoss
 
 from gafkd.losses import (gram_map, hinton_kd, merged_teacher_map, similarity_preserving,
                           soft_kl, standardize_logits, two_teacher_loss)
@@ -104,7 +111,7 @@ def test_teacher_maps_merged_by_alpha():
     assert merged[0].tolist() == pytest.approx([row[0] / norm, row[1] / norm], rel=1e-6)
 
 
-# The lab's code, transcribed: TDA_KD train_ad.py / TGD main_train.py.
+# The lab's code, transcribed: TGD main_train.py (TDA_KD train_ad.py's form is further down).
 def lab_kd(student, teacher, temperature):
     """nn.KLDivLoss()(log_softmax(s/T), softmax(t/T)): with the default reduction of the lab's
     torch, Σ p (log p − log q) over batch × classes, divided by batch × classes."""
@@ -162,3 +169,143 @@ def test_raw_merged_sp_is_tgds_loss():
     normalized = [merged_teacher_map(g, s, alpha, "normalized") for g, s in zip(gaf, sig)]
     assert not torch.allclose(normalized[0], maps[0], atol=1e-3)   # the switch changes the maps
 
+
+# TDA_KD train_ad.py (github.com/jeunsom/TDA_KD), TrainManager.train, lines 102-103 and 144-161,
+# transcribed line by line. `teacher` is the image teacher (fed the images, line 150), `teacher2`
+# the signal teacher (line 149).
+def kldivloss(input, target):
+    """nn.KLDivLoss() of the lab's torch: reduction 'mean', over batch × classes (written out:
+    torch announces that its 'mean' will become 'batchmean')."""
+    return F.kl_div(input, target, reduction="sum") / input.numel()
+
+
+def train_ad_loss(output, teacher_outputs, teacher_outputs2, target):
+    lambda_ = 0.99
+    T = 4
+    criterion = nn.CrossEntropyLoss()
+    stds = torch.std(output, dim=-1, keepdim=True)
+    loss_SL = criterion(output / stds, target)
+    stdt = torch.std(teacher_outputs, dim=-1, keepdim=True)
+    loss_KD = kldivloss(F.log_softmax(output * 2.0 / stds, dim=1), F.softmax(teacher_outputs * 2.0 / stdt, dim=1))
+    stdt2 = torch.std(teacher_outputs2, dim=-1, keepdim=True)
+    loss_KD2 = kldivloss(F.log_softmax(output * 2.0 / stds, dim=1), F.softmax(teacher_outputs2 * 2.0 / stdt2, dim=1))
+    return (1 - lambda_) * loss_SL + 0.7 * lambda_ * T * T * loss_KD + 0.3 * lambda_ * T * T * loss_KD2
+
+
+TDA_KD_YAML = """
+students:
+  alphas: [0.7]               # weight of the image (GAF) teacher; the signal teacher gets 0.3
+  kd:
+    lambda: 0.99
+    temperature: 4            # the T² weight
+    reduction: mean           # nn.KLDivLoss()
+    standardize_logits: true  # logits / their std, student and teachers
+    kl_temperature: 0.5       # × 2 before the softmax
+    ce_standardized: true     # cross-entropy on the standardised student logits
+"""
+TDA_KD = yaml.safe_load(TDA_KD_YAML)["students"]["kd"]
+TDA_KD_ARGS = dict(standardize=True, reduction="mean", kl_temperature=0.5, ce_standardized=True,
+                   kl_t_squared=True)
+
+
+def lab_tensors():
+    student = random_logits(10).requires_grad_()
+    return student, random_logits(11), random_logits(12), torch.arange(6) * 2 % 14
+
+
+def test_tda_kd_switches_are_train_ad_py():
+    student, gaf, sig, targets = lab_tensors()
+    lab = train_ad_loss(student, gaf, sig, targets)
+    (lab_grad,) = torch.autograd.grad(lab, student)
+    got = two_teacher_loss(student, targets, gaf, sig, 0.7, 0.99, 4.0, **TDA_KD_ARGS)
+    (grad,) = torch.autograd.grad(got, student)
+    assert got.item() == pytest.approx(lab.item(), rel=1e-6)
+    assert torch.allclose(grad, lab_grad, rtol=1e-5, atol=1e-8)
+    # the config's keys reach the loss: a kd2 student at α = 0.7
+    loss = DistillationLoss("kd2", 0.7, TDA_KD, {"gaf": gaf, "sig": sig})
+    assert loss(student, None, targets, torch.arange(6)).item() == pytest.approx(lab.item(), rel=1e-6)
+    # not the form with the default switches
+    default = two_teacher_loss(student, targets, gaf, sig, 0.7, 0.99, 4.0, reduction="mean")
+    assert abs(default.item() - lab.item()) > 1e-3 * lab.item()
+
+
+def test_tda_kd_switches_per_pack_member():
+    """Packed students: (K, B, classes) logits and a (K,) α give each member its solo loss."""
+    members = [(random_logits(s), random_logits(s + 1), random_logits(s + 2)) for s in (10, 20, 30)]
+    student, gaf, sig = (torch.stack(t) for t in zip(*members))
+    targets = torch.stack([torch.arange(6) % 14] * 3)
+    alpha = torch.tensor([0.7, 0.3, 1.0])
+    packed = two_teacher_loss(student, targets, gaf, sig, alpha, 0.99, 4.0, **TDA_KD_ARGS)
+    solo = [two_teacher_loss(student[k], targets[k], gaf[k], sig[k], alpha[k].item(), 0.99, 4.0, **TDA_KD_ARGS)
+            for k in range(3)]
+    assert packed.shape == (3,)
+    assert packed.tolist() == pytest.approx([s.item() for s in solo], rel=1e-6)
+    assert packed[0].item() == pytest.approx(train_ad_loss(student[0], gaf[0], sig[0], targets[0]).item(), rel=1e-6)
+
+
+def zscore(logits):
+    return (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True)
+
+
+def kl(student, teacher, temperature):
+    """Textbook KL(softmax(t/T) || softmax(s/T)), averaged over the batch."""
+    p = F.softmax(teacher / temperature, dim=-1)
+    return (p * (p.log() - F.log_softmax(student / temperature, dim=-1))).sum(-1).mean()
+
+
+@pytest.mark.parametrize("switches", [
+    {},
+    {"ce_standardized": False, "kl_t_squared": True},       # the defaults, written out
+    {"kl_temperature": 0.5},
+    {"ce_standardized": True},
+    {"kl_t_squared": False},
+    {"standardize_logits": True, "kl_temperature": 2.0, "ce_standardized": True, "kl_t_squared": False},
+])
+def test_each_switch_by_itself(switches):
+    """(1−λ)·CE(c) + λ·w·[α·KL_T'(s, g) + (1−α)·KL_T'(s, q)]: defaults c = s = raw logits,
+    T' = T, w = T²; each switch changes its own part only."""
+    student, gaf, sig, targets = lab_tensors()
+    lam, temperature, alpha = 0.7, 4.0, 0.3
+    kd = {"lambda": lam, "temperature": temperature, "reduction": "batchmean", "standardize_logits": False,
+          **switches}
+    z = zscore if kd["standardize_logits"] else (lambda x: x)
+    t_kl = kd.get("kl_temperature", temperature)
+    weight = temperature**2 if kd.get("kl_t_squared", True) else 1.0
+    ce_logits = zscore(student) if kd.get("ce_standardized", False) else student
+    expected = ((1 - lam) * F.cross_entropy(ce_logits, targets)
+                + lam * weight * (alpha * kl(z(student), z(gaf), t_kl) + (1 - alpha) * kl(z(student), z(sig), t_kl)))
+    got = DistillationLoss("kd2", alpha, kd, {"gaf": gaf, "sig": sig})(student, None, targets, torch.arange(6))
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def config_with_kd(tmp_path, kd):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["students"]["kd"] = kd
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_tda_kd_block_is_a_valid_config(tmp_path):
+    config = check_config_file(config_with_kd(tmp_path, TDA_KD))
+    assert config["students"]["kd"] == {**TDA_KD, "beta": 700, "sp_merge": "raw", "sp_source": "cache"}
+    # left out, the new switches stay out of the settings: earlier runs keep their identity
+    assert "kl_t_squared" not in check_config_file(config_with_kd(tmp_path, {}))["students"]["kd"]
+
+
+@pytest.mark.parametrize("bad,named", [
+    ({"kl_temperature": 0}, "kl_temperature"),
+    ({"kl_temperature": "half"}, "half"),
+    ({"ce_standardized": "yes"}, "yes"),
+    ({"kl_t_squared": 1}, "kl_t_squared"),
+    ({"standardized_scale": 2}, "standardized_scale"),
+])
+def test_bad_kd_switches_are_refused(tmp_path, bad, named):
+    with pytest.raises(ConfigError, match=named):
+        check_config_file(config_with_kd(tmp_path, bad))
+
+
+def test_readme_gives_the_tested_tda_kd_block():
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("```yaml\nstudents:\n  alphas: [0.7]\n") + len("```yaml\n")
+    assert yaml.safe_load(readme[start:readme.index("```", start)]) == yaml.safe_load(TDA_KD_YAML)

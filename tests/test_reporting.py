@@ -8,6 +8,7 @@ import pytest
 from gafkd.errors import InputError
 from gafkd.grid import SPLIT_DESCRIPTIONS
 from gafkd.reporting import collect_runs, dataset_table, summarize, write_report_tables
+from gafkd.run_record import metrics_text, read_history_bytes, read_metrics
 
 EXPECTED = {"gene": {"teacher": 3, "student": 3}}
 WEIGHTED = ("test_accuracy", "test_macro_f1", "test_accuracy_last", "optimistic_test_accuracy")
@@ -34,14 +35,21 @@ def write_run(root, accuracy, seed, method=None, modality=None, arch="wrn16-1", 
         "wall_seconds": 5.0, "provenance": {"device": "cpu", "code_version": "0.1.0"}}
     if split is not None:
         metrics["split"] = split
-    path.write_text(json.dumps(metrics))
+    seal(path, metrics)
     return path
+
+
+def seal(path, metrics, history=None):
+    """Write a run's history.csv and its sealed metrics.json, as training does."""
+    (history if history is not None else pd.DataFrame({"epoch": [1], "train_loss": [1.0]})).to_csv(
+        path.with_name("history.csv"), index=False)
+    path.write_text(metrics_text(metrics, path.with_name("history.csv")))
 
 
 def outputs(root):
     return {k: root / "report" / n for k, n in
-            (("runs", "runs.csv"), ("summary", "summary.csv"), ("tables", "tables.md"),
-             ("tables_html", "tables.html"))}
+            (("runs", "runs.csv"), ("summary", "summary.csv"), ("comparisons", "comparisons.csv"),
+             ("tables", "tables.md"), ("tables_html", "tables.html"))}
 
 
 def section(markdown, dataset):
@@ -272,9 +280,7 @@ def test_figures_name_their_split(loso_runs, tmp_path, monkeypatch):
         # each run's own matrix: its seed and its fold number off the diagonal
         fold, seed = int(metrics["config"]["fold"][-1]), metrics["config"]["seed"]
         metrics["test_at_best_val"]["confusion"] = [[5, seed], [fold, 7]]
-        path.write_text(json.dumps(metrics))
-        pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_accuracy": [0.5, 0.6]}).to_csv(
-            path.with_name("history.csv"), index=False)
+        seal(path, metrics, pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_accuracy": [0.5, 0.6]}))
     out = outputs(tmp_path)
     write_report_tables(loso_runs, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}})
     titles, drawn, save = [], {}, figures._save
@@ -308,5 +314,24 @@ def test_figures_name_their_split(loso_runs, tmp_path, monkeypatch):
 def test_bad_metrics_file(tmp_path):
     bad = tmp_path / "metrics.json"
     bad.write_text("{}")
+    with pytest.raises(InputError, match="metrics.json: metrics file is damaged \\(no seal"):
+        collect_runs([bad])
+    seal(bad, {"config": {}})
     with pytest.raises(InputError, match="metrics.json: not a gafkd metrics file"):
         collect_runs([bad])
+
+
+def test_an_edited_metrics_or_history_file_is_named_not_counted(tmp_path):
+    path = write_run(tmp_path, 0.6, 1, "scratch")
+    assert collect_runs([path])["test_accuracy"].tolist() == [0.6]
+    edited = json.loads(path.read_text())
+    edited["test_at_best_val"]["accuracy"] = 0.99
+    path.write_text(json.dumps(edited, indent=2) + "\n")
+    with pytest.raises(InputError, match=r"metrics.json: metrics file is damaged \(its contents do not match its "
+                                         r"seal: edited after it was written\); delete it and Snakemake rebuilds it"):
+        collect_runs([path])
+    path = write_run(tmp_path, 0.6, 2, "scratch")
+    history = path.with_name("history.csv")
+    history.write_text(history.read_text().replace("1.0", "0.1"))
+    with pytest.raises(InputError, match=r"history.csv: history file is damaged \(it does not match the digest"):
+        read_history_bytes(history, read_metrics(path), path)

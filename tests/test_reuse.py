@@ -12,6 +12,7 @@ import yaml
 from conftest import REPO
 from test_workflow import scheduled_jobs
 
+from gafkd.run_record import metrics_text
 from gafkd.checkpoint import load_checkpoint
 from gafkd.errors import InputError
 from gafkd.models import build_model
@@ -153,8 +154,8 @@ def test_the_scratch_student_is_derived_from_the_teacher_run(chain):
     assert metrics["reused_from"]["settings"] == teacher_metrics["config"]
     assert metrics["reused_from"]["model_digest"] == saved_teacher["digest"]
     assert "signal teacher" in metrics["reused_from"]["why"]
-    assert {k: v for k, v in metrics.items() if k not in ("config", "reused_from")} == {
-        k: v for k, v in teacher_metrics.items() if k != "config"}
+    assert {k: v for k, v in metrics.items() if k not in ("config", "reused_from", "seal")} == {
+        k: v for k, v in teacher_metrics.items() if k not in ("config", "seal")}     # its own seal
     # the annealed students start from it as from a trained scratch student
     fingerprint = read_windows(workdir / "results/basicmotions/windows.h5", load_X=False).attrs["fingerprint"]
     model = build_model("wrn16-1", 6, 4, dims=1)
@@ -191,10 +192,18 @@ def test_a_teacher_run_that_is_not_the_students_is_refused(chain, tmp_path):
     shutil.rmtree(tmp_path / "student")
 
     metrics = json.loads(files["metrics"].read_text())
-    files["metrics"].write_text(json.dumps({**metrics, "config": {**metrics["config"], "threads": 1}}))
+    other = {**metrics, "config": {**metrics["config"], "threads": 1}}
+    files["metrics"].write_text(json.dumps(other))                   # edited: its seal no longer holds
+    with pytest.raises(InputError, match=re.escape(str(files["metrics"])) + ".*damaged .*do not match its seal"):
+        student_from_teacher_run(windows, settings, files, outputs)
+    files["metrics"].write_text(metrics_text(other, files["history"]))      # another run's, sealed
     with pytest.raises(InputError, match=re.escape(str(files["metrics"])) + ".*threads: student 2, teacher 1"):
         student_from_teacher_run(windows, settings, files, outputs)
-    files["metrics"].write_text(json.dumps(metrics))
+    files["metrics"].write_text(metrics_text(metrics, files["history"]))
+    files["history"].write_text(files["history"].read_text().replace("0.", "1.", 1))
+    with pytest.raises(InputError, match=re.escape(str(files["history"])) + ".*damaged"):
+        student_from_teacher_run(windows, settings, files, outputs)
+    shutil.copy(workdir / TEACHER / "history.csv", files["history"])
     with pytest.raises(InputError, match="seed"):
         student_from_teacher_run(windows, {**settings, "seed": 2}, files, outputs)
 

@@ -197,3 +197,18 @@ def test_missing_raw_folder_is_named(tmp_path, raw_config):
     run = snakemake(tmp_path, "results/gene7/windows.h5", "-n", configfile=configfile)
     assert run.returncode != 0
     assert str(tmp_path / "elsewhere") in run.stdout + run.stderr
+
+
+def test_gpu_jobs_given_no_gpu_by_resources_say_they_run_on_the_cpu(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["training"] = {"epochs": 1}
+    config["teachers"]["seeds"] = config["students"]["seeds"] = [1]
+    path = tmp_path / "one_epoch.yaml"
+    path.write_text(yaml.safe_dump(config))
+    teacher = "results/basicmotions/predefined/teachers/sig/wrn16-1/seed1"
+    run = snakemake(tmp_path, f"{teacher}/metrics.json", "--resources", "gpu=0", configfile=path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "gafkd: --resources gpu=0 gives the GPU jobs" in run.stdout + run.stderr       # once, before
+    log = (tmp_path / "results/basicmotions/logs/teachers/predefined/sig-wrn16-1-seed1.log").read_text()
+    assert "scheduled it with none (--resources gpu=0" in log
+    assert "device: --resources gpu=0: running on the CPU" in log

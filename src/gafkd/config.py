@@ -5,12 +5,13 @@ checks what depends on the source: which keys apply, required ones, channel name
 """
 
 import copy
+import math
 import os
 from pathlib import Path
 
 from gafkd import download as raw_download
 from gafkd.errors import ConfigError, GafkdError
-from gafkd.grid import fold_names as split_fold_names
+from gafkd.grid import encoding_parts, fold_names as split_fold_names
 from gafkd.methods import method
 from gafkd.archs import parse_arch
 from gafkd.readers import geneactiv, pamap2
@@ -175,6 +176,8 @@ def series_length(spec):
 
 def check_config(config):
     """Resolve every dataset in place; check the image size against every window length."""
+    for key, value in non_finite_numbers(config):
+        raise ConfigError(f"{key}: {value} is not a finite number")
     datasets = config.get("datasets") or {}
     if not datasets:
         raise ConfigError("datasets: at least one dataset is required")
@@ -184,10 +187,17 @@ def check_config(config):
         check_arch(arch, "teachers.archs")
     check_students(config)
     size = config["images"]["size"]
+    parts = encoding_parts(config["images"]["method"])
     for name, spec in datasets.items():
-        if size > series_length(spec):
+        length = series_length(spec)
+        if size > length:
             raise ConfigError(f"images.size: {size} is larger than the window length "
-                              f"{series_length(spec)} of dataset '{name}'")
+                              f"{length} of dataset '{name}'")
+        if "pi" in parts:
+            from gafkd.persistence import MIN_LENGTH
+            if length < MIN_LENGTH:
+                raise ConfigError(f"images.method: pi needs windows of at least {MIN_LENGTH} samples, "
+                                  f"dataset '{name}' has {length}")
     return config
 
 
@@ -240,21 +250,51 @@ def default_train_settings(**overrides):
     return TrainSettings(**{**training_defaults(), **overrides})
 
 
-def check_config_file(path, schema_path=SCHEMA):
-    """Every check the workflow makes before any job, on one config file: its YAML (with the line
-    of a syntax error, which Snakemake does not give), the schema (with the key), the source
-    checks and the subjects the split names. Returns the config with its defaults."""
+def load_yaml(path):
+    """A YAML file's contents, read as the workflow must read a config: a syntax error names its
+    line, and a key given twice in one mapping is an error (YAML loaders keep the last one
+    silently, so one of two `training:` blocks would be ignored)."""
     import yaml
-    from snakemake.utils import validate
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            first = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if key in first:
+                    raise ConfigError(f"{path}, line {line}: key '{key}' is given twice in one mapping "
+                                      f"(first on line {first[key]}); merge the two into one")
+                first[key] = line
+            return super().construct_mapping(node, deep)
 
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        return yaml.load(Path(path).read_text(), Loader=UniqueKeys)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+
+
+def non_finite_numbers(value, key=""):
+    """(dotted key, value) of the infinite or NaN numbers in a config (`.inf`, `.nan` in YAML)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(key, value)]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return [found for name, item in items for found in non_finite_numbers(item, f"{key}.{name}".lstrip("."))]
+
+
+def check_config_file(path, schema_path=SCHEMA):
+    """Every check the workflow makes before any job, on one config file: its YAML (with the line
+    of a syntax error, which Snakemake does not give), the schema (with the key), the source
+    checks and the subjects the split names. Returns the config with its defaults."""
+    from snakemake.utils import validate
+
+    config = load_yaml(path)
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a config file holds a mapping of keys, not {type(config).__name__}")
     problem = schema_errors(config, schema_path)

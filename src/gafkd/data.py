@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from gafkd.errors import ConfigError, InputError
+from gafkd.errors import REBUILD, ConfigError, InputError
 from gafkd.images import read_images
 from gafkd.memory import (AUTO, DEVICE, HOST, device_budget_bytes, human_bytes, jobs_on_device,
                           plan_placement, requested_placement, reserve_bytes)
@@ -47,11 +47,15 @@ def _block_rows(row_bytes):
     return max(1, BLOCK_BYTES // max(1, int(row_bytes)))
 
 
-def load_fold(windows_h5, fold, modality, images_h5=None, images=None):
-    """The arrays of one fold; `images`: the {'method', 'size'} the image cache must have."""
+def load_fold(windows_h5, fold, modality, images_h5=None, images=None, dataset=None):
+    """The arrays of one fold; `images`: the {'method', 'size'} the image cache must have;
+    `dataset`: the dataset the windows must be of."""
     if modality not in MODALITIES:
         raise ConfigError(f"unknown modality '{modality}' (known: {', '.join(MODALITIES)})")
     windows = read_windows(windows_h5, load_X=modality == "sig")
+    found = windows.attrs.get("dataset")
+    if dataset is not None and found != dataset:
+        raise InputError(f"{windows_h5}: holds the windows of dataset '{found}', not of '{dataset}'; {REBUILD}")
     if fold not in windows.folds:
         raise InputError(f"{windows_h5}: no fold '{fold}' (folds: {', '.join(windows.folds)})")
     info = windows.folds[fold]

@@ -267,11 +267,12 @@ def numerics_record():
 
 
 @contextlib.contextmanager
-def job_device(config, scheduled_threads=None):
+def job_device(config, scheduled_threads=None, scheduled_gpus=None):
     """A GPU job's device: fix the numerics (training.fast_math) before any CUDA call, claim a slot
     per the config's `devices` section, log it, and run torch on exactly `devices.threads` CPU
     threads (they change the numbers), even where Snakemake gave the job fewer
-    (`scheduled_threads`, lowered to fit `--cores`)."""
+    (`scheduled_threads`, lowered to fit `--cores`). A job that Snakemake scheduled with no GPU
+    (`scheduled_gpus` 0: `--resources gpu=0` scales its request down) runs on the CPU, saying so."""
     devices = config["devices"]
     threads = int(devices["threads"])
     if scheduled_threads is not None and int(scheduled_threads) < threads:
@@ -280,8 +281,18 @@ def job_device(config, scheduled_threads=None):
                     "results depend on it; give the job %d cores or lower devices.threads "
                     "(which reruns training)", threads, int(scheduled_threads), threads, threads)
     use_numerics(config["training"]["fast_math"])
-    with claim_device(devices["jobs_per_gpu"], devices["lock_dir"],
-                      require_cuda=devices["require_cuda"]) as claim:
+    if scheduled_gpus is not None and int(scheduled_gpus) == 0:
+        if devices["require_cuda"]:
+            raise DeviceError("devices.require_cuda is set but Snakemake gave this GPU job no GPU "
+                              "(--resources gpu=0); run with --resources gpu=N (N GPUs)")
+        log.warning("this job asks for a GPU, but Snakemake scheduled it with none (--resources "
+                    "gpu=0 scales its request down): running on the CPU; run with --resources "
+                    "gpu=N to use N GPUs")
+        claimed = _use(Claim(torch.device("cpu"), None, "--resources gpu=0: running on the CPU"))
+    else:
+        claimed = claim_device(devices["jobs_per_gpu"], devices["lock_dir"],
+                               require_cuda=devices["require_cuda"])
+    with claimed as claim:
         log.info("device: %s", claim.description)
         torch.set_num_threads(threads)
         log.info("torch threads: %d (devices.threads)", torch.get_num_threads())

@@ -11,7 +11,6 @@ per-sample loader, no worker processes.
 
 import copy
 import csv
-import json
 import logging
 import math
 import signal
@@ -30,6 +29,7 @@ from gafkd.checkpoint import load_checkpoint, save_checkpoint, save_model
 from gafkd.errors import GafkdError, reason
 from gafkd.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.metrics import summarize
+from gafkd.run_record import metrics_text
 from gafkd.packed import members_of
 
 log = logging.getLogger(__name__)
@@ -386,6 +386,6 @@ def _write_run(run, progress, test, data, settings, memory, epochs_here, seconds
             writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))
             writer.writeheader()
             writer.writerows(progress.history)
-        metrics_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        metrics_tmp.write_text(metrics_text(metrics, history_tmp))
     Path(run.resume_path).unlink(missing_ok=True)
     return metrics

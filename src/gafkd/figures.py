@@ -1,7 +1,7 @@
 """Every figure (matplotlib/seaborn, Agg backend, written atomically): the gallery of an image
 cache and the report's figures."""
 
-import json
+import io
 from itertools import cycle
 
 import matplotlib
@@ -13,9 +13,12 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from gafkd.atomic import atomic_path  # noqa: E402
+from gafkd.comparisons import blocks_text, cliques, rank_panels, rank_summary  # noqa: E402
+from gafkd.grid import encoding_parts  # noqa: E402
 from gafkd.h5checked import CheckedH5  # noqa: E402
 from gafkd.methods import names  # noqa: E402
 from gafkd.reporting import ROW_LABELS, split_label  # noqa: E402
+from gafkd.run_record import read_history_bytes, read_metrics  # noqa: E402
 
 ALPHA_GRID = names(lambda m: m.alpha_grid)       # methods drawn against α
 NO_TEACHER = names(lambda m: not m.teachers)     # the same in every teacher architecture
@@ -114,7 +117,7 @@ def confusion_figure(runs, dataset, path):
     """Confusion matrix (test split, at the best-validation checkpoint) of the best student."""
     best = best_student(runs, dataset)
     split = describe_split(runs[runs["dataset"] == dataset])
-    metrics = json.loads(open(best["path"]).read())
+    metrics = read_metrics(best["path"])
     matrix = np.array(metrics["test_at_best_val"]["confusion"])
     names = metrics["class_names"]
     size = 1.2 + 0.45 * len(names)
@@ -135,7 +138,8 @@ def learning_curves_figure(runs, dataset, path):
     runs = runs[runs["dataset"] == dataset]
     frames = []
     for _, run in runs.iterrows():
-        history = pd.read_csv(run["path"].replace("metrics.json", "history.csv"))
+        history_csv = run["path"].replace("metrics.json", "history.csv")
+        history = pd.read_csv(io.BytesIO(read_history_bytes(history_csv, read_metrics(run["path"]), run["path"])))
         label = ROW_LABELS[run["method"]] + ("" if pd.isna(run["alpha"]) or run["method"] not in
                                               ALPHA_GRID else f" α {run['alpha']:g}")
         frames.append(history.assign(run=label + (f" {run['teacher_arch']}" if run["teacher_arch"] else "")))
@@ -162,6 +166,67 @@ def write_figures(runs_csv, dataset, out, metric="test_accuracy"):
     learning_curves_figure(runs, dataset, out["learning_curves"])
 
 
+def _draw_critical_difference(ax, summary):
+    """Demšar's diagram: average ranks on an axis (1 = best), the better half labelled on the left,
+    the other on the right, a bar of length CD, and a thick line joining each maximal group of
+    methods whose ranks differ by less than CD."""
+    ranks = summary["ranks"]
+    k, cd = len(ranks), summary["cd"]
+    groups = cliques(ranks.to_numpy(), cd)
+    pad = 0.62 * max(k - 1, 1)
+    ax.set_xlim(1 - pad, k + pad)
+    top = 0.6 + 0.3 * len(groups)
+    half = (k + 1) // 2
+    ax.set_ylim(top + 0.5 * (max(half, k - half) - 1) + 0.35, -1.0)
+    ax.axis("off")
+    ax.plot([1, k], [0, 0], color="black", linewidth=1)
+    for tick in range(1, k + 1):
+        ax.plot([tick, tick], [0, -0.1], color="black", linewidth=1)
+        ax.text(tick, -0.18, str(tick), ha="center", va="bottom", fontsize=8)
+    ax.plot([1, min(1 + cd, k + pad)], [-0.7, -0.7], color="black", linewidth=1.5)
+    ax.text(1 + cd / 2, -0.78, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
+    for row, (first, last) in enumerate(groups):
+        y = 0.35 + 0.3 * row
+        ax.plot([ranks.iloc[first] - 0.03, ranks.iloc[last] + 0.03], [y, y], color="black", linewidth=3,
+                solid_capstyle="round")
+    for i, (name, rank) in enumerate(ranks.items()):
+        left = i < half
+        y = top + 0.5 * (i if left else k - 1 - i)
+        end = 1 - 0.15 if left else k + 0.15
+        ax.plot([rank, rank, end], [0, y, y], color="0.35", linewidth=0.8)
+        ax.text(end + (-0.05 if left else 0.05), y, f"{name} ({rank:.2f})", ha="right" if left else "left",
+                va="center", fontsize=8)
+
+
+def critical_difference_figure(runs, path, metric="test_accuracy"):
+    """The critical-difference diagram of the students, one panel per teacher architecture
+    (gafkd.comparisons.rank_panels: which blocks, which entries)."""
+    panels = rank_panels(runs, metric)
+    rows = [(panel, rank_summary(panel)) for panel in panels] or [(None, None)]
+    heights = [2.2 if s is None else 1.6 + 0.25 * (len(s["ranks"]) + len(cliques(s["ranks"], s["cd"])))
+               for _, s in rows]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, (panel, summary) in zip(axes[:, 0], rows):
+        if summary is None:
+            ax.axis("off")
+            why = "no student runs" if panel is None else blocks_text(panel)
+            ax.text(0.5, 0.5, f"Too few blocks or methods for Friedman's test\n({why})", ha="center",
+                    va="center", fontsize=9, wrap=True)
+            continue
+        _draw_critical_difference(ax, summary)
+        blocks = "folds × datasets" if panel["unit"] == "fold" else "seeds of " + ", ".join(panel["datasets"])
+        ax.set_title(f"teachers {panel['teacher_arch']}: {metric.replace('_', ' ')}, average rank over "
+                     f"N = {summary['n']} blocks ({blocks})\nFriedman p = {summary['p']:.3g}; Nemenyi at "
+                     f"{summary['alpha']:g}: CD = {summary['cd']:.2f} ranks", fontsize=9)
+    _save(fig, path)
+
+
+def write_critical_difference(runs_csv, out_png, metric="test_accuracy"):
+    runs = pd.read_csv(runs_csv, keep_default_na=True)
+    critical_difference_figure(runs, out_png, metric)
+
+
 def plot_gallery(windows_h5, images_h5, out_png, max_channels=3):
     """The gallery of an image cache (gafkd.images): one example window per class (rows) with up
     to `max_channels` channel images (columns)."""
@@ -170,13 +235,14 @@ def plot_gallery(windows_h5, images_h5, out_png, max_channels=3):
         y = wf.array("y")
         class_names = wf.json("class_names")
         channel_names = wf.json("channel_names")
-        method, size = imf.attrs["method"], imf.shape("images")[-1]
-        columns = min(max_channels, len(channel_names))
+        method, (planes, size) = imf.attrs["method"], imf.shape("images")[1::2]
+        parts = encoding_parts(method)
+        columns = min(max_channels, planes)
         present = [c for c in range(len(class_names)) if (y == c).any()]
         # Constrained layout keeps the figure title clear of the channel titles at any shape.
         fig, axes = plt.subplots(len(present), columns, squeeze=False, layout="constrained",
                                  figsize=(1.9 * columns + 1.2, 1.9 * len(present) + 0.6))
-        vmin = 0 if method == "mtf" else -1
+        vmin = 0 if set(parts) <= {"mtf", "pi"} else -1
         for row, cls in enumerate(present):
             example = int(np.flatnonzero(y == cls)[0])
             image = imf.array("images", example).astype(np.float32)
@@ -186,7 +252,8 @@ def plot_gallery(windows_h5, images_h5, out_png, max_channels=3):
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if row == 0:
-                    ax.set_title(channel_names[col], fontsize=9)
+                    name = channel_names[col // len(parts)]
+                    ax.set_title(name if len(parts) == 1 else f"{name} {parts[col % len(parts)]}", fontsize=9)
                 if col == 0:
                     ax.set_ylabel(class_names[cls], fontsize=9)
         separator = "\n" if columns == 1 else " "     # one column is too narrow for one line

@@ -1,5 +1,5 @@
-"""Image encodings of windows: Gramian Angular Fields (summation/difference) and Markov
-Transition Fields, one image per channel.
+"""Image encodings of windows: Gramian Angular Fields (summation/difference), Markov
+Transition Fields and persistence images (gafkd.persistence), one image per channel.
 
 The GAF builder computes what pyts' `GramianAngularField` computes (PAA with pyts' segment
 bounds, min-max of each series to [-1, 1], cos/sin outer products) in one compiled parallel
@@ -81,8 +81,8 @@ def gramian_angular_field(series, size, method="gasf", out=None):
     return out
 
 
-def encode(series, size, method, out=None):
-    """(n, L) -> (n, size, size) float32 image of any supported method."""
+def encode(series, size, method, out=None, pi_recipe="lab"):
+    """(n, L) -> (n, size, size) float32 image of one encoding (gafkd.grid.IMAGE_METHODS)."""
     if method in ("gasf", "gadf"):
         return gramian_angular_field(series, size, method, out)
     if method == "mtf":
@@ -92,7 +92,10 @@ def encode(series, size, method, out=None):
             return images.astype(np.float32)
         out[...] = images
         return out
-    raise ConfigError(f"images.method: unknown method '{method}' (known: {', '.join(METHODS)})")
+    if method == "pi":
+        from gafkd.persistence import persistence_images
+        return persistence_images(series, size, pi_recipe, out)
+    raise ConfigError(f"images.method: unknown encoding '{method}' (known: {', '.join(METHODS)})")
 
 
 def limit_threads(threads):

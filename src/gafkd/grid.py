@@ -22,7 +22,25 @@ SPLIT_DESCRIPTIONS = {
     "loso": "leave-one-subject-out",
 }
 
-IMAGE_METHODS = ("gasf", "gadf", "mtf")   # image encodings (gafkd.gaf)
+# Image encodings (gafkd.gaf, gafkd.persistence); `images.method` names one, or a stack of
+# several joined by '+' (gafkd.images: each sensor channel's encodings as consecutive channels).
+IMAGE_METHODS = ("gasf", "gadf", "mtf", "pi")
+ENCODING_REGEX = rf"(?:{'|'.join(IMAGE_METHODS)})(?:\+(?:{'|'.join(IMAGE_METHODS)}))*"
+
+
+def encoding_parts(name, key="images.method"):
+    """The encodings of an image method: ('gasf',) or, for a stack 'gasf+gadf+mtf', each part
+    in order. Unknown parts, empty parts and a part named twice are config errors naming `key`."""
+    parts = tuple(str(name).split("+"))
+    unknown = [part for part in parts if part not in IMAGE_METHODS]
+    if unknown:
+        raise ConfigError(f"{key}: unknown encoding {', '.join(repr(u) for u in unknown)} in '{name}' "
+                          f"(known: {', '.join(IMAGE_METHODS)}; a stack joins them with '+', "
+                          f"e.g. gasf+gadf+mtf)")
+    twice = sorted({part for part in parts if parts.count(part) > 1})
+    if twice:
+        raise ConfigError(f"{key}: the stack '{name}' names {', '.join(twice)} more than once")
+    return parts
 
 TEACHER_RUN = "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}"
 STUDENT_RUN = "results/{dataset}/{fold}/students/{arch}/{method}/{teachers}/alpha{alpha}/seed{seed}"
@@ -70,9 +88,26 @@ def canonical(value):
     return json.loads(json.dumps(value, sort_keys=True))
 
 
+# The image cache's name: encoding, size, then what else changes it, where not the default.
+IMAGE_VARIANT_REGEX = r"(?:-clean)?(?:-float32)?"
+
+
 def image_tag(config):
-    """'gasf64': the image cache's encoding and size, as its file name says."""
-    return f"{config['images']['method']}{config['images']['size']}"
+    """'gasf64', 'pi64-clean-float32': the image cache's encoding and size, and the
+    persistence-image recipe and dtype where they are not the defaults, as its file name says."""
+    settings = image_settings(config)
+    tag = f"{settings['method']}{settings['size']}"
+    if settings.get("pi", {}).get("recipe", "lab") != "lab":
+        tag += f"-{settings['pi']['recipe']}"
+    if "dtype" in settings:
+        tag += f"-{settings['dtype']}"
+    return tag
+
+
+def image_variant(variant):
+    """build_images' pi_recipe and dtype from the variant part of an image cache's name."""
+    return {"pi_recipe": "clean" if "-clean" in variant else "lab",
+            "dtype": "float32" if "-float32" in variant else "float16"}
 
 
 def images_path(config, dataset):
@@ -132,8 +167,21 @@ def teacher_settings(config, run):
                 "arch": run["arch"], "seed": int(run["seed"]), "training": config["training"],
                 "threads": config["devices"]["threads"]}
     if run["modality"] == "gaf":
-        settings["images"] = config["images"]
+        settings["images"] = image_settings(config)
     return canonical(settings)
+
+
+def image_settings(config):
+    """What changes the image cache: its encoding and size, the persistence-image recipe when the
+    encoding has persistence images, and its dtype when not the default float16 (so that the
+    runs made before images.dtype existed keep their identity)."""
+    images = config["images"]
+    settings = {"method": images["method"], "size": images["size"]}
+    if "pi" in encoding_parts(images["method"]):
+        settings["pi"] = images["pi"]
+    if images.get("dtype", "float16") != "float16":
+        settings["dtype"] = images["dtype"]
+    return settings
 
 
 def student_settings(config, run):
@@ -162,7 +210,7 @@ def solo_student_settings(config, run):
         settings["kd"] = kd
         settings["teacher_seed"] = teacher_seed(config, run["seed"])
     if record.similarity:
-        settings["images"] = config["images"]
+        settings["images"] = image_settings(config)
     return canonical(settings)
 
 

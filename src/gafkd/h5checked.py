@@ -150,6 +150,9 @@ class CheckedH5:
     def shape(self, name):
         return self._dataset(name).shape
 
+    def dtype(self, name):
+        return self._dataset(name).dtype
+
     def array(self, name, selection=()):
         dataset = self._dataset(name)
         try:

@@ -5,21 +5,22 @@ A group is one cell of a table: dataset, split, role, modality or method, teache
 several, a single split one), unweighted and weighted by the test windows of each fold; the
 group's statistics then run over seeds: mean, standard deviation with ddof = 1, the number of
 seeds, folds and runs, and the number of runs the config asked for, so a group with missing runs
-is marked instead of silently averaged.
+is marked instead of silently averaged. Each dataset's section of the tables ends with its paired
+comparisons, and the last section ranks the students across datasets (gafkd.comparisons).
 """
 
-import json
 import math
 from html import escape
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gafkd.atomic import atomic_path
+from gafkd.comparisons import ROPE, comparison_blocks, comparison_table, rank_blocks, rank_panels
 from gafkd.errors import InputError
 from gafkd.grid import SPLIT_DESCRIPTIONS, split_kind, teacher_arch as teachers_arch
 from gafkd.methods import METHODS
+from gafkd.run_record import read_metrics
 
 GROUP = ["dataset", "split", "role", "method", "teacher_arch", "arch", "alpha"]
 METRICS = ["test_accuracy", "test_macro_f1", "test_accuracy_last", "val_accuracy",
@@ -45,11 +46,11 @@ def _joined(values):
 
 def run_row(path):
     """One metrics.json (teacher or student) -> a flat dict."""
+    metrics = read_metrics(path)
     try:
-        metrics = json.loads(Path(path).read_text())
         config = metrics["config"]
         split = split_kind(config["fold"])
-    except (OSError, ValueError, KeyError) as exc:
+    except (ValueError, KeyError) as exc:
         raise InputError(f"{path}: not a gafkd metrics file ({exc})") from None
     if "modality" in config:
         role, method, teacher_arch, alpha = "teacher", f"teacher-{config['modality']}", config["arch"], math.nan
@@ -314,32 +315,47 @@ def _html_note(note):
     return f"<p>{escape(note)}</p>"
 
 
+def _append(text, page, blocks):
+    for heading, note, frame in blocks:
+        if heading:
+            text.append(f"### {heading}\n")
+            page.append(f"<h3>{escape(heading)}</h3>")
+        text.append(f"{note}\n")
+        page.append(_html_note(note))
+        if frame is not None:
+            text.append(f"{markdown_table(frame)}\n")
+            page.append(frame.to_html(escape=True))
+
+
 def write_report_tables(metrics_paths, out, teacher_archs, alphas, expected, metric="test_accuracy",
-                        decimals=2):
-    """runs.csv, summary.csv, tables.md and tables.html (for the Snakemake report)."""
+                        decimals=2, rope=ROPE):
+    """runs.csv, summary.csv, comparisons.csv, tables.md and tables.html (for the Snakemake report)."""
     runs = collect_runs(metrics_paths)
     summary = summarize(runs, expected)
-    text, page = ["# Results\n"], []
+    text, page, comparisons = ["# Results\n"], [], []
     for dataset in sorted(runs["dataset"].unique()):
         splits = sorted(runs.loc[runs["dataset"] == dataset, "split"].unique())
         for split in splits:
             title = dataset if len(splits) == 1 else f"{dataset}, {split}"
             intro, blocks = dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric, decimals)
+            table, absent = comparison_table(runs, dataset, split, metric, rope)
+            comparisons.append(table)
+            n_folds = runs.loc[(runs["dataset"] == dataset) & (runs["split"] == split), "fold"].nunique()
+            blocks += comparison_blocks(table, absent, n_folds, rope, decimals)
             text.append(f"## {title}\n\n{intro}\n")
             page.append(f"<h2>{escape(title)}</h2>{_html_note(intro)}")
-            for heading, note, frame in blocks:
-                if heading:
-                    text.append(f"### {heading}\n")
-                    page.append(f"<h3>{escape(heading)}</h3>")
-                text.append(f"{note}\n")
-                page.append(_html_note(note))
-                if frame is not None:
-                    text.append(f"{markdown_table(frame)}\n")
-                    page.append(frame.to_html(escape=True))
+            _append(text, page, blocks)
+    ranks = rank_blocks(rank_panels(runs, metric), decimals)
+    if ranks:
+        text.append("## Ranks across datasets (Friedman, Nemenyi)\n")
+        page.append("<h2>Ranks across datasets (Friedman, Nemenyi)</h2>")
+        _append(text, page, ranks)
     with atomic_path(out["runs"]) as tmp:
         runs.to_csv(tmp, index=False)
     with atomic_path(out["summary"]) as tmp:
         summary.to_csv(tmp, index=False)
+    with atomic_path(out["comparisons"]) as tmp:
+        pd.concat(comparisons, ignore_index=True).to_csv(tmp, index=False)
     with atomic_path(out["tables"]) as tmp:
         tmp.write_text("\n".join(text))
     with atomic_path(out["tables_html"]) as tmp:

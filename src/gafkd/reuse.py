@@ -13,7 +13,6 @@ the configured teacher grid trains anyway.
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -81,15 +80,11 @@ def same_run_teacher(student, teachers, teacher_settings):
 
 
 def _teacher_metrics(path):
-    from gafkd.errors import InputError, damaged, reason
+    from gafkd.errors import damaged
+    from gafkd.run_record import read_metrics
 
-    if not path.is_file():
-        raise InputError(f"{path}: no such teacher metrics file")
-    try:
-        metrics = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise damaged(path, "teacher metrics file", reason(exc)) from None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("config"), dict):
+    metrics = read_metrics(path, "teacher metrics file")
+    if not isinstance(metrics.get("config"), dict):
         raise damaged(path, "teacher metrics file", "no config recorded")
     return metrics
 
@@ -108,6 +103,7 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
     from gafkd.atomic import atomic_paths
     from gafkd.checkpoint import check_trained_on, read_model, save_model
     from gafkd.errors import REBUILD, InputError
+    from gafkd.run_record import metrics_text, read_history_bytes
     from gafkd.windows import read_windows
 
     model_pt, metrics_json, history_csv = (Path(teacher_files[k]) for k in ("model", "metrics", "history"))
@@ -125,8 +121,7 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
     if checkpoint.get("epoch") != metrics.get("best_epoch"):
         raise InputError(f"{metrics_json}: best epoch {metrics.get('best_epoch')}, but {model_pt} holds "
                          f"epoch {checkpoint.get('epoch')}: not the files of one run; {REBUILD}")
-    if not history_csv.is_file():
-        raise InputError(f"{history_csv}: no such teacher history file")
+    history = read_history_bytes(history_csv, metrics, metrics_json)
     metadata = {
         "role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
         "arch": settings["arch"], "method": "scratch", "teachers": settings["teachers"],
@@ -141,8 +136,8 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
     with atomic_paths(*paths) as (model_tmp, history_tmp, metrics_tmp):      # all three or none
         save_model(checkpoint["state_dict"], checkpoint["epoch"], checkpoint["mean"], checkpoint["std"],
                    metadata, model_tmp)
-        shutil.copyfile(history_csv, history_tmp)
-        metrics_tmp.write_text(json.dumps(reused, indent=2) + "\n")
+        history_tmp.write_bytes(history)
+        metrics_tmp.write_text(metrics_text(reused, history_tmp))
     log.info("scratch student %s, seed %d on %s/%s: the run of the signal teacher %s (epoch %d), "
              "reused without training", settings["arch"], settings["seed"], settings["dataset"],
              settings["fold"], model_pt.parent, checkpoint["epoch"])

@@ -73,11 +73,12 @@ def teacher_passes(feature_sizes, forms, n, block_bytes=DEFAULT_BLOCK_BYTES, bat
 
 
 def build_similarity_cache(model_pt, windows_h5, images_h5, out_h5, device, batch_size=TILE,
-                           block_bytes=None, forms=None):
+                           block_bytes=None, forms=None, expected=None):
     """Write the cache of the teacher in `model_pt` over the training windows of its fold.
     `block_bytes` bounds the outputs kept per row block; `forms` overrides the per-group choice
-    (both forms are exact; tests and benchmarks compare them)."""
-    teacher = load_teacher(model_pt, device)
+    (both forms are exact; tests and benchmarks compare them); `expected`: the teacher the job
+    asks for (fields of gafkd.teacher_outputs.IDENTITY), checked before any other file is read."""
+    teacher = load_teacher(model_pt, device, expected)
     inputs, fingerprint = teacher_inputs(teacher.modality, windows_h5, images_h5,
                                          teacher.record.get("images"))
     check_trained_on(model_pt, teacher.record, fingerprint, "teacher", windows_h5)

@@ -96,14 +96,16 @@ class DistillationLoss:
 
     def _member_tensors(self, device):
         if device not in self._on_device:
+            # 1 − α from the float α, as a solo run computes it (1 − float32(0.9) is not float32(0.1))
             self._on_device[device] = (torch.tensor(self.alpha, dtype=torch.float32, device=device),
+                                       torch.tensor([1 - a for a in self.alpha], dtype=torch.float32, device=device),
                                        torch.arange(len(self.alpha), device=device)[:, None])
         return self._on_device[device]
 
     def teacher_maps(self, index, host_index=None):
         if not self.packed:
             grams = self.sp_teachers.grams(index, host_index)
-            alpha = self.alpha
+            alpha, sig_weight = self.alpha, None
         else:
             shared, per_member = {}, []
             for k, source in enumerate(self.sp_teachers):
@@ -113,18 +115,20 @@ class DistillationLoss:
                 per_member.append(shared[key])
             grams = {m: [torch.stack([member[m][g] for member in per_member]) for g in range(3)]
                      for m in ("gaf", "sig")}
-            alpha = self._member_tensors(index.device)[0]
+            alpha, sig_weight = self._member_tensors(index.device)[:2]
         with torch.no_grad():
-            return [merged_gram_map(g, s, alpha, self.kd["sp_merge"])
+            return [merged_gram_map(g, s, alpha, self.kd["sp_merge"], sig_weight)
                     for g, s in zip(grams["gaf"], grams["sig"])]
 
     def __call__(self, logits, groups, targets, index, host_index=None):
         if not self.method.teachers:
             return cross_entropy(logits, targets)
-        alpha = self._member_tensors(logits.device)[0] if self.packed else self.alpha
+        alpha, sig_weight = self._member_tensors(logits.device)[:2] if self.packed else (self.alpha, None)
         loss = two_teacher_loss(logits, targets, self._cached("gaf", index), self._cached("sig", index),
                                 alpha, self.kd["lambda"], self.kd["temperature"],
-                                self.kd["standardize_logits"], self.kd["reduction"])
+                                self.kd["standardize_logits"], self.kd["reduction"],
+                                self.kd.get("kl_temperature"), self.kd.get("ce_standardized", False),
+                                self.kd.get("kl_t_squared", True), sig_weight)
         if self.sp_teachers is not None:
             with torch.autocast(logits.device.type, enabled=False):
                 sp = similarity_preserving([g.float() for g in groups], self.teacher_maps(index, host_index),
@@ -138,7 +142,7 @@ class DistillationLoss:
             return None
         if not self.packed:
             return logits[index]
-        return logits[self._member_tensors(index.device)[1], index]
+        return logits[self._member_tensors(index.device)[2], index]
 
 
 @dataclass
@@ -168,7 +172,7 @@ def train_students(runs, device, claim=None):
                               f"{run.outputs['model']} differs from {runs[0].outputs['model']}")
     method = first["method"]
     spec = method_named(method)
-    arrays = load_fold(runs[0].inputs["windows"], first["fold"], "sig")
+    arrays = load_fold(runs[0].inputs["windows"], first["fold"], "sig", dataset=first["dataset"])
     train_mask = arrays.split == TRAIN
     models, teachers = [], []
     for run in runs:

@@ -73,8 +73,10 @@ def teacher_inputs(modality, windows_h5, images_h5=None, images=None):
     return read_images(images_h5, windows.attrs["fingerprint"], images), windows.attrs["fingerprint"]
 
 
-def write_teacher_outputs(model_pt, windows_h5, images_h5, out_h5, device, batch_size=512):
-    teacher = load_teacher(model_pt, device)
+def write_teacher_outputs(model_pt, windows_h5, images_h5, out_h5, device, batch_size=512, expected=None):
+    """The logits of every window by the teacher in `model_pt`; `expected`: the teacher the job
+    asks for (fields of IDENTITY), checked before any other file is read."""
+    teacher = load_teacher(model_pt, device, expected)
     inputs, fingerprint = teacher_inputs(teacher.modality, windows_h5, images_h5,
                                          teacher.record.get("images"))
     check_trained_on(model_pt, teacher.record, fingerprint, "teacher", windows_h5)

@@ -19,7 +19,7 @@ def train_teacher(windows_h5, images_h5, settings, outputs, resume_path, device,
     parse_arch(settings["arch"])
     gaf = settings["modality"] == "gaf"
     arrays = load_fold(windows_h5, settings["fold"], settings["modality"], images_h5 if gaf else None,
-                       settings.get("images"))
+                       settings.get("images"), settings["dataset"])
     torch.manual_seed(settings["seed"])
     model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), arrays.dims)
     in_channels, input_shape = arrays.X.shape[1], tuple(arrays.X.shape[1:])

@@ -23,7 +23,7 @@ from gafkd.download import read_record
 from gafkd.errors import InputError, damaged
 from gafkd.readers import read_dataset
 from gafkd.splits import SPLIT_NAMES, channel_stats, check_class_coverage, make_folds
-from gafkd.windowset import DROP_REASONS
+from gafkd.windowset import DROP_REASONS, WARNINGS
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def build_windows(dataset, spec, out_h5, out_summary):
                         "subject(s) %s lack %s, so this fold picks its checkpoint without them",
                         dataset, fold, info["val_subjects"], ", ".join(info["val_missing_classes"]))
     stats = channel_stats(ws.X, folds, spec["standardize"])
-    counts = {"windows": int(len(ws.y)), "dropped": ws.dropped,
+    counts = {"windows": int(len(ws.y)), "dropped": ws.dropped, "warnings": ws.warnings,
               "per_fold": count_table(ws.y, folds, ws.class_names)}
     attrs = {
         "dataset": dataset,
@@ -143,6 +143,12 @@ def format_summary(dataset, ws, folds, counts, download=None):
         for subject, label, n in rows + [("**all**", "**all**", info["total"])]:
             subject, label = ("–" if v is None else v for v in (subject, label))
             lines.append(f"| {text} | {subject} | {label} | {n} {unit[:-1] if n == 1 else unit} |")
+    if ws.warnings:
+        lines += ["", "## warnings", "", "| warning | file | where | count |", "|---|---|---|---:|"]
+    for row in ws.warnings:
+        text, unit = WARNINGS[row["warning"]]
+        n = row["count"]
+        lines.append(f"| {text} | {row['file']} | {row['where']} | {n} {unit[:-1] if n == 1 else unit} |")
     for fold, info in folds.items():
         lines += ["", f"## {fold}"]
         if info.get("test_subjects"):

@@ -19,6 +19,8 @@ class WindowSet:
     source: str
     predefined_test: np.ndarray | None = None   # (N,) bool where the source fixes its test set
     dropped: dict = field(default_factory=dict)  # what was left out: see count_dropped
+    # input read, but not as it stands: [{"warning" (a WARNINGS key), "file", "where", "count"}]
+    warnings: list = field(default_factory=list)
 
     def __post_init__(self):
         n = len(self.X)
@@ -67,17 +69,28 @@ def parse_class_map(class_map, where):
         if raw_id in parsed:
             raise ConfigError(f"{where}: keys {spelled[raw_id]!r} and {key!r} are both class id "
                               f"{raw_id}; keep one")
+        if name is None or not str(name).strip():
+            raise ConfigError(f"{where}: class id {raw_id} has an empty name; give every class a "
+                              f"name, e.g. {{{raw_id}: walking}}")
         parsed[raw_id], spelled[raw_id] = str(name), key
     return ClassMap(parsed)
 
 
 # reason -> (what the summary says, unit counted)
 DROP_REASONS = {
+    "time_jump": ("jump back in time inside the window", "windows"),
     "label_change": ("label change inside the window", "windows"),
     "not_in_class_map": ("activity not in the class map", "windows"),
     "nan": ("NaN inside the window", "windows"),
     "rows_not_in_class_map": ("rows deleted: activity not in the class map", "rows"),
     "not_mat_file": ("file in the raw folder that is not a .mat window", "files"),
+}
+
+
+# warning -> (what the summary says, unit counted)
+WARNINGS = {
+    "time_jump": ("timestamps jump back in time (no window spans a jump)", "jumps"),
+    "all_nan_column": ("column NaN on every row kept, set to 0 (protocol lab)", "rows"),
 }
 
 

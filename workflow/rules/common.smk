@@ -18,6 +18,7 @@ from gafkd.config import (
     check_split_subjects,
     download_target,
     fold_names,
+    load_yaml,
     planned_downloads,
     schema_errors,
 )
@@ -26,7 +27,6 @@ from gafkd import grid
 from gafkd.archs import ARCH_REGEX
 from gafkd.grid import (
     FOLD_PATTERN,
-    IMAGE_METHODS,
     STUDENT_RUN,
     TEACHER_RUN,
     TEACHERS_REGEX,
@@ -36,6 +36,12 @@ from gafkd.grid import (
 from gafkd.methods import NAMES as STUDENT_METHODS
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+# Snakemake's YAML loader keeps the last of two equal keys: each config file is read again.
+try:
+    for path in workflow.configfiles:
+        load_yaml(path)
+except ConfigError as error:
+    raise WorkflowError(f"Invalid config: {error}") from None
 problem = schema_errors(config, SCHEMA)
 if problem:
     raise WorkflowError(f"Invalid config: {problem}")
@@ -51,7 +57,7 @@ IMAGE_TAG = grid.image_tag(config)
 
 wildcard_constraints:
     dataset="|".join(re.escape(d) for d in DATASETS),
-    encoding="|".join(IMAGE_METHODS),
+    encoding=grid.ENCODING_REGEX,
     size=r"\d+",
 
 
@@ -215,6 +221,12 @@ def announce_devices():
     gpu_jobs = sum(
         1 for job in workflow.dag.needrun_jobs() if job.resources.get("gpu", 0)
     )
+    if workflow.global_resources.get("gpu") == 0:
+        logger.warning(
+            "gafkd: --resources gpu=0 gives the GPU jobs (training, teacher outputs, "
+            "similarity caches) no GPU: they run on the CPU; run with --resources gpu=N "
+            "to use N GPUs"
+        )
     if not workflow.local_exec or not gpu_jobs:
         return
     src = str(Path(workflow.basedir) / "src")

@@ -50,16 +50,19 @@ rule build_images:
     input:
         "results/{dataset}/windows.h5",
     output:
-        h5="results/{dataset}/images_{encoding}{size}.h5",
+        h5="results/{dataset}/images_{encoding}{size}{variant}.h5",
         gallery=report(
-            "results/{dataset}/images_{encoding}{size}.png",
+            "results/{dataset}/images_{encoding}{size}{variant}.png",
             caption="../report/gallery.rst",
             category="Images",
         ),
     log:
-        "results/{dataset}/logs/images_{encoding}{size}.log",
+        "results/{dataset}/logs/images_{encoding}{size}{variant}.log",
     benchmark:
-        "results/{dataset}/benchmarks/images_{encoding}{size}.tsv"
+        "results/{dataset}/benchmarks/images_{encoding}{size}{variant}.tsv"
+    wildcard_constraints:
+        # what else changes the cache, in its name (gafkd.grid.image_tag)
+        variant=grid.IMAGE_VARIANT_REGEX,
     conda:
         "../../envs/data.yaml"
     threads: 4

@@ -13,6 +13,11 @@ rule aggregate:
             caption="../report/summary.rst",
             category="Tables",
         ),
+        comparisons=report(
+            "results/report/comparisons.csv",
+            caption="../report/comparisons.rst",
+            category="Tables",
+        ),
         tables="results/report/tables.md",
         tables_html=report(
             "results/report/tables.html",
@@ -82,8 +87,28 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule critical_difference:
+    input:
+        runs="results/report/runs.csv",
+    output:
+        report(
+            "results/report/critical_difference.png",
+            caption="../report/critical_difference.rst",
+            category="Figures",
+        ),
+    log:
+        "results/report/logs/critical_difference.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        metric=REPORT_OPTIONS["metric"],
+    script:
+        "../scripts/critical_difference.py"
+
+
 rule report:
     input:
         rules.aggregate.output,
         expand(rules.figures.output, dataset=DATASETS),
+        rules.critical_difference.output,
         expand("results/{dataset}/images_{tag}.png", dataset=DATASETS, tag=IMAGE_TAG),

@@ -1,4 +1,5 @@
-"""Snakemake adapter: every metrics.json -> runs.csv, summary.csv, tables (gafkd.reporting)."""
+"""Snakemake adapter: every metrics.json -> runs.csv, summary.csv, comparisons.csv, tables
+(gafkd.reporting)."""
 import gafkd_src  # noqa: F401  (must come first)
 from gafkd.logs import logged
 from gafkd.reporting import write_report_tables
@@ -7,4 +8,4 @@ with logged(snakemake.log[0]):
     options = snakemake.params.options
     write_report_tables(list(snakemake.input), dict(snakemake.output.items()),
                         snakemake.params.teacher_archs, snakemake.params.alphas,
-                        snakemake.params.expected, options["metric"], options["decimals"])
+                        snakemake.params.expected, options["metric"], options["decimals"], options["rope"])

@@ -15,7 +15,8 @@ if "same_run_model" in snakemake.input.keys():
             outputs=dict(snakemake.output.items()),
         )
 else:
-    with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads) as claim:
+    gpus = snakemake.resources.get("gpu")      # 0 where --resources gpu=0 scaled the request down
+    with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads, gpus) as claim:
         train_student_from_inputs(dict(snakemake.input.items()), snakemake.params.settings,
                                   outputs=dict(snakemake.output.items()), device=claim.device,
                                   claim=claim.description)

@@ -6,6 +6,7 @@ from gafkd.devices import job_device
 from gafkd.logs import logged
 from gafkd.students import train_pack_from_files
 
-with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads) as claim:
+gpus = snakemake.resources.get("gpu")      # 0 where --resources gpu=0 scaled the request down
+with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads, gpus) as claim:
     train_pack_from_files(dict(snakemake.input.items()), snakemake.params.settings,
                           dict(snakemake.output.items()), device=claim.device, claim=claim.description)

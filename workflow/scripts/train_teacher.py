@@ -8,7 +8,8 @@ from gafkd.teachers import train_teacher
 
 # Device slots come from the config, not params: where a job runs never reruns it. Its torch
 # threads (devices.threads) are also in params: they change the numbers.
-with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads) as claim:
+gpus = snakemake.resources.get("gpu")      # 0 where --resources gpu=0 scaled the request down
+with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads, gpus) as claim:
     train_teacher(
         snakemake.input.windows, snakemake.input.get("images"), snakemake.params.settings,
         outputs=dict(snakemake.output.items()),

@@ -29,8 +29,9 @@ def hinton_kd(student_logits, teacher_logits, temperature, reduction="batchmean"
 
 
 def standardize_logits(logits, eps=1e-7):
-    """Logit standardisation (Sun et al., CVPR 2024): z-score each sample's logits before the
-    temperature softmax, so the student matches the teacher's logit relations, not their scale."""
+    """Logit standardisation (Sun et al., CVPR 2024): z-score each sample's logits (unbiased std
+    over classes) before the softmax, so the student matches the teacher's logit relations, not
+    their scale. A softmax ignores the shift: inside one this is x/σ (TDA_KD train_ad.py) up to eps."""
     mean = logits.mean(dim=-1, keepdim=True)
     std = logits.std(dim=-1, keepdim=True)
     return (logits - mean) / (std + eps)

@@ -36,22 +36,24 @@ def merged_teacher_map(gaf_features, sig_features, alpha, merge="normalized"):
     return merged_gram_map(gaf, sig, alpha, merge)
 
 
-def merged_gram_map(gaf_gram, sig_gram, alpha, merge="normalized"):
+def merged_gram_map(gaf_gram, sig_gram, alpha, merge="normalized", sig_weight=None):
     """The teachers' merged map from their raw B×B Gram matrices (one may be None at α 0 or 1;
-    α a (K,) tensor merges the K members' (K, B, B) maps each with its own α)."""
+    α a (K,) tensor merges the K members' (K, B, B) maps each with its own α, and `sig_weight`
+    then gives their 1 − α as gafkd.losses.two_teacher_loss takes it)."""
     if merge not in SP_MERGES:
         raise ValueError(f"unknown SP merge '{merge}' (known: {', '.join(SP_MERGES)})")
+    beta = 1 - alpha if sig_weight is None else sig_weight
     if not torch.is_tensor(alpha):
         if alpha >= 1:
             return F.normalize(gaf_gram, p=2, dim=-1)
         if alpha <= 0:
             return F.normalize(sig_gram, p=2, dim=-1)
     else:
-        alpha = alpha.view(-1, 1, 1)
+        alpha, beta = alpha.view(-1, 1, 1), beta.view(-1, 1, 1)
     if merge == "raw":
-        merged = alpha * gaf_gram + (1 - alpha) * sig_gram
+        merged = alpha * gaf_gram + beta * sig_gram
     else:
-        merged = alpha * F.normalize(gaf_gram, p=2, dim=-1) + (1 - alpha) * F.normalize(sig_gram, p=2, dim=-1)
+        merged = alpha * F.normalize(gaf_gram, p=2, dim=-1) + beta * F.normalize(sig_gram, p=2, dim=-1)
     return F.normalize(merged, p=2, dim=-1)
 
 

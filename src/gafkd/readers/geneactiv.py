@@ -20,6 +20,7 @@ FILE_PATTERN = re.compile(r"^ID-(\d+)_CLASS-(\d+)_Window-(\d+)\.mat$")
 KEY = "xw"
 DEFAULT_CHANNELS = ["x", "y", "z"]
 SAMPLING_RATE_HZ = 100.0        # the default; the config's sampling_rate_hz overrides it
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def list_window_files(raw):
@@ -76,7 +77,16 @@ def load_mat_array(path, key=KEY):
     """The real numeric array under `key` in a MATLAB v5 or v7.3 file, in MATLAB's own
     orientation."""
     path = Path(path)
-    if path.stat().st_size == 0:
+    try:
+        with open(path, "rb") as f:
+            empty = not f.read(1)
+    except PermissionError:
+        raise InputError(f"{path}: cannot be read (permission denied); check the file's "
+                         f"permissions: the user running the workflow must be able to read it") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a MATLAB file; move it out of the raw "
+                         f"folder") from None
+    if empty:
         raise InputError(f"{path}: file is empty; copy or export it again")
     if h5py.is_hdf5(path):
         array = _load_v73(path, key)
@@ -144,6 +154,13 @@ def read_geneactiv(raw, window, class_map=None, channels=None, sampling_rate_hz=
             channel, sample = np.argwhere(~np.isfinite(signal))[0]
             raise InputError(f"{path}: '{KEY}' contains NaN or inf (first at 0-based channel "
                              f"{channel}, sample {sample}); repair the file or remove it")
+        beyond = np.abs(signal) > FLOAT32_MAX
+        if beyond.any():
+            channel, sample = np.argwhere(beyond)[0]
+            raise InputError(f"{path}: '{KEY}' holds {signal[channel, sample]:g} (first at 0-based "
+                             f"channel {channel}, sample {sample}), beyond the float32 range "
+                             f"(±{FLOAT32_MAX:.2g}) windows are stored in; repair the file or "
+                             f"remove it")
         if X is None:
             X = np.empty((len(entries), signal.shape[0], window), dtype=np.float32)
         elif signal.shape[0] != X.shape[1]:

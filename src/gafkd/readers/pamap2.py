@@ -10,6 +10,8 @@ Two windowing protocols:
   `step` kept where the labels at their first and last sample agree.
 - "clean": the whole recording downsampled, heart rate forward-filled, windows from sample 0
   kept where the label is constant and no value is NaN.
+In both, a file whose timestamps go back in time is read as separate stretches of time, and no
+window spans a jump.
 """
 
 import logging
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 N_COLUMNS = 54
 FILE_PATTERN = re.compile(r"^subject(\d+)\.dat$")
+SUBJECTS = list(range(101, 110))        # Protocol/subject101.dat ... subject109.dat
 RAW_RATE_HZ = 100.0
 
 ACTIVITIES = {
@@ -112,24 +115,37 @@ def list_subject_files(raw, subjects=None):
         raise InputError(f"PAMAP2 raw folder {raw} does not exist or is not a folder; check "
                          f"`raw:` in the config (the Protocol/ folder of PAMAP2_Dataset), or add "
                          f"`download: {{}}` to the dataset to fetch PAMAP2's public archive")
-    files = []
+    files = {}
     for path in raw.iterdir():
         if path.suffix != ".dat":
             continue
         match = FILE_PATTERN.match(path.name)
         if match is None:
             raise InputError(f"{path}: file name does not match subjectNNN.dat")
-        subject = int(match.group(1))
-        if subjects is None or subject in subjects:
-            files.append((subject, path))
+        files[int(match.group(1))] = path
     if not files:
-        wanted = "" if subjects is None else f" for subjects {sorted(subjects)}"
         hint = ""
         if (raw / "Protocol").is_dir():
             hint = (f"; {raw} holds a Protocol/ folder (PAMAP2's archive root?): set raw: "
                     f"{raw / 'Protocol'}")
-        raise InputError(f"no subjectNNN.dat files{wanted} in {raw}{hint}")
-    return sorted(files)
+        raise InputError(f"no subjectNNN.dat files in {raw}{hint}")
+    if subjects is None:
+        strays = sorted(set(files) - set(SUBJECTS))
+        if strays:
+            others = "".join(f", {files[s].name}" for s in strays[1:])
+            raise InputError(f"{files[strays[0]]}{others}: subject(s) {strays} are not among "
+                             f"PAMAP2's subjects {SUBJECTS[0]}-{SUBJECTS[-1]}; move the file(s) out "
+                             f"of {raw}, or name the subjects to read with the dataset's `subjects:`")
+        return sorted(files.items())
+    missing = sorted(set(subjects) - set(files))
+    if missing:
+        raise InputError(f"{raw}: no file for subject(s) {missing} listed in the dataset's "
+                         f"`subjects:` (expected {', '.join(f'subject{s}.dat' for s in missing)}); "
+                         f"add the file(s) or remove {missing} from `subjects:`")
+    left_out = sorted(set(files) - set(subjects))
+    if left_out:
+        log.info("%s: subject(s) %s not read (not in `subjects:`)", raw, left_out)
+    return sorted((s, files[s]) for s in set(subjects))
 
 
 def _check_column_counts(path, data):
@@ -166,7 +182,11 @@ def read_subject_file(path):
     value; any other non-number, and inf, is an error."""
     import pandas as pd     # its C parser; imported here so that config checks stay light
 
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except PermissionError:
+        raise InputError(f"{path}: cannot be read (permission denied); check the file's "
+                         f"permissions: the user running the workflow must be able to read it") from None
     _check_column_counts(path, data)
     try:
         # Only NaN spellings mean missing: pandas would also read "NA", "None", "null" as NaN.
@@ -195,7 +215,29 @@ def _any_in_window(flags, window, starts):
     return count[starts + window] > count[starts]
 
 
+def _time_breaks(path, timestamp):
+    """Rows where the clock goes back (a file that joins recordings): windows never span one.
+    A NaN timestamp, or one that repeats the line before, is an error."""
+    missing = np.flatnonzero(np.isnan(timestamp))
+    if missing.size:
+        raise InputError(f"{path}, line {missing[0] + 1}: timestamp (column 1) is NaN; every line "
+                         f"needs its time in seconds: fix or remove the line")
+    step = np.diff(timestamp)
+    repeats = np.flatnonzero(step == 0)
+    if repeats.size:
+        line = int(repeats[0]) + 2
+        raise InputError(f"{path}, line {line}: timestamp {timestamp[line - 1]:g} repeats line "
+                         f"{line - 1}'s; PAMAP2 lines are 0.01 s apart, so this is a duplicated "
+                         f"line or a clock that stopped: remove the duplicate or fix the timestamps")
+    return np.flatnonzero(step < 0) + 1
+
+
 def _check_activity_ids(path, activity):
+    missing = np.flatnonzero(np.isnan(activity))
+    if missing.size:
+        raise InputError(f"{path}, line {missing[0] + 1}: activity_id (column 2) is NaN; every "
+                         f"line needs its activity id (0 for transient activities): fix or "
+                         f"remove the line")
     valid_ids = set(ACTIVITIES) | {TRANSIENT}
     unknown = sorted(set(np.unique(activity).tolist()) - valid_ids)
     if unknown:
@@ -203,13 +245,15 @@ def _check_activity_ids(path, activity):
         raise InputError(f"{path}, line {row + 1}: unknown PAMAP2 activity id {unknown[0]:g}")
 
 
-def _forward_fill_heart_rate(signals, channel_names):
-    # Heart rate comes at ~9 Hz between NaN rows: carry each reading forward.
+def _forward_fill_heart_rate(signals, channel_names, segment):
+    # Heart rate comes at ~9 Hz between NaN rows: carry each reading forward, within its segment.
     if "heart_rate" in channel_names:
         hr = channel_names.index("heart_rate")
         readings = signals[:, hr]
         last = np.maximum.accumulate(np.where(np.isnan(readings), 0, np.arange(len(readings))))
-        signals[:, hr] = readings[last]          # rows before the first reading stay NaN
+        filled = readings[last]                  # rows before the first reading stay NaN
+        filled[segment[last] != segment] = np.nan
+        signals[:, hr] = filled
 
 
 def _check_length(path, length, window, downsample, deleted=""):
@@ -232,52 +276,63 @@ def _per_label(reason, raw_ids, classes):
     return [(reason, _label(i, classes), int(n)) for i, n in zip(ids, counts)]
 
 
-def clean_windows(path, table, channel_names, classes, window, step, downsample):
-    """Windows (n, C, window), their raw activity ids, and [(reason, label, count)] of the
-    windows left out. Each window counts for one reason, the first of: label change, activity
-    not in the class map, NaN."""
+def clean_windows(path, table, segment, channel_names, classes, window, step, downsample):
+    """Windows (n, C, window), their raw activity ids, [(reason, label, count)] of the windows
+    left out, and [] (nothing is zero-filled). Each window counts for one reason, the first of:
+    a jump back in time (`segment`: the rows' segment numbers), label change, activity not in the
+    class map, NaN."""
     activity = table[:, 1]
     signals = table[:, [COLUMNS.index(c) for c in channel_names]]
-    _forward_fill_heart_rate(signals, channel_names)
-    signals, activity = signals[::downsample], activity[::downsample]
+    _forward_fill_heart_rate(signals, channel_names, segment)
+    signals, activity, segment = signals[::downsample], activity[::downsample], segment[::downsample]
     _check_length(path, len(activity), window, downsample)
     starts = np.arange(0, len(activity) - window + 1, step)
     labels = activity[starts]
-    changes = ~_runs_constant(activity, window, starts)
-    outside = ~changes & ~np.isin(labels, list(classes.index_of))
-    has_nan = ~changes & ~outside & _any_in_window(np.isnan(signals).any(axis=1), window, starts)
-    keep = ~(changes | outside | has_nan)
-    dropped = (_per_label("label_change", labels[changes], classes)
+    jumps = segment[starts] != segment[starts + window - 1]
+    changes = ~jumps & ~_runs_constant(activity, window, starts)
+    outside = ~jumps & ~changes & ~np.isin(labels, list(classes.index_of))
+    has_nan = (~jumps & ~changes & ~outside
+               & _any_in_window(np.isnan(signals).any(axis=1), window, starts))
+    keep = ~(jumps | changes | outside | has_nan)
+    dropped = (_per_label("time_jump", labels[jumps], classes)
+               + _per_label("label_change", labels[changes], classes)
                + _per_label("not_in_class_map", labels[outside], classes)
                + _per_label("nan", labels[has_nan], classes))
     windows = np.lib.stride_tricks.sliding_window_view(signals, window, axis=0)[starts[keep]]
-    return windows.astype(np.float32), labels[keep].astype(np.int64), dropped
+    return windows.astype(np.float32), labels[keep].astype(np.int64), dropped, []
 
 
-def lab_windows(path, table, channel_names, classes, window, step, downsample):
-    """Windows (n, C, window), their raw activity ids, and [(reason, label, count)] of the rows
-    deleted for an activity outside the class map and of the windows left out because the
-    class labels at their first and last sample differ."""
+def lab_windows(path, table, segment, channel_names, classes, window, step, downsample):
+    """Windows (n, C, window), their raw activity ids, [(reason, label, count)] of the rows
+    deleted for an activity outside the class map and of the windows left out because they
+    span a jump back in time (`segment`: the rows' segment numbers) or the class labels at their
+    first and last sample differ, and [(channel, rows)] of the channels NaN on every row kept,
+    which become 0 like any NaN."""
     inside = np.isin(table[:, 1], list(classes.index_of))
     dropped = _per_label("rows_not_in_class_map", table[~inside, 1], classes)
-    table = table[inside]
+    table, segment = table[inside], segment[inside]
     activity = table[:, 1]
     signals = table[:, [COLUMNS.index(c) for c in channel_names]]
-    _forward_fill_heart_rate(signals, channel_names)
-    signals[np.isnan(signals)] = 0.0
+    _forward_fill_heart_rate(signals, channel_names, segment)
+    missing = np.isnan(signals)
+    zero_filled = [(c, len(signals)) for c, empty in zip(channel_names, missing.all(axis=0)) if empty]
+    signals[missing] = 0.0
     low, high = np.array([LAB_THRESHOLDS[c] for c in channel_names]).T
     signals = (signals - low) / (high - low)
     signals[signals > 1] = 0.99
     signals[signals < 0] = 0.0
-    signals, activity = signals[::downsample], activity[::downsample]
+    signals, activity, segment = signals[::downsample], activity[::downsample], segment[::downsample]
     _check_length(path, len(activity), window, downsample,
                   deleted="deleting the rows outside the class map and ")
     starts = np.arange(step, len(activity) - window, step)
+    jumps = segment[starts] != segment[starts + window - 1]
     # the lab compares class labels, so ids mapped to one class count as the same label
-    keep = classes.lookup(activity[starts]) == classes.lookup(activity[starts + window - 1])
-    dropped += _per_label("label_change", activity[starts[~keep]], classes)
+    same = classes.lookup(activity[starts]) == classes.lookup(activity[starts + window - 1])
+    keep = ~jumps & same
+    dropped += (_per_label("time_jump", activity[starts[jumps]], classes)
+                + _per_label("label_change", activity[starts[~jumps & ~same]], classes))
     windows = np.lib.stride_tricks.sliding_window_view(signals, window, axis=0)[starts[keep]]
-    return windows.astype(np.float32), activity[starts[keep]].astype(np.int64), dropped
+    return windows.astype(np.float32), activity[starts[keep]].astype(np.int64), dropped, zero_filled
 
 
 _WINDOWING = {"lab": (lab_windows, ["label_change", "rows_not_in_class_map"]),
@@ -299,7 +354,7 @@ def _check_some_activity_in_class_map(path, subject, activity, classes):
                      f"{present} is in the class map (ids {sorted(classes.index_of)}); {hint}")
 
 
-_REASON_TEXT = {"label_change": "a label change", "nan": "NaN",
+_REASON_TEXT = {"time_jump": "a jump back in time", "label_change": "a label change", "nan": "NaN",
                 "not_in_class_map": "an activity not in the class map"}
 
 
@@ -320,13 +375,26 @@ def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_
     channel_names = resolve_channels(channels)
     check_protocol(protocol, channel_names)
     make_windows, reasons = _WINDOWING[protocol]
-    parts, dropped = [], []
+    parts, dropped, warnings = [], [], []
     for subject, path in list_subject_files(raw, subjects):
         table = read_subject_file(path)
+        breaks = _time_breaks(path, table[:, 0])
         _check_activity_ids(path, table[:, 1])
         _check_some_activity_in_class_map(path, subject, table[:, 1], classes)
-        X, raw_labels, left_out = make_windows(path, table, channel_names, classes, window,
-                                               step, downsample)
+        if breaks.size:
+            lines = ", ".join(str(b + 1) for b in breaks[:5]) + (", ..." if breaks.size > 5 else "")
+            log.warning("%s: timestamps jump back in time at line(s) %s (%d jump(s)); no window "
+                        "spans a jump", path, lines, breaks.size)
+            warnings.append({"warning": "time_jump", "file": path.name,
+                             "where": f"line(s) {lines}", "count": int(breaks.size)})
+        segment = np.cumsum(np.isin(np.arange(len(table)), breaks))
+        X, raw_labels, left_out, zero_filled = make_windows(path, table, segment, channel_names,
+                                                            classes, window, step, downsample)
+        for channel, rows in zero_filled:
+            log.warning("%s: %s is NaN on all %d rows kept; protocol lab sets it to 0", path,
+                        channel, rows)
+            warnings.append({"warning": "all_nan_column", "file": path.name, "where": channel,
+                             "count": rows})
         dropped += [(reason, subject, label, n) for reason, label, n in left_out]
         described = _describe(left_out)
         if len(X) == 0:
@@ -343,5 +411,7 @@ def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_
         channel_names=channel_names,
         sampling_rate_hz=RAW_RATE_HZ / downsample,
         source="pamap2",
-        dropped=count_dropped(reasons, dropped),
+        dropped=count_dropped((["time_jump"] if any(d[0] == "time_jump" for d in dropped) else [])
+                              + reasons, dropped),
+        warnings=warnings,
     )
