@@ -8,7 +8,7 @@ import pytest
 from gafkd.errors import InputError
 from gafkd.grid import SPLIT_DESCRIPTIONS
 from gafkd.reporting import collect_runs, dataset_table, summarize, write_report_tables
-from gafkd.run_record import metrics_text, read_history_bytes, read_metrics
+from gafkd.run_record import metrics_text, read_history_bytes, read_metrics, sealed
 
 EXPECTED = {"gene": {"teacher": 3, "student": 3}}
 WEIGHTED = ("test_accuracy", "test_macro_f1", "test_accuracy_last", "optimistic_test_accuracy")
@@ -43,7 +43,7 @@ def seal(path, metrics, history=None):
     """Write a run's history.csv and its sealed metrics.json, as training does."""
     (history if history is not None else pd.DataFrame({"epoch": [1], "train_loss": [1.0]})).to_csv(
         path.with_name("history.csv"), index=False)
-    path.write_text(metrics_text(metrics, path.with_name("history.csv")))
+    path.write_text(metrics_text(sealed(metrics, path.with_name("history.csv"))))
 
 
 def outputs(root):

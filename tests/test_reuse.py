@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO
 from test_workflow import scheduled_jobs
 
-from gafkd.run_record import metrics_text
+from gafkd.run_record import metrics_text, sealed
 from gafkd.checkpoint import load_checkpoint
 from gafkd.errors import InputError
 from gafkd.models import build_model
@@ -196,10 +196,10 @@ def test_a_teacher_run_that_is_not_the_students_is_refused(chain, tmp_path):
     files["metrics"].write_text(json.dumps(other))                   # edited: its seal no longer holds
     with pytest.raises(InputError, match=re.escape(str(files["metrics"])) + ".*damaged .*do not match its seal"):
         student_from_teacher_run(windows, settings, files, outputs)
-    files["metrics"].write_text(metrics_text(other, files["history"]))      # another run's, sealed
+    files["metrics"].write_text(metrics_text(sealed(other, files["history"])))      # another run's, sealed
     with pytest.raises(InputError, match=re.escape(str(files["metrics"])) + ".*threads: student 2, teacher 1"):
         student_from_teacher_run(windows, settings, files, outputs)
-    files["metrics"].write_text(metrics_text(metrics, files["history"]))
+    files["metrics"].write_text(metrics_text(sealed(metrics, files["history"])))
     files["history"].write_text(files["history"].read_text().replace("0.", "1.", 1))
     with pytest.raises(InputError, match=re.escape(str(files["history"])) + ".*damaged"):
         student_from_teacher_run(windows, settings, files, outputs)

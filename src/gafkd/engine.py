@@ -29,7 +29,7 @@ from gafkd.checkpoint import load_checkpoint, save_checkpoint, save_model
 from gafkd.errors import GafkdError, reason
 from gafkd.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.metrics import summarize
-from gafkd.run_record import metrics_text
+from gafkd.run_record import metrics_text, sealed
 from gafkd.packed import members_of
 
 log = logging.getLogger(__name__)
@@ -386,6 +386,7 @@ def _write_run(run, progress, test, data, settings, memory, epochs_here, seconds
             writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))
             writer.writeheader()
             writer.writerows(progress.history)
-        metrics_tmp.write_text(metrics_text(metrics, history_tmp))
+        metrics = sealed(metrics, history_tmp)
+        metrics_tmp.write_text(metrics_text(metrics))
     Path(run.resume_path).unlink(missing_ok=True)
     return metrics

@@ -103,7 +103,7 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
     from gafkd.atomic import atomic_paths
     from gafkd.checkpoint import check_trained_on, read_model, save_model
     from gafkd.errors import REBUILD, InputError
-    from gafkd.run_record import metrics_text, read_history_bytes
+    from gafkd.run_record import metrics_text, read_history_bytes, sealed
     from gafkd.windows import read_windows
 
     model_pt, metrics_json, history_csv = (Path(teacher_files[k]) for k in ("model", "metrics", "history"))
@@ -137,7 +137,8 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
         save_model(checkpoint["state_dict"], checkpoint["epoch"], checkpoint["mean"], checkpoint["std"],
                    metadata, model_tmp)
         history_tmp.write_bytes(history)
-        metrics_tmp.write_text(metrics_text(reused, history_tmp))
+        reused = sealed(reused, history_tmp)
+        metrics_tmp.write_text(metrics_text(reused))
     log.info("scratch student %s, seed %d on %s/%s: the run of the signal teacher %s (epoch %d), "
              "reused without training", settings["arch"], settings["seed"], settings["dataset"],
              settings["fold"], model_pt.parent, checkpoint["epoch"])

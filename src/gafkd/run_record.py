@@ -24,11 +24,15 @@ def _canonical(record):
     return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
 
 
-def metrics_text(metrics, history_path):
-    """metrics.json's text: `metrics` with the digest of the history file just written and its seal."""
+def sealed(metrics, history_path):
+    """`metrics` with the digest of the history file just written and its seal."""
     record = {key: value for key, value in metrics.items() if key != SEAL}
     record[HISTORY_DIGEST] = _digest(Path(history_path).read_bytes())
     record[SEAL] = _digest(_canonical(record))
+    return record
+
+
+def metrics_text(record):
     return json.dumps(record, indent=2) + "\n"
 
 
