@@ -50,7 +50,7 @@ from gafkd.config import check_config_file  # noqa: E402
 from gafkd.devices import CUDA_CONTEXT_BYTES, numerics_record, use_numerics  # noqa: E402
 from gafkd.memory import human_bytes  # noqa: E402
 
-TEACHER = {"modality": "gaf", "arch": "wrn16-1"}
+TEACHER = {"arch": "wrn16-1"}     # of the first image encoding that two-teacher students pair
 STUDENT = {"method": "kd2-anneal-sp", "alpha": 0.5}
 GPU_SLOTS = 4
 KILL_AT_EPOCH = 3                 # killed in epoch 3, after the checkpoint of epoch 2
@@ -241,11 +241,13 @@ def run_specs(config, workdir, device):
     dataset = next(iter(config["datasets"]))
     fold = grid.fold_names(config["datasets"][dataset]["split"]["kind"])[0]
     seed = str(config["teachers"]["seeds"][0])
-    teacher_run = {"dataset": dataset, "fold": fold, "seed": seed, **TEACHER}
+    encoding = grid.paired_encodings(config)[0]
+    teacher_run = {"dataset": dataset, "fold": fold, "seed": seed, "modality": encoding, **TEACHER}
     student_run = {"dataset": dataset, "fold": fold, "arch": config["students"]["arch"],
                    "method": STUDENT["method"], "alpha": grid.alpha_tag(STUDENT["alpha"]), "seed": seed,
-                   "teachers": grid.teachers_tag(STUDENT["method"], TEACHER["arch"])}
-    teacher_inputs = {"windows": f"results/{dataset}/windows.h5", "images": grid.images_path(config, dataset)}
+                   "teachers": grid.teachers_tag(STUDENT["method"], TEACHER["arch"], encoding)}
+    teacher_inputs = {"windows": f"results/{dataset}/windows.h5",
+                      "images": grid.images_path(config, dataset, encoding)}
     pack = grid.pack_of(config, student_run)
     students = list(pack.runs) if pack else [student_run]
     student_inputs = grid.pack_inputs(config, pack) if pack else {

@@ -91,7 +91,7 @@ def dataset_shape(spec):
     """(channels, classes, window length) of a validated dataset spec."""
     if spec["source"] == "pamap2":
         channels = len(pamap2.resolve_channels(spec["channels"]))
-        classes = spec["class_map"] or pamap2.DEFAULT_CLASS_MAP
+        classes = spec["class_map"] or pamap2.default_class_map(spec["protocol"])
     elif spec["source"] == "geneactiv_mat":
         channels, classes = len(spec["channels"] or geneactiv.DEFAULT_CHANNELS), spec["class_map"]
     else:
@@ -105,7 +105,7 @@ def student_runs(config):
     """{(group, teacher arch or None): runs per seed and fold} and {group: methods}, from the
     workflow's own expansion of the student grid (gafkd.grid.student_cells)."""
     runs, methods = Counter(), {}
-    for name, tag, _ in grid.student_cells(config["students"]):
+    for name, tag, _ in grid.student_cells(config):
         record = method(name)
         group = "sp" if record.similarity else "cached" if record.teachers else "scratch"
         if name not in methods.setdefault(group, []):

@@ -132,7 +132,7 @@ def main(argv=None):
                       rng.integers(0, CLASSES, n))
         build_images(windows_h5, images_h5, "gasf", size)
         folds = {"sig": load_fold(windows_h5, "predefined", "sig"),
-                 "gaf": load_fold(windows_h5, "predefined", "gaf", images_h5)}
+                 "gaf": load_fold(windows_h5, "predefined", "gasf", images_h5)}
         data = {m: to_train_data(folds[m], device) for m in folds}
         teachers = {m: Teacher(build_model(ARCH, CHANNELS, CLASSES, folds[m].dims).eval().requires_grad_(False),
                                data[m].mean, data[m].std, m, ARCH, folds[m].class_names).to(device)

@@ -77,11 +77,11 @@ def test_job_overhead_from_a_finished_run(tmp_path):
     finished_job(root, "demo/benchmarks/teachers/fold0/sig-wrn16-1-seed1-outputs.tsv",
                  "demo/logs/teachers/fold0/sig-wrn16-1-seed1-outputs.log", 2.0, t + 12,
                  [(t + 11.0, "outputs")])
-    student = "wrn16-1-kd2-anneal-sp-gaf-wrn16-1+sig-wrn16-1-alpha0.5-seed1"
+    student = "wrn16-1-kd2-anneal-sp-gasf-wrn16-1+sig-wrn16-1-alpha0.5-seed1"
     finished_job(root, f"demo/benchmarks/students/fold0/{student}.tsv",
                  f"demo/logs/students/fold0/{student}.log", 8.0, t + 20,
                  [(t + 14.0, "device"), (t + 16.25, "epoch 1/2 lr 0.05")],
-                 ("demo/fold0/students/wrn16-1/kd2-anneal-sp/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed1",
+                 ("demo/fold0/students/wrn16-1/kd2-anneal-sp/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed1",
                   t + 15.0, 3.0))
     # a scratch student derived from the teacher's run: its metrics are the teacher's
     finished_job(root, "demo/benchmarks/students/fold0/wrn16-1-scratch-none-alpha0-seed1.tsv",

@@ -277,14 +277,14 @@ def test_report_tables_hold_comparisons_and_ranks(tmp_path):
     write_report_tables(paths, out, ["wrn16-1"], [0.3], {"gene": {"teacher": 4, "student": 4}}, rope=0.5)
     written = pd.read_csv(out["comparisons"])
     assert list(written.columns) == cmp.COLUMNS
-    assert set(written["comparison"]) == {"1 teacher (GAF) vs student from scratch",
-                                          "2 teachers, α = 0.3 vs student from scratch",
-                                          "2 teachers, α = 0.3 vs 1 teacher (GAF)"}
+    assert set(written["comparison"]) == {"1 teacher (GASF) vs student from scratch",
+                                          "2 teachers (GASF + signal), α = 0.3 vs student from scratch",
+                                          "2 teachers (GASF + signal), α = 0.3 vs 1 teacher (GASF)"}
     assert set(written["rope"]) == {0.5}
     markdown = out["tables"].read_text()
     assert "### Paired comparisons" in markdown and "paired t-test over seeds" in markdown
     assert "within ±0.5 (the ROPE" in markdown
-    dropped = "- 2 teachers, α = 0.3 vs student from scratch: 1 dropped: seed 4 (no 2 teachers, α = 0.3)"
+    dropped = "- 2 teachers (GASF + signal), α = 0.3 vs student from scratch: 1 dropped: seed 4 (no 2 teachers (GASF + signal), α = 0.3)"
     assert dropped in markdown
     assert "## Ranks across datasets (Friedman, Nemenyi)" in markdown
     assert "Paired comparisons" in out["tables_html"].read_text()

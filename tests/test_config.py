@@ -31,7 +31,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
     config = default_config()
     del config["images"]
     validate(config, SCHEMA)
-    assert config["images"] == {"method": "gasf", "size": 64, "pi": {"recipe": "lab"}, "dtype": "float16"}
+    assert config["images"] == {"methods": ["gasf"], "size": 64, "pi": {"recipe": "lab"}, "dtype": "float16"}
     check_config(config)
     assert config["datasets"]["basicmotions"]["split"]["test_fraction"] == 0.2
 
@@ -40,6 +40,8 @@ def test_default_config_is_valid_and_defaults_are_filled():
     (lambda c: c["datasets"]["basicmotions"].update(windw=100), "windw"),
     (lambda c: c["images"].update(pi={"recipe": "tidy"}), "tidy"),
     (lambda c: c["images"].update(size="64"), "'64'"),
+    (lambda c: c["images"].update(methods=[]), "[] should be non-empty"),
+    (lambda c: c["images"].update(methods=["gasf", "mtf", "gasf"]), "has non-unique elements"),
     (lambda c: c["datasets"]["basicmotions"]["split"].update(val_fraction=1.5), "1.5"),
     (lambda c: c["datasets"]["basicmotions"].update(source="geneactiv"), "geneactiv"),
     (lambda c: c.update(imgs={}), "imgs"),
@@ -138,7 +140,8 @@ def test_image_larger_than_window():
 
 def image_config(method, window, size=2):
     config = default_config()
-    config["images"].update(method=method, size=size)
+    config["images"].update(methods=[method], size=size)
+    config["students"]["paired_images"] = None
     config["datasets"] = {"g": {"source": "geneactiv_mat", "raw": "x", "window": window,
                                 "class_map": {1: "a", 2: "b"}}}
     validate(config, SCHEMA)
@@ -146,9 +149,9 @@ def image_config(method, window, size=2):
 
 
 @pytest.mark.parametrize("method, match", [
-    ("rp", r"images.method: unknown encoding 'rp' in 'rp' \(known: gasf, gadf, mtf, pi"),
-    ("gasf+gadf+gasf", r"images.method: the stack 'gasf\+gadf\+gasf' names gasf more than once"),
-    ("gasf++mtf", r"images.method: unknown encoding ''"),
+    ("rp", r"images.methods: unknown encoding 'rp' in 'rp' \(known: gasf, gadf, mtf, pi"),
+    ("gasf+gadf+gasf", r"images.methods: the stack 'gasf\+gadf\+gasf' names gasf more than once"),
+    ("gasf++mtf", r"images.methods: unknown encoding ''"),
 ])
 def test_image_encodings_are_checked_before_any_job(method, match):
     with pytest.raises(ConfigError, match=match):
@@ -156,11 +159,36 @@ def test_image_encodings_are_checked_before_any_job(method, match):
     check_config(image_config("gasf+gadf+mtf+pi", 100))        # a stack of all four is fine
 
 
+def test_every_entry_of_images_methods_is_checked():
+    config = image_config("gasf", 100)
+    config["images"]["methods"] = ["gasf", "mtf", "gasf+mtf+rp"]
+    with pytest.raises(ConfigError, match=r"images.methods: unknown encoding 'rp' in 'gasf\+mtf\+rp'"):
+        check_config(config)
+
+
+def test_paired_images_must_be_configured_encodings():
+    config = image_config("gasf", 100)
+    config["images"]["methods"] = ["gasf", "pi"]
+    config["students"]["paired_images"] = ["pi", "mtf"]
+    with pytest.raises(ConfigError, match=r"students.paired_images: \['mtf'\] not in images.methods \['gasf', 'pi'\]"):
+        check_config(config)
+    config["students"]["paired_images"] = ["pi"]
+    check_config(config)
+
+
+def test_the_old_images_method_key_says_what_to_write():
+    config = default_config()
+    config["images"] = {"method": "gadf", "size": 64}
+    problem = schema_errors(config, SCHEMA)
+    assert problem.startswith("images.method: replaced by images.methods")
+    assert "write `methods: [gadf]`" in problem
+
+
 def test_persistence_images_need_windows_long_enough():
     from gafkd.persistence import MIN_LENGTH
 
     short = MIN_LENGTH - 1                     # the schema's shortest window and image: 2
-    with pytest.raises(ConfigError, match=rf"images.method: pi needs windows of at least {MIN_LENGTH} "
+    with pytest.raises(ConfigError, match=rf"images.methods: pi needs windows of at least {MIN_LENGTH} "
                                           rf"samples, dataset 'g' has {short}"):
         check_config(image_config("gasf+pi", short))
     check_config(image_config("gasf+pi", MIN_LENGTH))

@@ -122,7 +122,7 @@ def test_configs_carry_the_labs_recipe():
         if path.stem == "pamap2_tda_kd":       # TDA_KD train_ad.py's loss on persistence images
             assert (kd["lambda"], kd["temperature"], config["students"]["alphas"]) == (0.99, 4, [0.7])
             assert (kd["standardize_logits"], kd["kl_temperature"], kd["ce_standardized"]) == (True, 0.5, True)
-            assert config["images"] == {"method": "pi", "size": 64, "pi": {"recipe": "lab"}, "dtype": "float32"}
+            assert config["images"] == {"methods": ["pi"], "size": 64, "pi": {"recipe": "lab"}, "dtype": "float32"}
         else:                                  # TGD main_train.py's loss, the lab notes' λ
             assert kd["temperature"] == 4 and kd["lambda"] == 0.7 and kd["sp_merge"] == "raw"
             assert config["students"]["alphas"] == [0.1, 0.3, 0.5, 0.7, 0.9]

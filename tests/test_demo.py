@@ -14,8 +14,8 @@ from conftest import REPO
 from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
 STUDENTS = "results/basicmotions/predefined/students/wrn16-1"
-KD2_RUN = f"{STUDENTS}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed2"
-GAF_TEACHER = "results/basicmotions/predefined/teachers/gaf/wrn16-1/seed2"
+KD2_RUN = f"{STUDENTS}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed2"
+GAF_TEACHER = "results/basicmotions/predefined/teachers/gasf/wrn16-1/seed2"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def test_whole_student_grid_is_built(demo):
     workdir, config = demo
     students = config["students"]
     runs = sorted((workdir / "results/basicmotions/predefined/students").rglob("metrics.json"))
-    per_seed = 1 + 2 + 3 * len(students["alphas"])     # scratch, kd-gaf, kd-sig, kd2 family × α
+    # scratch, kd-gaf of every encoding, kd-sig, the kd2 family × α of every paired encoding
+    per_seed = 1 + len(config["images"]["methods"]) + 1 + 3 * len(students["alphas"]) * len(students["paired_images"])
     assert len(runs) == per_seed * len(students["seeds"])
     for path in runs:
         metrics = json.loads(path.read_text())
@@ -49,18 +50,20 @@ def test_tables_figures_and_report(demo):
     workdir, config = demo
     report = workdir / "results/report"
     tables = (report / "tables.md").read_text()
-    assert "| GAF teacher |" in tables and "| + SP, α = 0.5 |" in tables
+    for encoding in config["images"]["methods"]:
+        assert f"| {encoding.upper()} teacher |" in tables and f"| 1 teacher ({encoding.upper()}) |" in tables
+    assert "| + SP (GASF + signal), α = 0.5 |" in tables
     assert "!" not in tables.split("\n", 4)[-1].replace("`!` marks", "")   # every group complete
     for name in ("alpha", "teachers_vs_students", "confusion", "learning_curves"):
         assert (report / f"basicmotions_{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert (report / "critical_difference.png").read_bytes()[:4] == b"\x89PNG"
     comparisons = (report / "comparisons.csv").read_text()
-    assert "+ SP, α = 0.5 vs student from scratch" in comparisons and "### Paired comparisons" in tables
+    assert "+ SP (GASF + signal), α = 0.5 vs student from scratch" in comparisons and "### Paired comparisons" in tables
     html = workdir / "report.html"
     run = snakemake(workdir, "--report", str(html))
     assert run.returncode == 0, run.stderr
     text = html.read_text(errors="replace")
-    assert "basicmotions_alpha.png" in text and "weight of the GAF teacher" in text
+    assert "basicmotions_alpha.png" in text and "weight of the image teacher" in text
     assert "critical_difference.png" in text and "comparisons.csv" in text
 
 
@@ -91,10 +94,12 @@ def test_device_slots_rerun_nothing_and_threads_rerun_training(demo, tmp_path):
     slots = with_config(tmp_path, config, devices={**config["devices"], "jobs_per_gpu": 3})
     assert scheduled_jobs(workdir, configfile=slots) == {}
     threads = with_config(tmp_path, config, devices={**config["devices"], "threads": 2})
-    # the 3 scratch students derived from the signal teachers' runs, and the 5 packs of the rest
+    # 3 seeds of 4 image teachers and the signal teacher, SP caches of GASF's and the signal's,
+    # the 3 scratch students derived from the signal teachers' runs, and the 8 packs of the rest
+    # (kd-gaf of each encoding, kd-sig, the kd2 family of GASF + signal)
     assert by_kind(scheduled_jobs(workdir, configfile=threads)) == {
-        "train_teacher": 6, "teacher_outputs": 6, "teacher_similarity": 6, "train_student": 3,
-        "pack": 5, "aggregate": 1, "figures": 1, "critical_difference": 1}
+        "train_teacher": 15, "teacher_outputs": 15, "teacher_similarity": 6, "train_student": 3,
+        "pack": 8, "aggregate": 1, "figures": 1, "critical_difference": 1}
 
 
 def by_kind(jobs):
@@ -144,8 +149,8 @@ def test_changed_epochs_retrain_every_training_job(demo, tmp_path):
     workdir, config = demo
     changed = with_config(tmp_path, config, training={**config["training"], "epochs": 61})
     planned = by_kind(scheduled_jobs(workdir, configfile=changed))
-    teachers = len(config["teachers"]["modalities"]) * len(config["teachers"]["seeds"])
-    assert planned["train_teacher"] == teachers and planned["train_student"] == 3 and planned["pack"] == 5
+    teachers = (len(config["images"]["methods"]) + 1) * len(config["teachers"]["seeds"])
+    assert planned["train_teacher"] == teachers and planned["train_student"] == 3 and planned["pack"] == 8
     assert "build_windows" not in planned and "build_images" not in planned
 
 
@@ -169,11 +174,11 @@ def test_killed_training_job_resumes_from_its_checkpoint(demo, tmp_path):
     run = snakemake(workdir, "--rerun-incomplete", f"{GAF_TEACHER}/metrics.json")
     assert run.returncode == 0, run.stderr[-3000:]
     logs = workdir / "results/basicmotions/logs/teachers/predefined"
-    log = (logs / "gaf-wrn16-1-seed2.log").read_text()
+    log = (logs / "gasf-wrn16-1-seed2.log").read_text()
     resumed = re.search(r"resuming from \S+ at epoch (\d+)", log)
     assert resumed and int(resumed.group(1)) > 1, log[-2000:]
     # the killed attempt's log survives beside the new one, each after its own header
-    history = (logs / "gaf-wrn16-1-seed2.attempts.log").read_text()
+    history = (logs / "gasf-wrn16-1-seed2.attempts.log").read_text()
     killed = history.split("=== attempt")[-2]
     assert "epoch 1/" in killed and "resuming from" not in killed
     assert history.split("=== attempt")[-1] in log

@@ -322,7 +322,7 @@ def experiment(workdir, url, **download):
             "class_map": {1: "lying", 4: "walking", 24: "rope jumping"},
             "split": {"kind": "loso", "val_fraction": 0.3},
             "download": {"url": url, "subjects": SUBJECTS, **download}}},
-        "images": {"method": "gasf", "size": 32},
+        "images": {"methods": ["gasf"], "size": 32},
     }
     path = workdir / "experiment.yaml"
     path.write_text(yaml.safe_dump(config))

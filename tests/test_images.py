@@ -94,7 +94,7 @@ def test_a_stack_puts_each_channels_encodings_side_by_side_in_one_pass(demo_wind
     ("gasf+mtf+gasf", "names gasf more than once"),
 ])
 def test_bad_stacks_are_refused_writing_nothing(demo_windows, tmp_path, method, message):
-    with pytest.raises(ConfigError, match=f"images.method: .*{message}"):
+    with pytest.raises(ConfigError, match=f"images.methods: .*{message}"):
         build_images(demo_windows, tmp_path / "a.h5", method=method)
     assert not (tmp_path / "a.h5").exists()
 
@@ -244,17 +244,20 @@ def test_float32_caches_hold_the_encoder_values_and_are_told_apart(demo_windows,
 def test_an_image_caches_name_says_what_changes_it_and_defaults_keep_todays_names():
     from gafkd import grid
 
-    def tag(**images):
-        return grid.image_tag({"images": {"method": "gasf", "size": 64, "pi": {"recipe": "lab"},
-                                          "dtype": "float16", **images}})
+    def tag(method="gasf", **images):
+        return grid.image_tag({"images": {"methods": [method], "size": 64, "pi": {"recipe": "lab"},
+                                          "dtype": "float16", **images}}, method)
 
     assert tag() == "gasf64"
     assert tag(dtype="float32") == "gasf64-float32"
     assert tag(method="pi", pi={"recipe": "clean"}) == "pi64-clean"
     assert tag(method="gasf", pi={"recipe": "clean"}) == "gasf64"           # no persistence images
     assert tag(method="gasf+pi", size=32, pi={"recipe": "clean"}, dtype="float32") == "gasf+pi32-clean-float32"
+    several = {"images": {"methods": ["gasf", "pi", "gasf+gadf+mtf"], "size": 64, "pi": {"recipe": "clean"},
+                          "dtype": "float16"}}
+    assert grid.image_tags(several) == ["gasf64", "pi64-clean", "gasf+gadf+mtf64"]     # one cache each
     for variant in ("", "-clean", "-float32", "-clean-float32"):
         assert grid.image_variant(variant) == {"pi_recipe": "clean" if "clean" in variant else "lab",
                                                "dtype": "float32" if "32" in variant else "float16"}
-    assert grid.image_settings({"images": {"method": "gasf", "size": 64, "pi": {"recipe": "lab"},
-                                           "dtype": "float16"}}) == {"method": "gasf", "size": 64}
+    assert grid.image_settings({"images": {"methods": ["gasf"], "size": 64, "pi": {"recipe": "lab"},
+                                           "dtype": "float16"}}, "gasf") == {"method": "gasf", "size": 64}

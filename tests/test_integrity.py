@@ -55,9 +55,9 @@ def student(method, teachers, alpha, arch="wrn10-1", seed=3):
 LAYOUT = {
     "windows": "windows.h5",
     "images": "images_gasf16.h5",
-    "gaf_model": "teachers/gaf/wrn10-1/seed1/model.pt",
+    "gaf_model": "teachers/gasf/wrn10-1/seed1/model.pt",
     "sig_model": "teachers/sig/wrn10-1/seed1/model.pt",
-    "gaf_outputs": "teachers/gaf/wrn10-1/seed1/outputs.h5",
+    "gaf_outputs": "teachers/gasf/wrn10-1/seed1/outputs.h5",
     "sig_outputs": "teachers/sig/wrn10-1/seed1/outputs.h5",
     "init": "students/wrn10-1/scratch/none/alpha0/seed3/model.pt",
 }
@@ -78,7 +78,7 @@ def made(tmp_path_factory):
         write_teacher_outputs(out["model"], windows, files["images"], root / name / "outputs.h5", CPU)
         files[f"{name}_model"], files[f"{name}_outputs"] = out["model"], root / name / "outputs.h5"
 
-    make_teacher("gaf", files["windows"], teacher("gaf"))
+    make_teacher("gaf", files["windows"], teacher("gasf"))
     make_teacher("sig", files["windows"], teacher("sig"))
     make_teacher("sig_seed2", files["windows"], teacher("sig", seed=2))
     # The same windows split at random: a teacher of the 'random' fold.
@@ -159,7 +159,7 @@ def sig_teacher(files, out):
 
 
 def gaf_teacher(files, out):
-    train_teacher(files["windows"], files["images"], teacher("gaf"), run_files(out), out / "resume.pt", CPU)
+    train_teacher(files["windows"], files["images"], teacher("gasf"), run_files(out), out / "resume.pt", CPU)
 
 
 def images_job(files, out):
@@ -181,7 +181,7 @@ def kd_sig_student(files, out):
 
 
 def annealed_student(files, out):
-    train_student(files["windows"], student("kd2-anneal", "gaf-wrn10-1+sig-wrn10-1", 0.5),
+    train_student(files["windows"], student("kd2-anneal", "gasf-wrn10-1+sig-wrn10-1", 0.5),
                   {m: files[f"{m}_outputs"] for m in ("gaf", "sig")}, run_files(out),
                   out / "resume.pt", CPU, init_model=files["init"])
 
@@ -255,7 +255,7 @@ CASES = {
         Case("sig_outputs", without_checksums, kd_sig_student, ("carries no checksums",)),
     "outputs of the GAF teacher":
         Case("sig_outputs", replace_with("gaf_outputs"), kd_sig_student,
-             ("the outputs of dataset basicmotions", "modality gaf, expected sig")),
+             ("the outputs of dataset basicmotions", "modality gasf, expected sig")),
     "outputs of another fold":
         Case("sig_outputs", replace_with("sig_random_outputs"), kd_sig_student,
              ("fold random, expected predefined",)),
@@ -343,7 +343,7 @@ def test_a_teacher_file_of_another_modality_is_named_before_any_input_is_read(ma
     write = {"outputs": write_teacher_outputs, "similarity": build_similarity_cache}[job]
     out = tmp_path / "out.h5"
     # the GAF teacher's model.pt where the signal teacher's belongs (a sig job has no image cache)
-    with pytest.raises(InputError, match=r"holds a checkpoint of .*not the one this job expects \(modality gaf, expected sig\)"):
+    with pytest.raises(InputError, match=r"holds a checkpoint of .*not the one this job expects \(modality gasf, expected sig\)"):
         write(made["gaf_model"], made["windows"], None, out, CPU, expected=expected)
     assert not out.exists()
     write(made["sig_model"], made["windows"], None, out, CPU, expected=expected)

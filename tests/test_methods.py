@@ -32,7 +32,7 @@ def config():
 
 
 def run_of(config, record, alpha="0.5"):
-    tag = grid.teachers_tag(record.name, "wrn16-3")
+    tag = grid.teachers_tag(record.name, "wrn16-3", "gasf")
     alpha = grid.alpha_tag(record.alpha) if record.alpha is not None else alpha
     return {"dataset": "basicmotions", "fold": "predefined", "arch": config["students"]["arch"],
             "method": record.name, "teachers": tag, "alpha": alpha, "seed": "2"}
@@ -52,19 +52,23 @@ def test_the_schema_lists_exactly_the_tables_methods_the_encodings_and_the_archi
     arch_patterns = [students["arch"]["pattern"], students["teacher_archs"]["items"]["pattern"],
                      schema["properties"]["teachers"]["properties"]["archs"]["items"]["pattern"]]
     assert arch_patterns == [f"^{ARCH_REGEX}$"] * 3
-    described = schema["properties"]["images"]["properties"]["method"]["description"]
+    described = schema["properties"]["images"]["properties"]["methods"]["description"]
     assert all(re.search(rf"\b{m}\b", described) for m in grid.IMAGE_METHODS)      # checked in gafkd.grid
 
 
 @pytest.mark.parametrize("record", METHODS, ids=NAMES)
 def test_alpha_handling(record, config):
-    students = {**config["students"], "methods": [record.name], "alphas": [0.1, 0.3]}
-    cells = grid.student_cells(students)
-    per_arch = len(students["teacher_archs"]) if record.teachers else 1
+    students = {**config["students"], "methods": [record.name], "alphas": [0.1, 0.3], "paired_images": ["pi"]}
+    config = {**config, "students": students, "images": {**config["images"], "methods": ["gasf", "pi"]}}
+    cells = grid.student_cells(config)
+    # one image teacher: every encoding's; a pair: the signal teacher and each paired encoding's
+    encodings = {(): [None], ("gaf",): ["gasf", "pi"], ("sig",): [None], ("gaf", "sig"): ["pi"]}[record.teachers]
+    per_arch = len(students["teacher_archs"]) * len(encodings) if record.teachers else 1
     alphas = ["0.1", "0.3"] if record.alpha_grid else [grid.alpha_tag(record.alpha)]
     assert sorted(alpha for _, _, alpha in cells) == sorted(alphas * per_arch)
     assert {tag for _, tag, _ in cells} == (
-        {grid.teachers_tag(record.name, a) for a in students["teacher_archs"]} if record.teachers else {"none"})
+        {grid.teachers_tag(record.name, a, e) for a in students["teacher_archs"] for e in encodings}
+        if record.teachers else {"none"})
     if record.alpha_grid:
         grid.check_alpha(record.name, 0.3)
     else:
@@ -81,14 +85,15 @@ def test_inputs(record, source, config):
     config["students"]["reuse_teacher_runs"] = False
     run = run_of(config, record)
     inputs = grid.student_inputs(config, run)
+    folder = {"gaf": "gasf", "sig": "sig"}       # the image teacher's folder is its encoding's
     teacher = "results/basicmotions/predefined/teachers/{}/wrn16-3/seed2"
     expected = {"windows": "results/basicmotions/windows.h5",
-                **{f"{m}_outputs": f"{teacher.format(m)}/outputs.h5" for m in record.teachers}}
+                **{f"{m}_outputs": f"{teacher.format(folder[m])}/outputs.h5" for m in record.teachers}}
     if record.similarity and source == "cache":
-        expected.update({f"{m}_similarity": f"{teacher.format(m)}/similarity.h5" for m in record.teachers})
+        expected.update({f"{m}_similarity": f"{teacher.format(folder[m])}/similarity.h5" for m in record.teachers})
     if record.similarity and source == "online":
-        expected.update({f"{m}_model": f"{teacher.format(m)}/model.pt" for m in record.teachers})
-        expected["images"] = grid.images_path(config, "basicmotions")
+        expected.update({f"{m}_model": f"{teacher.format(folder[m])}/model.pt" for m in record.teachers})
+        expected["images"] = "results/basicmotions/images_gasf64.h5"
     if record.starts_from:
         expected["init"] = ("results/basicmotions/predefined/students/wrn16-1/"
                             f"{record.starts_from}/none/alpha0/seed2/model.pt")
@@ -145,17 +150,20 @@ def test_loss_terms(record):
 @pytest.mark.parametrize("record", METHODS, ids=NAMES)
 def test_table_row(record):
     alpha = record.alpha if record.alpha is not None else 0.5
-    frame = pd.DataFrame({"method": ["teacher-sig", record.name], "alpha": [float("nan"), alpha]})
+    images = "pi" if "gaf" in record.teachers else ""
+    frame = pd.DataFrame({"method": ["teacher-sig", record.name], "images": ["", images],
+                          "alpha": [float("nan"), alpha]})
     rows = table_rows(frame, [0.1, 0.5])
-    label = record.label if record.alpha is not None else f"{record.label}, α = 0.5"
-    assert rows == [("signal teacher", "teacher-sig", None),
-                    (label, record.name, None if record.alpha is not None else 0.5)]
+    base = {"kd-gaf": "1 teacher (PI)"}.get(record.name, record.label + (" (PI + signal)" if images else ""))
+    label = base if record.alpha is not None else f"{base}, α = 0.5"
+    assert rows == [("signal teacher", "teacher-sig", "", None),
+                    (label, record.name, images, None if record.alpha is not None else 0.5)]
 
 
 def test_table_rows_follow_the_tables_order():
-    frame = pd.DataFrame({"method": list(reversed(NAMES)),
+    frame = pd.DataFrame({"method": list(reversed(NAMES)), "images": "",
                           "alpha": [m.alpha if m.alpha is not None else 0.5 for m in reversed(METHODS)]})
-    order = [m for _, m, _ in table_rows(frame, [0.5])]
+    order = [m for _, m, _, _ in table_rows(frame, [0.5])]
     fixed = [m.name for m in METHODS if not m.alpha_grid]
     gridded = [m.name for m in METHODS if m.alpha_grid]
     assert order == fixed + gridded

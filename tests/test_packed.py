@@ -38,7 +38,7 @@ def fold(tmp_path_factory):
             run.mkdir()
             out = {k: run / k for k in ("model", "metrics", "history")}
             train_teacher(files["windows"], files["images"],
-                          {"dataset": "basicmotions", "fold": "predefined", "modality": modality,
+                          {"dataset": "basicmotions", "fold": "predefined", "modality": {"gaf": "gasf"}.get(modality, modality),
                            "arch": "wrn10-1", "seed": seed, "images": {"method": "gasf", "size": 16},
                            "training": TRAINING}, out, run / "resume.pt", CPU)
             write_teacher_outputs(out["model"], files["windows"], files["images"], run / "outputs.h5", CPU)
@@ -48,7 +48,7 @@ def fold(tmp_path_factory):
 
 def student(fold, folder, method, seed, alpha, pack=None, training=TRAINING):
     settings = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1", "method": method,
-                "teachers": grid.teachers_tag(method, "wrn10-1"), "alpha": alpha, "seed": seed,
+                "teachers": grid.teachers_tag(method, "wrn10-1", "gasf"), "alpha": alpha, "seed": seed,
                 "teacher_seed": seed, "training": training}
     if method != "scratch":
         settings["kd"] = KD

@@ -72,7 +72,8 @@ def test_clean_protocol_windows(pamap2_folder):
     }
     starts = len(range(0, 750 - 100 + 1, 22))          # 750 samples after downsampling
     assert len(ws.X) + sum(d["total"] for d in ws.dropped.values()) == starts
-    assert ws.class_names == [DEFAULT_CLASS_MAP[a] for a in DEFAULT_CLASS_MAP]
+    assert ws.class_names == [DEFAULT_CLASS_MAP[a] for a in DEFAULT_CLASS_MAP]     # activity-id order
+    assert ws.class_names[0] == "lying"
 
 
 def test_clean_window_contents_are_downsampled_raw_rows(pamap2_folder):
@@ -402,6 +403,10 @@ def test_lab_protocol_matches_the_labs_steps(tmp_path, window, step, downsample)
     assert ws.X.dtype == np.float32 and ws.X.shape == (len(labels), 40, window)
     np.testing.assert_allclose(ws.X, windows, rtol=0, atol=1e-7)
     assert [ws.class_names[i] for i in ws.y] == [ACTIVITIES[a] for a in labels]
+    # the lab's class indices (pamap2_load.py): 24 -> 0, 12 -> 8, 13 -> 9, 16 -> 10, 17 -> 11, the rest their id
+    lab_index = {24: 0, 12: 8, 13: 9, 16: 10, 17: 11}
+    assert ws.y.tolist() == [lab_index.get(a, a) for a in labels]
+    assert ws.class_names[:2] == ["rope jumping", "lying"] and len(ws.class_names) == 12
     assert ws.dropped["label_change"]["total"] == left_out
     table = np.loadtxt(tmp_path / "subject101.dat")
     deleted = {"0 (transient)": int((table[:, 1] == 0).sum()),

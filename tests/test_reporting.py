@@ -15,16 +15,16 @@ WEIGHTED = ("test_accuracy", "test_macro_f1", "test_accuracy_last", "optimistic_
 
 
 def write_run(root, accuracy, seed, method=None, modality=None, arch="wrn16-1", teacher_arch="wrn16-1",
-              alpha=0.0, fold="holdout", dataset="gene", n=100, split=None, optimistic=None):
+              alpha=0.0, fold="holdout", dataset="gene", n=100, split=None, optimistic=None, encoding="gasf"):
     if modality:
         config = {"dataset": dataset, "fold": fold, "modality": modality, "arch": arch, "seed": seed}
         path = root / dataset / fold / f"teacher-{modality}-{arch}-{seed}" / "metrics.json"
     else:
-        teachers = {"scratch": "none", "kd-gaf": f"gaf-{teacher_arch}", "kd-sig": f"sig-{teacher_arch}"}.get(
-            method, f"gaf-{teacher_arch}+sig-{teacher_arch}")
+        teachers = {"scratch": "none", "kd-gaf": f"{encoding}-{teacher_arch}", "kd-sig": f"sig-{teacher_arch}"}.get(
+            method, f"{encoding}-{teacher_arch}+sig-{teacher_arch}")
         config = {"dataset": dataset, "fold": fold, "arch": "wrn16-1", "method": method,
                   "teachers": teachers, "alpha": alpha, "seed": seed}
-        path = root / dataset / fold / f"{method}-{teacher_arch}-{alpha}-{seed}" / "metrics.json"
+        path = root / dataset / fold / f"{method}-{teachers}-{alpha}-{seed}" / "metrics.json"
     path.parent.mkdir(parents=True)
     metrics = {
         "config": config, "val_accuracy": accuracy - 0.01, "best_epoch": 10, "epochs": 20,
@@ -77,7 +77,7 @@ def cell(values, seeds=None, decimals=2):
 def runs(tmp_path):
     paths = []
     for seed, acc in zip((1, 2, 3), (0.60, 0.62, 0.66)):
-        paths.append(write_run(tmp_path, acc, seed, modality="gaf"))
+        paths.append(write_run(tmp_path, acc, seed, modality="gasf"))
         paths.append(write_run(tmp_path, acc + 0.05, seed, modality="sig"))
         paths.append(write_run(tmp_path, acc + 0.07, seed, method="scratch"))
     for seed, acc in zip((1, 2), (0.70, 0.71)):          # seed 3 is missing
@@ -111,7 +111,7 @@ def loso_runs(tmp_path):
             common = dict(fold=fold, dataset="pamap", n=LOSO_SIZES[fold], split=loso_split(fold))
             paths.append(write_run(tmp_path, acc, seed, method="kd2", alpha=0.3,
                                    optimistic=LOSO_OPTIMISTIC[seed][fold], **common))
-            paths.append(write_run(tmp_path, acc - 0.1, seed, modality="gaf", **common))
+            paths.append(write_run(tmp_path, acc - 0.1, seed, modality="gasf", **common))
     return paths
 
 
@@ -131,7 +131,8 @@ def test_summary_against_pandas(runs):
     summary = summarize(table, EXPECTED)
     frame = pd.DataFrame([json.loads(p.read_text()) for p in runs])
     accuracies = frame["test_at_best_val"].map(lambda m: m["accuracy"])
-    methods = frame["config"].map(lambda c: c.get("method") or f"teacher-{c['modality']}")
+    methods = frame["config"].map(lambda c: c.get("method") or ("teacher-sig" if c["modality"] == "sig"
+                                                                 else "teacher-gaf"))
     alphas = frame["config"].map(lambda c: c.get("alpha", -1))
     for (method, alpha), values in accuracies.groupby([methods, alphas]):
         row = summary[(summary["method"] == method) & (summary["alpha"].fillna(-1) == alpha)].iloc[0]
@@ -151,22 +152,51 @@ def test_summary_against_pandas(runs):
 def test_table_layout_and_marks(runs):
     summary = summarize(collect_runs(runs), EXPECTED)
     table = dataset_table(summary, "gene", ["wrn16-1", "wrn28-3"], [0.3, 0.5, 0.7])
-    assert list(table.index) == ["GAF teacher", "signal teacher", "student from scratch",
-                                 "2 teachers, α = 0.3", "2 teachers, α = 0.5"]
+    assert list(table.index) == ["GASF teacher", "signal teacher", "student from scratch",
+                                 "2 teachers (GASF + signal), α = 0.3", "2 teachers (GASF + signal), α = 0.5"]
     assert list(table.columns) == ["wrn16-1", "wrn28-3"]
-    assert table.loc["GAF teacher", "wrn16-1"] == cell([0.60, 0.62, 0.66])
-    assert table.loc["2 teachers, α = 0.3", "wrn16-1"] == "70.50 ± 0.71 (2; 2 of 3 runs !)"
-    assert table.loc["2 teachers, α = 0.5", "wrn16-1"] == "69.00 ± – (1; 1 of 3 runs !)"
-    assert table.loc["GAF teacher", "wrn28-3"] == ""
+    assert table.loc["GASF teacher", "wrn16-1"] == cell([0.60, 0.62, 0.66])
+    assert table.loc["2 teachers (GASF + signal), α = 0.3", "wrn16-1"] == "70.50 ± 0.71 (2; 2 of 3 runs !)"
+    assert table.loc["2 teachers (GASF + signal), α = 0.5", "wrn16-1"] == "69.00 ± – (1; 1 of 3 runs !)"
+    assert table.loc["GASF teacher", "wrn28-3"] == ""
     # the scratch student has no teacher: the same cell in every column
     assert table.loc["student from scratch", "wrn28-3"] == table.loc["student from scratch", "wrn16-1"]
+
+
+def test_one_row_per_teacher_encoding_and_per_teacher_pair(tmp_path):
+    paths = []
+    for seed in (1, 2):
+        for encoding, acc in (("pi", 0.5), ("gasf", 0.6), ("gasf+gadf+mtf", 0.7)):
+            paths.append(write_run(tmp_path, acc, seed, modality=encoding))
+            paths.append(write_run(tmp_path, acc + 0.1, seed, method="kd-gaf", alpha=1.0, encoding=encoding))
+        paths.append(write_run(tmp_path, 0.4, seed, modality="sig"))
+        paths.append(write_run(tmp_path, 0.65, seed, method="kd-sig"))
+        for encoding, acc in (("pi", 0.8), ("gasf", 0.9)):
+            paths.append(write_run(tmp_path, acc, seed, method="kd2", alpha=0.5, encoding=encoding))
+    out = outputs(tmp_path)
+    runs, summary = write_report_tables(paths, out, ["wrn16-1"], [0.5], None)
+    assert set(runs.loc[runs["role"] == "teacher", "images"]) == {"pi", "gasf", "gasf+gadf+mtf", ""}
+    table = dataset_table(summary, "gene", ["wrn16-1"], [0.5])
+    assert list(table.index) == ["GASF teacher", "GASF+GADF+MTF teacher", "PI teacher", "signal teacher",
+                                 "1 teacher (GASF)", "1 teacher (GASF+GADF+MTF)", "1 teacher (PI)",
+                                 "1 teacher (signal)", "2 teachers (GASF + signal), α = 0.5",
+                                 "2 teachers (PI + signal), α = 0.5"]
+    assert table.loc["PI teacher", "wrn16-1"] == cell([0.5, 0.5])
+    assert table.loc["2 teachers (PI + signal), α = 0.5", "wrn16-1"] == cell([0.8, 0.8])
+    # a pair is compared with the better one-teacher student of its own teachers
+    comparisons = pd.read_csv(out["comparisons"], keep_default_na=False)
+    one_teacher = comparisons[comparisons["kind"] == "vs 1 teacher"].set_index("comparison")
+    assert list(one_teacher.index) == ["2 teachers (GASF + signal), α = 0.5 vs 1 teacher (GASF)",
+                                       "2 teachers (PI + signal), α = 0.5 vs 1 teacher (signal)"]
+    assert one_teacher["diff"].tolist() == pytest.approx([20.0, 15.0])
+    assert list(one_teacher["baseline_images"]) == ["gasf", ""]
 
 
 def test_written_files(runs, tmp_path):
     out = outputs(tmp_path)
     write_report_tables(runs, out, ["wrn16-1"], [0.3, 0.5], EXPECTED)
     markdown = out["tables"].read_text()
-    assert "| 2 teachers, α = 0.3 | 70.50 ± 0.71 (2; 2 of 3 runs !) |" in markdown
+    assert "| 2 teachers (GASF + signal), α = 0.3 | 70.50 ± 0.71 (2; 2 of 3 runs !) |" in markdown
     assert f"Split: {SPLIT_DESCRIPTIONS['holdout']}." in markdown
     assert "over 1–3 seeds" in markdown
     assert "fold mean" not in markdown and "per fold" not in markdown      # one split, one table
@@ -212,14 +242,14 @@ def test_loso_tables(loso_runs, tmp_path):
     weighted, rest = rest.split("per fold", 1)
     assert "unweighted fold mean" in unweighted
     assert "mean ± std (ddof 1) over 3 seeds of the per-seed mean over 3 folds (unweighted" in unweighted
-    assert table_cells(unweighted, "2 teachers, α = 0.3") == [cell(fold_means(LOSO_ACCURACY, False))]
+    assert table_cells(unweighted, "2 teachers (GASF + signal), α = 0.3") == [cell(fold_means(LOSO_ACCURACY, False))]
     assert "weighted by each fold's test windows" in weighted
-    assert table_cells(weighted, "2 teachers, α = 0.3") == [cell(fold_means(LOSO_ACCURACY, True))]
+    assert table_cells(weighted, "2 teachers (GASF + signal), α = 0.3") == [cell(fold_means(LOSO_ACCURACY, True))]
     teacher = {s: {f: a - 0.1 for f, a in folds.items()} for s, folds in LOSO_ACCURACY.items()}
-    assert table_cells(weighted, "GAF teacher") == [cell(fold_means(teacher, True))]
+    assert table_cells(weighted, "GASF teacher") == [cell(fold_means(teacher, True))]
     # per fold: the folds in order with their test subjects, mean ± std over seeds
     assert table_header(rest, "fold0") == ["fold0 (test 101)", "fold1 (test 102)", "fold2 (test 103)"]
-    assert table_cells(rest, "2 teachers, α = 0.3") == [
+    assert table_cells(rest, "2 teachers (GASF + signal), α = 0.3") == [
         cell([LOSO_ACCURACY[s][fold] for s in LOSO_ACCURACY]) for fold in LOSO_SIZES]
     assert ("fold1: validation subject(s) 103 lack running, rope jumping: its checkpoint is chosen on "
             "fewer classes") in markdown
@@ -243,7 +273,7 @@ def test_compare_with_lab(loso_runs, tmp_path):
     lab = section(out["tables"].read_text(), "pamap").split("### Compare with the lab", 1)[1]
     header = table_header(lab, "lab")
     assert header == ["wrn16-1 lab (best epoch on test)", "wrn16-1 gafkd (best on validation)"]
-    cells = dict(zip(header, table_cells(lab, "2 teachers, α = 0.3")))
+    cells = dict(zip(header, table_cells(lab, "2 teachers (GASF + signal), α = 0.3")))
     assert cells["wrn16-1 lab (best epoch on test)"] == cell(fold_means(LOSO_OPTIMISTIC, False))
     assert cells["wrn16-1 gafkd (best on validation)"] == cell(fold_means(LOSO_ACCURACY, False))
 
@@ -267,7 +297,7 @@ def test_other_metric_and_decimals(loso_runs, tmp_path):
                         metric="val_accuracy", decimals=1)
     markdown = section(out["tables"].read_text(), "pamap")
     val = {s: {f: a - 0.01 for f, a in folds.items()} for s, folds in LOSO_ACCURACY.items()}
-    assert table_cells(markdown, "2 teachers, α = 0.3")[0] == cell(fold_means(val, False), decimals=1)
+    assert table_cells(markdown, "2 teachers (GASF + signal), α = 0.3")[0] == cell(fold_means(val, False), decimals=1)
     assert "window-weighted fold mean" not in markdown and "no window-weighted version" in markdown
 
 

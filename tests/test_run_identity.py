@@ -80,7 +80,7 @@ def test_changed_slot_settings_rerun_nothing(finished_run, tmp_path):
 
 @pytest.mark.parametrize("alpha", ["0.50", ".5", "0.5."])
 def test_only_the_canonical_alpha_spelling_is_a_target(alpha, tmp_path):
-    run_dir = f"results/basicmotions/predefined/students/wrn16-1/kd2/gaf-wrn16-1+sig-wrn16-1/alpha{alpha}/seed1"
+    run_dir = f"results/basicmotions/predefined/students/wrn16-1/kd2/gasf-wrn16-1+sig-wrn16-1/alpha{alpha}/seed1"
     run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
                           "-n", "--cores", "1", f"{run_dir}/metrics.json",
                           "--configfile", str(REPO / "config.yaml")], capture_output=True, text=True)
@@ -90,11 +90,11 @@ def test_only_the_canonical_alpha_spelling_is_a_target(alpha, tmp_path):
     if alpha == "0.5.":
         assert f"alpha{alpha} is not a number" in output
     else:
-        assert "ask for results/basicmotions/predefined/students/wrn16-1/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed1" in output
+        assert "ask for results/basicmotions/predefined/students/wrn16-1/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed1" in output
 
 
 def test_canonical_alpha_spelling_is_scheduled(tmp_path):
-    target = "results/basicmotions/predefined/students/wrn16-1/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json"
+    target = "results/basicmotions/predefined/students/wrn16-1/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json"
     counts = scheduled_jobs(tmp_path, target)
     # its pack (the demo's kd2 runs: 3 seeds x 3 alphas), one job
-    assert [rule for rule in counts if "student" in rule] == ["train_student_pack2"]
+    assert [rule for rule in counts if "student" in rule] == ["train_student_pack5"]

@@ -22,11 +22,12 @@ CPU = torch.device("cpu")
 TRAINING = {**training_defaults(), "epochs": 2, "batch_size": 8}
 KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp_merge": "raw",
       "sp_source": "cache", "standardize_logits": False}
-MODALITIES = ("gaf", "sig")
+MODALITIES = ("gaf", "sig")                     # the students' roles of the two teachers
+FOLDER = {"gaf": "gasf", "sig": "sig"}          # their modalities: the image teacher's is its encoding
 
 
-def identity(modality, seed=1):
-    return {"dataset": "basicmotions", "fold": "predefined", "modality": modality, "arch": "wrn10-1",
+def identity(role, seed=1):
+    return {"dataset": "basicmotions", "fold": "predefined", "modality": FOLDER[role], "arch": "wrn10-1",
             "seed": seed}
 
 
@@ -120,7 +121,7 @@ def test_sp_loss_from_the_cache_equals_the_online_loss(fold, merge, alpha):
 
 def student(fold, out, source):
     settings = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1", "method": "kd2-anneal-sp",
-                "teachers": "gaf-wrn10-1+sig-wrn10-1", "alpha": 0.3, "seed": 3, "teacher_seed": 1,
+                "teachers": "gasf-wrn10-1+sig-wrn10-1", "alpha": 0.3, "seed": 3, "teacher_seed": 1,
                 "kd": {**KD, "sp_source": source}, "training": TRAINING}
     scratch = fold["root"] / "scratch"
     if not (scratch / "model").exists():
@@ -157,7 +158,7 @@ def test_a_cache_of_another_teacher_fold_or_windows_is_refused(fold):
     SimilarityCache.open(path, fold["fingerprint"], identity("gaf"), n)                       # the right one
     with pytest.raises(InputError, match=f"{path}.*seed 1, expected 2"):
         SimilarityCache.open(path, fold["fingerprint"], identity("gaf", seed=2), n)
-    with pytest.raises(InputError, match=f"{path}.*modality gaf, expected sig"):
+    with pytest.raises(InputError, match=f"{path}.*modality gasf, expected sig"):
         SimilarityCache.open(path, fold["fingerprint"], identity("sig"), n)
     with pytest.raises(InputError, match=f"{path}.*fold predefined, expected holdout"):
         SimilarityCache.open(path, fold["fingerprint"], {**identity("gaf"), "fold": "holdout"}, n)

@@ -31,7 +31,7 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("students")
     files = basicmotions_fold(root, images_size=16)
     for modality in ("gaf", "sig"):
-        settings = {"dataset": "basicmotions", "fold": "predefined", "modality": modality,
+        settings = {"dataset": "basicmotions", "fold": "predefined", "modality": {"gaf": "gasf"}.get(modality, modality),
                     "arch": "wrn10-1", "seed": 1, "training": TRAINING}
         out = run_files(root / f"teacher-{modality}")
         train_teacher(files["windows"], files["images"], settings, out, root / "resume.pt", CPU)
@@ -45,7 +45,7 @@ def demo(tmp_path_factory):
     return files
 
 
-def student(demo, out, method, alpha, teachers="gaf-wrn10-1+sig-wrn10-1", init=None, kd=None,
+def student(demo, out, method, alpha, teachers="gasf-wrn10-1+sig-wrn10-1", init=None, kd=None,
             **training):
     settings = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1", "method": method,
                 "teachers": teachers, "alpha": alpha, "seed": 3, "teacher_seed": 1, "kd": {**KD, **(kd or {})},
@@ -102,7 +102,7 @@ def stable(metrics):
 
 def test_kd2_at_alpha_one_equals_kd_gaf(demo, tmp_path):
     kd2 = student(demo, tmp_path / "kd2", "kd2", 1.0)
-    kd_gaf = student(demo, tmp_path / "kdgaf", "kd-gaf", 1.0, teachers="gaf-wrn10-1")
+    kd_gaf = student(demo, tmp_path / "kdgaf", "kd-gaf", 1.0, teachers="gasf-wrn10-1")
     assert stable(kd2) == stable(kd_gaf)
     kd2_mixed = student(demo, tmp_path / "kd2mixed", "kd2", 0.5)
     assert stable(kd2_mixed)["val_loss"] != stable(kd2)["val_loss"]
@@ -138,7 +138,7 @@ def test_similarity_preserving_student_runs(demo, tmp_path):
 
 def test_bad_student_requests(demo, tmp_path):
     with pytest.raises(ConfigError, match="method 'kd-gaf' has α = 1, not 0.5"):
-        student(demo, tmp_path / "a", "kd-gaf", 0.5, teachers="gaf-wrn10-1")
+        student(demo, tmp_path / "a", "kd-gaf", 0.5, teachers="gasf-wrn10-1")
     with pytest.raises(InputError, match="missing.pt: no such student checkpoint"):
         student(demo, tmp_path / "b", "kd2-anneal", 0.5, init=tmp_path / "missing.pt")
     assert not (tmp_path / "b" / "metrics").exists()

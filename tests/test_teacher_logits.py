@@ -63,7 +63,7 @@ def student_loss(windows_h5, tmp_path, monkeypatch, method, alpha, teachers):
 def test_student_matching_its_teacher_window_by_window_has_zero_kd_loss(windows_h5, tmp_path,
                                                                          monkeypatch):
     data, loss, window, logits = student_loss(windows_h5, tmp_path, monkeypatch, "kd-gaf", 1.0,
-                                              "gaf-wrn10-1")
+                                              "gasf-wrn10-1")
     index = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     targets = data.train.y[index]
     assert targets.tolist() == read_windows(windows_h5).y[window[index]].tolist()
@@ -78,7 +78,7 @@ def test_student_matching_its_teacher_window_by_window_has_zero_kd_loss(windows_
 
 def test_two_teacher_loss_sees_each_windows_logits(windows_h5, tmp_path, monkeypatch):
     data, loss, window, logits = student_loss(windows_h5, tmp_path, monkeypatch, "kd2", 0.3,
-                                              "gaf-wrn10-1+sig-wrn10-1")
+                                              "gasf-wrn10-1+sig-wrn10-1")
     generator = torch.Generator().manual_seed(1)
     for batch in torch.randperm(len(data.train), generator=generator).split(8):
         student = torch.randn(len(batch), logits["gaf"].shape[1], generator=generator)

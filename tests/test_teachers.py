@@ -39,10 +39,10 @@ def outputs(root):
 
 
 def test_gaf_teacher_writes_checkpoint_metrics_and_provenance(demo_files, tmp_path):
-    metrics = train_teacher(demo_files / "windows.h5", demo_files / "images.h5", settings("gaf"),
+    metrics = train_teacher(demo_files / "windows.h5", demo_files / "images.h5", settings("gasf"),
                             outputs(tmp_path), tmp_path / "resume.pt", torch.device("cpu"), "test claim")
     saved = json.loads((tmp_path / "metrics").read_text())
-    assert saved["config"] == settings("gaf")
+    assert saved["config"] == settings("gasf")
     assert saved["class_names"] == ["Badminton", "Running", "Standing", "Walking"]
     provenance = saved["provenance"]
     assert provenance["code_version"].startswith("0.1.0")
@@ -60,7 +60,7 @@ def test_image_cache_of_other_windows_is_rejected(demo_files, tmp_path, monkeypa
     build_windows("basicmotions", {"source": "basicmotions", "split": {**DEMO_SPLIT, "seed": 1}},
                   other / "windows.h5", other / "summary.md")
     # Same windows in the same order: the fingerprint matches whatever the split.
-    train_teacher(other / "windows.h5", demo_files / "images.h5", settings("gaf", epochs=1),
+    train_teacher(other / "windows.h5", demo_files / "images.h5", settings("gasf", epochs=1),
                   outputs(other), other / "resume.pt", torch.device("cpu"))
     # Other windows: the same recordings, scaled.
     ws = read_basicmotions()
@@ -70,7 +70,7 @@ def test_image_cache_of_other_windows_is_rejected(demo_files, tmp_path, monkeypa
                   other / "windows.h5", other / "summary.md")
     (other / "metrics").unlink()
     with pytest.raises(InputError, match="image cache was built from other windows"):
-        train_teacher(other / "windows.h5", demo_files / "images.h5", settings("gaf", epochs=1),
+        train_teacher(other / "windows.h5", demo_files / "images.h5", settings("gasf", epochs=1),
                       outputs(other), other / "resume.pt", torch.device("cpu"))
     assert not (other / "metrics").exists()
 

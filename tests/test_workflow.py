@@ -54,8 +54,8 @@ def the_job(jobs, rule, output):
 
 
 def test_dry_run_of_default_config(tmp_path):
-    """The demo's jobs (README: 3 GAF + 3 signal teachers, 6 cached teacher outputs, 36 students
-    in 3 derived runs and 5 packs) and what a few of them read and write."""
+    """The demo's jobs (README: 3 seeds of 4 image teachers and 3 signal teachers, their 15 cached
+    outputs, 45 students in 3 derived runs and 8 packs) and what a few of them read and write."""
     run = snakemake(tmp_path, "-n")
     assert run.returncode == 0, run.stderr
     jobs = dry_run_jobs(run.stdout)
@@ -64,10 +64,18 @@ def test_dry_run_of_default_config(tmp_path):
         counts[rule] = counts.get(rule, 0) + 1
     assert {r: counts.get(r) for r in ("build_windows", "build_images", "train_teacher",
                                         "teacher_outputs", "train_student", "aggregate")} == {
-        "build_windows": 1, "build_images": 1, "train_teacher": 6, "teacher_outputs": 6,
+        "build_windows": 1, "build_images": 4, "train_teacher": 15, "teacher_outputs": 15,
         "train_student": 3, "aggregate": 1}
     packs = [fields for rule, fields in jobs if rule.startswith("train_student_pack")]
-    assert sorted(len(pack["output"]) // 3 for pack in packs) == [3, 3, 9, 9, 9]
+    # kd-gaf of each of the 4 encodings and kd-sig: 3 seeds; the kd2 family of GASF + signal: 3 × 3 α
+    assert sorted(len(pack["output"]) // 3 for pack in packs) == [3, 3, 3, 3, 3, 9, 9, 9]
+    for encoding in ("gasf", "mtf", "gasf+gadf+mtf", "pi"):
+        cache = the_job(jobs, "build_images", f"results/basicmotions/images_{encoding}64.h5")
+        assert cache["input"] == ["results/basicmotions/windows.h5"]
+        teacher = the_job(jobs, "train_teacher", f"results/basicmotions/predefined/teachers/{encoding}/wrn16-1/seed1/model.pt")
+        assert set(teacher["input"]) == {f"results/basicmotions/images_{encoding}64.h5", "results/basicmotions/windows.h5"}
+        (one,) = [pack for pack in packs if f"kd-gaf/{encoding}-wrn16-1/alpha1/seed1/model.pt" in " ".join(pack["output"])]
+        assert f"results/basicmotions/predefined/teachers/{encoding}/wrn16-1/seed1/outputs.h5" in one["input"]
     data = "results/basicmotions"
     windows = the_job(jobs, "build_windows", f"{data}/windows.h5")
     assert "input" not in windows
@@ -76,20 +84,20 @@ def test_dry_run_of_default_config(tmp_path):
     assert images["input"] == [f"{data}/windows.h5"]
     assert images["output"] == [f"{data}/images_gasf64.h5", f"{data}/images_gasf64.png"]
     teachers = f"{data}/predefined/teachers"
-    gaf = the_job(jobs, "train_teacher", f"{teachers}/gaf/wrn16-1/seed2/model.pt")
+    gaf = the_job(jobs, "train_teacher", f"{teachers}/gasf/wrn16-1/seed2/model.pt")
     assert set(gaf["input"]) == {f"{data}/images_gasf64.h5", f"{data}/windows.h5"}
-    assert gaf["output"] == [f"{teachers}/gaf/wrn16-1/seed2/{name}"
+    assert gaf["output"] == [f"{teachers}/gasf/wrn16-1/seed2/{name}"
                              for name in ("model.pt", "metrics.json", "history.csv")]
     students = f"{data}/predefined/students/wrn16-1"
-    (kd2,) = [pack for pack in packs if f"{students}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json"
+    (kd2,) = [pack for pack in packs if f"{students}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json"
               in pack["output"]]
-    assert set(kd2["input"]) == {f"{teachers}/{m}/wrn16-1/seed{seed}/outputs.h5" for m in ("gaf", "sig")
+    assert set(kd2["input"]) == {f"{teachers}/{m}/wrn16-1/seed{seed}/outputs.h5" for m in ("gasf", "sig")
                                  for seed in (1, 2, 3)} | {f"{data}/windows.h5"}
-    assert set(kd2["output"]) == {f"{students}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha{alpha}/seed{seed}/{name}"
+    assert set(kd2["output"]) == {f"{students}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha{alpha}/seed{seed}/{name}"
                                   for alpha in ("0.1", "0.5", "0.9") for seed in (1, 2, 3)
                                   for name in ("model.pt", "metrics.json", "history.csv")}
     report = the_job(jobs, "aggregate", "results/report/tables.md")
-    assert len(report["input"]) == 6 + 36 and all(p.endswith("/metrics.json") for p in report["input"])
+    assert len(report["input"]) == 15 + 45 and all(p.endswith("/metrics.json") for p in report["input"])
 
 
 def test_dry_run_of_solo_student_jobs(tmp_path):
@@ -100,19 +108,19 @@ def test_dry_run_of_solo_student_jobs(tmp_path):
     run = snakemake(tmp_path, "-n", configfile=tmp_path / "solo.yaml")
     assert run.returncode == 0, run.stderr
     jobs = dry_run_jobs(run.stdout)
-    assert sum(rule == "train_student" for rule, _ in jobs) == 36
+    assert sum(rule == "train_student" for rule, _ in jobs) == 45
     assert not any(rule.startswith("train_student_pack") for rule, _ in jobs)
     data = "results/basicmotions"
     teachers = f"{data}/predefined/teachers"
     students = f"{data}/predefined/students/wrn16-1"
-    kd2 = the_job(jobs, "train_student", f"{students}/kd2/gaf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json")
-    assert set(kd2["input"]) == {f"{teachers}/gaf/wrn16-1/seed1/outputs.h5",
+    kd2 = the_job(jobs, "train_student", f"{students}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json")
+    assert set(kd2["input"]) == {f"{teachers}/gasf/wrn16-1/seed1/outputs.h5",
                                  f"{teachers}/sig/wrn16-1/seed1/outputs.h5", f"{data}/windows.h5"}
     assert len(kd2["input"]) == 3
     sp = the_job(jobs, "train_student",
-                 f"{students}/kd2-anneal-sp/gaf-wrn16-1+sig-wrn16-1/alpha0.9/seed2/model.pt")
+                 f"{students}/kd2-anneal-sp/gasf-wrn16-1+sig-wrn16-1/alpha0.9/seed2/model.pt")
     assert set(sp["input"]) == {
-        f"{teachers}/gaf/wrn16-1/seed2/outputs.h5", f"{teachers}/gaf/wrn16-1/seed2/similarity.h5",
+        f"{teachers}/gasf/wrn16-1/seed2/outputs.h5", f"{teachers}/gasf/wrn16-1/seed2/similarity.h5",
         f"{teachers}/sig/wrn16-1/seed2/outputs.h5", f"{teachers}/sig/wrn16-1/seed2/similarity.h5",
         f"{students}/scratch/none/alpha0/seed2/model.pt", f"{data}/windows.h5"}
     assert len(sp["input"]) == 6
@@ -155,7 +163,7 @@ def raw_config(tmp_path):
                        "class_map": {1: "lying", 4: "walking", 24: "rope jumping"},
                        "split": {"kind": "loso", "val_fraction": 0.3}},
         },
-        "images": {"method": "gasf", "size": 32},
+        "images": {"methods": ["gasf"], "size": 32},
     }
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -1,9 +1,9 @@
 """Are the differences real? Paired comparisons of the students, and their ranks over blocks.
 
 Two runs pair when they share dataset, split, fold and seed: the same test windows, the same
-initial weights' seed. Each student configuration (method, teacher architecture, α) is compared
-with the student from scratch, a multi-teacher one with the better one-teacher student of its
-teacher architecture (the better by validation accuracy), and each step of the method table
+initial weights' seed. Each student configuration (method, image teacher's encoding, teacher
+architecture, α) is compared with the student from scratch, a multi-teacher one with the better
+one-teacher student of its teachers (the better by validation accuracy), and each step of the method table
 (+ annealing, + SP) with the method it extends, at the same α. Differences are in points
 (percentage points of the metric), configuration minus baseline.
 
@@ -24,17 +24,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gafkd.methods import METHODS, method as method_record
+from gafkd.grid import IMAGE_ROLE, encoding_order
+from gafkd.methods import METHODS, method as method_record, row_label
 
 ROPE = 1.0              # points; report.rope
 LEVEL = 0.95            # of the intervals
 DECISIVE = 0.95         # posterior probability that makes a Bayesian verdict
 SIGNIFICANCE = 0.05
-LABELS = {m.name: m.label for m in METHODS}
 ORDER = {m.name: i for i, m in enumerate(METHODS)}
 KINDS = ("vs scratch", "vs 1 teacher", "vs previous step")
-COLUMNS = ["dataset", "split", "metric", "student_arch", "kind", "comparison", "method", "teacher_arch",
-           "alpha", "baseline_method", "baseline_teacher_arch", "baseline_alpha", "pairing", "n_pairs",
+COLUMNS = ["dataset", "split", "metric", "student_arch", "kind", "comparison", "method", "images", "teacher_arch",
+           "alpha", "baseline_method", "baseline_images", "baseline_teacher_arch", "baseline_alpha", "pairing",
+           "n_pairs",
            "n_runs", "dropped", "dropped_pairs", "mean", "baseline_mean", "diff", "ci_low", "ci_high",
            "test", "p", "p_holm", "effect", "effect_measure", "rope", "p_better", "p_equivalent",
            "p_worse", "verdict", "note"]
@@ -178,9 +179,16 @@ def cliques(ranks, cd):
 # ---------------------------------------------------------------- configurations and pairs
 
 def label(config):
-    """'2 teachers, α = 0.3' for (method, teacher_arch, alpha)."""
-    name, _, alpha = config
-    return LABELS[name] + (f", α = {alpha:g}" if method_record(name).alpha_grid else "")
+    """'2 teachers (GASF + signal), α = 0.3' for (method, images, teacher_arch, alpha)."""
+    name, images, _, alpha = config
+    return row_label(name, images) + (f", α = {alpha:g}" if method_record(name).alpha_grid else "")
+
+
+def student_runs(runs):
+    """The student rows of `runs`, with '' where they have no teacher architecture or image."""
+    students = runs[runs["role"] == "student"]
+    images = students["images"].fillna("") if "images" in students else ""      # runs made before encodings
+    return students.assign(teacher_arch=students["teacher_arch"].fillna(""), images=images)
 
 
 def _steps():
@@ -197,27 +205,29 @@ STEPS = _steps()
 
 
 def _configs(students):
-    keys = students[["method", "teacher_arch", "alpha"]].drop_duplicates()
-    configs = [(m, a or "", float(al)) for m, a, al in keys.itertuples(index=False)]
-    return sorted(configs, key=lambda c: (c[1], ORDER[c[0]], c[2]))
+    keys = students[["method", "images", "teacher_arch", "alpha"]].drop_duplicates()
+    configs = [(m, i or "", a or "", float(al)) for m, i, a, al in keys.itertuples(index=False)]
+    return sorted(configs, key=lambda c: (c[2], ORDER[c[0]], encoding_order(c[1]), c[3]))
 
 
 def _runs_of(students, config):
-    name, arch, alpha = config
-    match = students[(students["method"] == name) & ((students["alpha"] - alpha).abs() < 1e-9)]
+    name, images, arch, alpha = config
+    match = students[(students["method"] == name) & (students["images"] == images)
+                     & ((students["alpha"] - alpha).abs() < 1e-9)]
     if method_record(name).teachers:
         match = match[match["teacher_arch"] == arch]
     return match
 
 
-def one_teacher_baseline(students, arch):
-    """The one-teacher configuration of teacher architecture `arch` with the higher mean
-    validation accuracy (ties: the first in the method table), or None."""
+def one_teacher_baseline(students, arch, images):
+    """The one-teacher configuration of teacher architecture `arch` (the image teacher of
+    encoding `images`, or the signal teacher) with the higher mean validation accuracy (ties:
+    the first in the method table), or None."""
     best = None
     for m in METHODS:
         if len(m.teachers) != 1:
             continue
-        config = (m.name, arch, float(m.alpha))
+        config = (m.name, images if IMAGE_ROLE in m.teachers else "", arch, float(m.alpha))
         runs = _runs_of(students, config)
         if not runs.empty and (best is None or runs["val_accuracy"].mean() > best[1]):
             best = (config, runs["val_accuracy"].mean())
@@ -237,20 +247,21 @@ def comparison_plan(students):
         elif baseline not in absent:
             absent.append(baseline)
 
-    scratch = [(m.name, "", float(m.alpha)) for m in METHODS if not m.teachers]
-    one_teacher = {arch: one_teacher_baseline(students, arch) for arch in {c[1] for c in configs if c[1]}}
+    scratch = [(m.name, "", "", float(m.alpha)) for m in METHODS if not m.teachers]
     for config in configs:
-        name, arch, alpha = config
+        name, images, arch, alpha = config
         record = method_record(name)
         if not record.teachers:
             continue
         for base in scratch:
             add("vs scratch", config, base)
-        if len(record.teachers) > 1 and one_teacher[arch] is not None:
-            add("vs 1 teacher", config, one_teacher[arch])
+        one_teacher = one_teacher_baseline(students, arch, images) if len(record.teachers) > 1 else None
+        if one_teacher is not None:
+            add("vs 1 teacher", config, one_teacher)
         if name in STEPS:
-            add("vs previous step", config, (STEPS[name], arch, alpha))
-    plan.sort(key=lambda item: (item[1][1], KINDS.index(item[0]), ORDER[item[1][0]], item[1][2]))
+            add("vs previous step", config, (STEPS[name], images, arch, alpha))
+    plan.sort(key=lambda item: (item[1][2], KINDS.index(item[0]), ORDER[item[1][0]], encoding_order(item[1][1]),
+                                item[1][3]))
     return plan, absent
 
 
@@ -283,8 +294,9 @@ def compare(students, config, baseline, metric="test_accuracy", rope=ROPE, n_fol
     diffs = (units["a"] - units["b"]).to_numpy()
     n = len(diffs)
     row = {"comparison": f"{label(config)} vs {label(baseline)}",
-           "method": config[0], "teacher_arch": config[1], "alpha": config[2],
-           "baseline_method": baseline[0], "baseline_teacher_arch": baseline[1], "baseline_alpha": baseline[2],
+           "method": config[0], "images": config[1], "teacher_arch": config[2], "alpha": config[3],
+           "baseline_method": baseline[0], "baseline_images": baseline[1], "baseline_teacher_arch": baseline[2],
+           "baseline_alpha": baseline[3],
            "pairing": "folds (seed means)" if loso else "seeds", "n_pairs": n, "n_runs": len(paired),
            "dropped": len(dropped), "dropped_pairs": "; ".join(dropped),
            "mean": float(units["a"].mean()) if n else math.nan,
@@ -332,7 +344,7 @@ def comparison_table(runs, dataset, split, metric="test_accuracy", rope=ROPE):
     its rows, and the baselines without runs (their comparisons left out)."""
     part = runs[(runs["dataset"] == dataset) & (runs["split"] == split)]
     n_folds = part["fold"].nunique()
-    students = part[part["role"] == "student"].assign(teacher_arch=lambda f: f["teacher_arch"].fillna(""))
+    students = student_runs(part)
     rows, absent = [], []
     for arch in sorted(students["arch"].unique()):
         of_arch = students[students["arch"] == arch]
@@ -445,7 +457,7 @@ def rank_panels(runs, metric="test_accuracy"):
     with its best mean validation accuracy on that dataset (ties: the smaller α). Blocks: each
     dataset's folds (mean over seeds) where any split has several folds, otherwise each
     dataset's seeds, the only replication of a single split."""
-    students = runs[runs["role"] == "student"].assign(teacher_arch=lambda f: f["teacher_arch"].fillna(""))
+    students = student_runs(runs)
     by_fold = students.groupby(["dataset", "split"])["fold"].nunique().max() > 1
     unit = "fold" if by_fold else "seed"
     panels = []
@@ -454,13 +466,15 @@ def rank_panels(runs, metric="test_accuracy"):
         for (dataset, split), part in students.groupby(["dataset", "split"]):
             if not (part["teacher_arch"] == arch).any():
                 continue
-            for m in METHODS:
-                config_runs = part[part["method"] == m.name]
+            rows = part[["method", "images"]].drop_duplicates().itertuples(index=False)
+            for m, images in sorted(rows, key=lambda r: (ORDER[r[0]], encoding_order(r[1]))):
+                m = method_record(m)
+                config_runs = part[(part["method"] == m.name) & (part["images"] == images)]
                 if m.teachers:
                     config_runs = config_runs[config_runs["teacher_arch"] == arch]
                 if config_runs.empty:
                     continue
-                entry = LABELS[m.name]
+                entry = row_label(m.name, images)
                 if m.alpha_grid:
                     val = config_runs.groupby("alpha")["val_accuracy"].mean()
                     best = float(val[val == val.max()].index.min())

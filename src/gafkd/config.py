@@ -38,6 +38,11 @@ def schema_errors(config, schema_path):
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
+    images = config.get("images")
+    if isinstance(images, dict) and "method" in images:
+        return (f"images.method: replaced by images.methods, a list of encodings, each with its own "
+                f"cache and teachers; write `methods: [{images['method']}]` (teacher folders are named "
+                f"by the encoding: teachers/{images['method']}/..., no longer teachers/gaf/...)")
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is None:
         return None
@@ -187,7 +192,7 @@ def check_config(config):
         check_arch(arch, "teachers.archs")
     check_students(config)
     size = config["images"]["size"]
-    parts = encoding_parts(config["images"]["method"])
+    parts = {part for encoding in config["images"]["methods"] for part in encoding_parts(encoding)}
     for name, spec in datasets.items():
         length = series_length(spec)
         if size > length:
@@ -196,7 +201,7 @@ def check_config(config):
         if "pi" in parts:
             from gafkd.persistence import MIN_LENGTH
             if length < MIN_LENGTH:
-                raise ConfigError(f"images.method: pi needs windows of at least {MIN_LENGTH} samples, "
+                raise ConfigError(f"images.methods: pi needs windows of at least {MIN_LENGTH} samples, "
                                   f"dataset '{name}' has {length}")
     return config
 
@@ -219,6 +224,11 @@ def check_students(config):
     missing = [a for a in students["teacher_archs"] if a not in teachers["archs"]]
     if missing:
         raise ConfigError(f"students.teacher_archs: {missing} are not in teachers.archs {teachers['archs']}")
+    paired = students.get("paired_images")
+    unknown = [e for e in paired or [] if e not in config["images"]["methods"]]
+    if unknown:
+        raise ConfigError(f"students.paired_images: {unknown} not in images.methods "
+                          f"{config['images']['methods']}")
     needed = {m for name in students["methods"] for m in method(name).teachers}
     absent = sorted(needed - set(teachers["modalities"]))
     if absent:

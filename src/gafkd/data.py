@@ -12,15 +12,12 @@ from gafkd.errors import REBUILD, ConfigError, InputError
 from gafkd.images import read_images
 from gafkd.memory import (AUTO, DEVICE, HOST, device_budget_bytes, human_bytes, jobs_on_device,
                           plan_placement, requested_placement, reserve_bytes)
-from gafkd.grid import split_kind
+from gafkd.grid import SIGNAL, encoding_parts, is_image_modality, split_kind
 from gafkd.splits import SPLIT_NAMES, TEST, TRAIN, VAL, image_channel_stats
 from gafkd.staging import PinnedStaging, gather_rows
 from gafkd.windows import read_windows
 
 log = logging.getLogger(__name__)
-
-MODALITIES = ("gaf", "sig")
-
 
 @dataclass
 class FoldArrays:
@@ -48,22 +45,23 @@ def _block_rows(row_bytes):
 
 
 def load_fold(windows_h5, fold, modality, images_h5=None, images=None, dataset=None):
-    """The arrays of one fold; `images`: the {'method', 'size'} the image cache must have;
-    `dataset`: the dataset the windows must be of."""
-    if modality not in MODALITIES:
-        raise ConfigError(f"unknown modality '{modality}' (known: {', '.join(MODALITIES)})")
-    windows = read_windows(windows_h5, load_X=modality == "sig")
+    """The arrays of one fold; `modality`: 'sig' (the windows) or an image encoding (its cache,
+    `images_h5`); `images`: the {'method', 'size'} the image cache must have; `dataset`: the
+    dataset the windows must be of."""
+    if is_image_modality(modality):
+        encoding_parts(modality, "modality")
+    windows = read_windows(windows_h5, load_X=modality == SIGNAL)
     found = windows.attrs.get("dataset")
     if dataset is not None and found != dataset:
         raise InputError(f"{windows_h5}: holds the windows of dataset '{found}', not of '{dataset}'; {REBUILD}")
     if fold not in windows.folds:
         raise InputError(f"{windows_h5}: no fold '{fold}' (folds: {', '.join(windows.folds)})")
     info = windows.folds[fold]
-    if modality == "sig":
+    if modality == SIGNAL:
         X, mean, std = windows.X, info.mean, info.std
     else:
         if images_h5 is None:
-            raise ConfigError("modality 'gaf' needs an image cache")
+            raise ConfigError(f"modality '{modality}' needs an image cache")
         X = read_images(images_h5, windows.attrs["fingerprint"], images)
         mean, std = image_channel_stats(X, info.split == TRAIN, windows.attrs["standardize"],
                                         chunk=_block_rows(8 * np.prod(X.shape[1:])))  # BLOCK_BYTES of float64

@@ -17,14 +17,15 @@ from gafkd.comparisons import blocks_text, cliques, rank_panels, rank_summary  #
 from gafkd.grid import encoding_parts  # noqa: E402
 from gafkd.h5checked import CheckedH5  # noqa: E402
 from gafkd.methods import names  # noqa: E402
-from gafkd.reporting import ROW_LABELS, split_label  # noqa: E402
+from gafkd.reporting import row_order, split_label  # noqa: E402
 from gafkd.run_record import read_history_bytes, read_metrics  # noqa: E402
 
 ALPHA_GRID = names(lambda m: m.alpha_grid)       # methods drawn against α
 NO_TEACHER = names(lambda m: not m.teachers)     # the same in every teacher architecture
-# The methods of a fixed α: reference lines of the α figure.
-REFERENCES = tuple(zip(names(lambda m: not m.alpha_grid), cycle(("0.3", "tab:orange", "tab:green", "tab:purple")),
-                       cycle((":", "--", "--", "-."))))
+# The methods of a fixed α (one line per image encoding): reference lines of the α figure.
+FIXED_ALPHA = names(lambda m: not m.alpha_grid)
+REFERENCE_STYLES = (("0.3", ":"), ("tab:orange", "--"), ("tab:green", "--"), ("tab:purple", "-."),
+                    ("tab:brown", "-."), ("tab:pink", ":"), ("tab:olive", "--"), ("tab:cyan", "-."))
 
 
 def _save(fig, path):
@@ -43,7 +44,7 @@ def describe_split(runs):
 def seed_means(runs, metric):
     """Each seed's unweighted mean over the folds of its split, so that spreads are over seeds
     as in the tables (a single split has one fold: the runs themselves)."""
-    keys = ["dataset", "split", "role", "method", "teachers", "teacher_arch", "alpha", "seed"]
+    keys = ["dataset", "split", "role", "method", "images", "label", "teachers", "teacher_arch", "alpha", "seed"]
     columns = list(dict.fromkeys([metric, "val_accuracy"]))
     return runs.groupby(keys, dropna=False, as_index=False)[columns].mean()
 
@@ -57,19 +58,17 @@ def alpha_figure(runs, dataset, path, metric="test_accuracy"):
     fig, axes = plt.subplots(1, max(len(archs), 1), figsize=(4.2 * max(len(archs), 1), 3.6),
                              squeeze=False, sharey=True)
     for ax, arch in zip(axes[0], archs):
-        for method in ALPHA_GRID:
-            part = runs[(runs["method"] == method) & (runs["teacher_arch"] == arch)]
-            if part.empty:
-                continue
+        curves = runs[runs["method"].isin(ALPHA_GRID) & (runs["teacher_arch"] == arch)]
+        for _, part in _by_row(curves):
             stats = part.groupby("alpha")[metric].agg(["mean", "std"]) * 100
             ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                        label=ROW_LABELS[method])
-        for method, color, style in REFERENCES:
-            part = runs[(runs["method"] == method) & ((runs["teacher_arch"] == arch) | (method in NO_TEACHER))]
-            if not part.empty:
-                ax.axhline(100 * part[metric].mean(), color=color, linestyle=style, label=ROW_LABELS[method])
+                        label=part["label"].iloc[0])
+        lines = runs[runs["method"].isin(FIXED_ALPHA)
+                     & ((runs["teacher_arch"] == arch) | runs["method"].isin(NO_TEACHER))]
+        for (_, part), (color, style) in zip(_by_row(lines), cycle(REFERENCE_STYLES)):
+            ax.axhline(100 * part[metric].mean(), color=color, linestyle=style, label=part["label"].iloc[0])
         ax.set_title(f"teachers {arch}")
-        ax.set_xlabel("α (weight of the GAF teacher)")
+        ax.set_xlabel("α (weight of the image teacher)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{metric.replace('_', ' ')} (%)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
@@ -78,23 +77,30 @@ def alpha_figure(runs, dataset, path, metric="test_accuracy"):
     _save(fig, path)
 
 
+def _by_row(runs):
+    """(row key, runs) of each table row among `runs`, in the tables' row order."""
+    groups = runs.groupby(["method", "images"], sort=False)
+    return sorted(groups, key=lambda item: row_order(*item[0]))
+
+
 def teachers_vs_students_figure(runs, dataset, path, metric="test_accuracy"):
     """Teachers and students per teacher architecture; the kd2 family at its best mean-validation α."""
     runs = runs[runs["dataset"] == dataset]
     split = describe_split(runs)
     runs = seed_means(runs, metric)
-    runs["group"] = runs["method"].map(ROW_LABELS)
+    runs["group"] = runs["label"]
     kd2 = runs[runs["method"].isin(ALPHA_GRID)]
     if not kd2.empty:
-        val = kd2.groupby(["method", "teacher_arch", "alpha"])["val_accuracy"].mean().reset_index()
-        best = val.loc[val.groupby(["method", "teacher_arch"])["val_accuracy"].idxmax()]
-        keep = kd2.merge(best[["method", "teacher_arch", "alpha"]], on=["method", "teacher_arch", "alpha"])
+        cell = ["method", "images", "teacher_arch"]
+        val = kd2.groupby(cell + ["alpha"])["val_accuracy"].mean().reset_index()
+        best = val.loc[val.groupby(cell)["val_accuracy"].idxmax()]
+        keep = kd2.merge(best[cell + ["alpha"]], on=cell + ["alpha"])
         runs = pd.concat([runs[~runs["method"].isin(ALPHA_GRID)], keep])
     archs = sorted(a for a in runs["teacher_arch"].unique() if a)
     scratch = runs[runs["method"].isin(NO_TEACHER)]
     runs = pd.concat([runs[~runs["method"].isin(NO_TEACHER)]] + [scratch.assign(teacher_arch=a) for a in archs])
     runs["accuracy (%)"] = 100 * runs[metric]
-    order = [ROW_LABELS[m] for m in ROW_LABELS if ROW_LABELS[m] in set(runs["group"])]
+    order = [part["group"].iloc[0] for _, part in _by_row(runs)]
     fig, ax = plt.subplots(figsize=(4.5 + 1.6 * len(archs), 3.8))
     sns.barplot(data=runs, x="teacher_arch", y="accuracy (%)", hue="group", hue_order=order,
                 order=archs, errorbar="sd", capsize=0.1, ax=ax)
@@ -140,8 +146,8 @@ def learning_curves_figure(runs, dataset, path):
     for _, run in runs.iterrows():
         history_csv = run["path"].replace("metrics.json", "history.csv")
         history = pd.read_csv(io.BytesIO(read_history_bytes(history_csv, read_metrics(run["path"]), run["path"])))
-        label = ROW_LABELS[run["method"]] + ("" if pd.isna(run["alpha"]) or run["method"] not in
-                                              ALPHA_GRID else f" α {run['alpha']:g}")
+        label = run["label"] + ("" if pd.isna(run["alpha"]) or run["method"] not in
+                                ALPHA_GRID else f" α {run['alpha']:g}")
         frames.append(history.assign(run=label + (f" {run['teacher_arch']}" if run["teacher_arch"] else "")))
     curves = pd.concat(frames)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -160,6 +166,7 @@ def write_figures(runs_csv, dataset, out, metric="test_accuracy"):
     runs = pd.read_csv(runs_csv, keep_default_na=True)
     runs["teacher_arch"] = runs["teacher_arch"].fillna("")
     runs["teachers"] = runs["teachers"].fillna("")
+    runs["images"] = runs["images"].fillna("")
     alpha_figure(runs, dataset, out["alpha"], metric)
     teachers_vs_students_figure(runs, dataset, out["teachers_vs_students"], metric)
     confusion_figure(runs, dataset, out["confusion"])

@@ -22,13 +22,18 @@ SPLIT_DESCRIPTIONS = {
     "loso": "leave-one-subject-out",
 }
 
-# Image encodings (gafkd.gaf, gafkd.persistence); `images.method` names one, or a stack of
-# several joined by '+' (gafkd.images: each sensor channel's encodings as consecutive channels).
+# Image encodings (gafkd.gaf, gafkd.persistence); each entry of `images.methods` names one, or a
+# stack of several joined by '+' (gafkd.images: each sensor channel's encodings as consecutive
+# channels). Every entry has its own cache and its own teachers, in a folder named by the entry.
 IMAGE_METHODS = ("gasf", "gadf", "mtf", "pi")
 ENCODING_REGEX = rf"(?:{'|'.join(IMAGE_METHODS)})(?:\+(?:{'|'.join(IMAGE_METHODS)}))*"
+SIGNAL = "sig"          # the signal teachers' folder; an image teacher's is its encoding
+MODALITY_REGEX = rf"{SIGNAL}|{ENCODING_REGEX}"
+# teachers.modalities: 'gaf' stands for the image teachers of every images.methods entry.
+IMAGE_ROLE = "gaf"
 
 
-def encoding_parts(name, key="images.method"):
+def encoding_parts(name, key="images.methods"):
     """The encodings of an image method: ('gasf',) or, for a stack 'gasf+gadf+mtf', each part
     in order. Unknown parts, empty parts and a part named twice are config errors naming `key`."""
     parts = tuple(str(name).split("+"))
@@ -42,9 +47,42 @@ def encoding_parts(name, key="images.method"):
         raise ConfigError(f"{key}: the stack '{name}' names {', '.join(twice)} more than once")
     return parts
 
+
+def is_image_modality(modality):
+    """Whether a teacher folder's modality is an image encoding (else the signal)."""
+    return modality != SIGNAL
+
+
+def encoding_label(encoding):
+    """How tables name an encoding: 'GASF', 'GASF+GADF+MTF', 'PI'."""
+    return encoding.upper()
+
+
+def encoding_order(encoding):
+    """Sort key of encodings: by their parts in IMAGE_METHODS order (gasf, gasf+gadf+mtf, mtf, pi)."""
+    return tuple(IMAGE_METHODS.index(part) for part in encoding.split("+")) if encoding else ()
+
+
+def image_encodings(config):
+    """The encodings of images.methods, in the config's order."""
+    return list(config["images"]["methods"])
+
+
+def paired_encodings(config):
+    """The image teachers' encodings that two-teacher students pair with the signal teacher:
+    students.paired_images, default every images.methods entry."""
+    chosen = config["students"].get("paired_images")
+    return image_encodings(config) if chosen is None else list(chosen)
+
+
 TEACHER_RUN = "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}"
 STUDENT_RUN = "results/{dataset}/{fold}/students/{arch}/{method}/{teachers}/alpha{alpha}/seed{seed}"
-TEACHERS_REGEX = rf"none|gaf-{ARCH_REGEX}|sig-{ARCH_REGEX}|gaf-{ARCH_REGEX}\+sig-{ARCH_REGEX}"
+# A teachers tag: 'none', '<encoding>-<arch>', 'sig-<arch>' or '<encoding>-<arch>+sig-<arch>'
+# ('+' also joins a stack's encodings: the fixed shape of the tag keeps it unambiguous).
+_IMAGE_TEACHER = rf"(?P<image>{ENCODING_REGEX})-(?P<image_arch>{ARCH_REGEX})"
+_SIGNAL_TEACHER = rf"{SIGNAL}-(?P<sig_arch>{ARCH_REGEX})"
+TEACHERS_REGEX = (rf"none|(?:{ENCODING_REGEX})-{ARCH_REGEX}|{SIGNAL}-{ARCH_REGEX}"
+                  rf"|(?:{ENCODING_REGEX})-{ARCH_REGEX}\+{SIGNAL}-{ARCH_REGEX}")
 # Files of the signal teacher run that a scratch student is (gafkd.reuse), as the student's inputs.
 SAME_RUN_FILES = {"same_run_model": "model.pt", "same_run_metrics": "metrics.json",
                   "same_run_history": "history.csv"}
@@ -54,25 +92,46 @@ def alpha_tag(alpha):
     return f"{float(alpha):g}"
 
 
-def teachers_tag(name, teacher_arch):
-    """'none', 'gaf-wrn16-3', 'sig-wrn16-3' or 'gaf-wrn16-3+sig-wrn16-3'."""
-    return "+".join(f"{m}-{teacher_arch}" for m in method(name).teachers) or "none"
+def teachers_tag(name, teacher_arch, encoding=None):
+    """'none', 'gasf-wrn16-3', 'sig-wrn16-3' or 'gasf-wrn16-3+sig-wrn16-3': the teachers of
+    method `name`, its image teacher of `encoding`."""
+    roles = method(name).teachers
+    if IMAGE_ROLE in roles and encoding is None:
+        raise ConfigError(f"method '{name}' learns from an image teacher: name its encoding")
+    return "+".join(f"{encoding if role == IMAGE_ROLE else SIGNAL}-{teacher_arch}" for role in roles) or "none"
 
 
 def parse_teachers_tag(name, tag):
-    """{'gaf': arch, 'sig': arch} of a teachers tag, checked against the method."""
-    if re.fullmatch(TEACHERS_REGEX, tag) is None:
-        raise ConfigError(f"teachers '{tag}' is not none, gaf-<arch>, sig-<arch> or gaf-<arch>+sig-<arch>")
-    parsed = {} if tag == "none" else dict(part.split("-", 1) for part in tag.split("+"))
-    modalities = method(name).teachers
-    if tuple(parsed) != modalities:
-        raise ConfigError(f"method '{name}' takes teachers {modalities or 'none'}, not '{tag}'")
+    """{role: (modality, arch)} of a teachers tag, checked against the method: the image
+    teacher under role 'gaf' with its encoding as modality, the signal teacher under 'sig'."""
+    match = None
+    for form in (_IMAGE_TEACHER, _SIGNAL_TEACHER, rf"{_IMAGE_TEACHER}\+{_SIGNAL_TEACHER}"):
+        match = match or re.fullmatch(form, tag)
+    if match is None and tag != "none":
+        raise ConfigError(f"teachers '{tag}' is not none, <encoding>-<arch>, sig-<arch> or "
+                          f"<encoding>-<arch>+sig-<arch>")
+    found = {} if match is None else match.groupdict()
+    parsed = {}
+    if found.get("image"):
+        parsed[IMAGE_ROLE] = (found["image"], found["image_arch"])
+    if found.get("sig_arch"):
+        parsed[SIGNAL] = (SIGNAL, found["sig_arch"])
+    roles = method(name).teachers
+    if tuple(parsed) != roles:
+        raise ConfigError(f"method '{name}' takes teachers {roles or 'none'}, not '{tag}'")
     return parsed
 
 
 def teacher_arch(tag):
     """The teachers' architecture of a teachers tag ('' for none)."""
-    return "" if tag == "none" else tag.split("+")[0].split("-", 1)[1]
+    match = re.search(rf"{ARCH_REGEX}$", tag)     # both teachers of a pair share one
+    return match.group(0) if match and tag != "none" else ""
+
+
+def tag_encoding(tag):
+    """The image teacher's encoding of a teachers tag ('' for none or the signal teacher alone)."""
+    match = re.match(rf"({ENCODING_REGEX})-", tag)
+    return match.group(1) if match else ""
 
 
 def check_alpha(name, alpha):
@@ -92,10 +151,10 @@ def canonical(value):
 IMAGE_VARIANT_REGEX = r"(?:-clean)?(?:-float32)?"
 
 
-def image_tag(config):
+def image_tag(config, encoding):
     """'gasf64', 'pi64-clean-float32': the image cache's encoding and size, and the
     persistence-image recipe and dtype where they are not the defaults, as its file name says."""
-    settings = image_settings(config)
+    settings = image_settings(config, encoding)
     tag = f"{settings['method']}{settings['size']}"
     if settings.get("pi", {}).get("recipe", "lab") != "lab":
         tag += f"-{settings['pi']['recipe']}"
@@ -110,22 +169,45 @@ def image_variant(variant):
             "dtype": "float32" if "-float32" in variant else "float16"}
 
 
-def images_path(config, dataset):
-    return f"results/{dataset}/images_{image_tag(config)}.h5"
+def images_path(config, dataset, encoding):
+    return f"results/{dataset}/images_{image_tag(config, encoding)}.h5"
 
 
-def student_cells(students):
+def image_tags(config):
+    """The cache name of every images.methods entry."""
+    return [image_tag(config, encoding) for encoding in image_encodings(config)]
+
+
+def method_encodings(config, name):
+    """The image teachers' encodings that method `name` learns from: every images.methods entry
+    for the one image teacher, students.paired_images for a pair, [None] without an image teacher."""
+    roles = method(name).teachers
+    if IMAGE_ROLE not in roles:
+        return [None]
+    return image_encodings(config) if len(roles) == 1 else paired_encodings(config)
+
+
+def student_cells(config):
     """(method, teachers tag, alpha tag) of every student run of one seed and fold: scratch
-    once, every other method per teacher architecture, over the alphas where it has no fixed α."""
+    once, every other method per teacher architecture and image encoding (method_encodings),
+    over the alphas where it has no fixed α."""
+    students = config["students"]
     cells = []
     for name in students["methods"]:
         record = method(name)
         archs = students["teacher_archs"] if record.teachers else [None]
         alphas = students["alphas"] if record.alpha_grid else [record.alpha]
-        for arch in archs:
-            for alpha in alphas:
-                cells.append((name, teachers_tag(name, arch), alpha_tag(alpha)))
+        for encoding in method_encodings(config, name):
+            for arch in archs:
+                for alpha in alphas:
+                    cells.append((name, teachers_tag(name, arch, encoding), alpha_tag(alpha)))
     return cells
+
+
+def teacher_modalities(config):
+    """The teacher folders' modalities: each images.methods entry for 'gaf', then 'sig'."""
+    modalities = config["teachers"]["modalities"]
+    return [m for role in modalities for m in (image_encodings(config) if role == IMAGE_ROLE else [role])]
 
 
 def teacher_runs(config, folds):
@@ -134,7 +216,7 @@ def teacher_runs(config, folds):
     teachers = config["teachers"]
     return [{"dataset": dataset, "fold": fold, "modality": modality, "arch": arch, "seed": str(seed)}
             for dataset in config["datasets"] for fold in folds[dataset]
-            for modality in teachers["modalities"] for arch in teachers["archs"]
+            for modality in teacher_modalities(config) for arch in teachers["archs"]
             for seed in teachers["seeds"]]
 
 
@@ -142,7 +224,7 @@ def student_runs(config, folds):
     """Every student run of a validated config: {dataset, fold, arch, method, teachers, alpha,
     seed} with wildcard strings; `folds`: {dataset: fold names}."""
     students = config["students"]
-    cells = student_cells(students)
+    cells = student_cells(config)
     return [{"dataset": dataset, "fold": fold, "arch": students["arch"], "method": name,
              "teachers": tag, "alpha": alpha, "seed": str(seed)}
             for dataset in config["datasets"] for fold in folds[dataset]
@@ -166,18 +248,18 @@ def teacher_settings(config, run):
     settings = {"dataset": run["dataset"], "fold": run["fold"], "modality": run["modality"],
                 "arch": run["arch"], "seed": int(run["seed"]), "training": config["training"],
                 "threads": config["devices"]["threads"]}
-    if run["modality"] == "gaf":
-        settings["images"] = image_settings(config)
+    if is_image_modality(run["modality"]):
+        settings["images"] = image_settings(config, run["modality"])
     return canonical(settings)
 
 
-def image_settings(config):
-    """What changes the image cache: its encoding and size, the persistence-image recipe when the
-    encoding has persistence images, and its dtype when not the default float16 (so that the
-    runs made before images.dtype existed keep their identity)."""
+def image_settings(config, encoding):
+    """What changes the image cache of `encoding`: the encoding and size, the persistence-image
+    recipe when the encoding has persistence images, and its dtype when not the default float16
+    (so that the runs made before images.dtype existed keep their identity)."""
     images = config["images"]
-    settings = {"method": images["method"], "size": images["size"]}
-    if "pi" in encoding_parts(images["method"]):
+    settings = {"method": encoding, "size": images["size"]}
+    if "pi" in encoding_parts(encoding):
         settings["pi"] = images["pi"]
     if images.get("dtype", "float16") != "float16":
         settings["dtype"] = images["dtype"]
@@ -210,7 +292,7 @@ def solo_student_settings(config, run):
         settings["kd"] = kd
         settings["teacher_seed"] = teacher_seed(config, run["seed"])
     if record.similarity:
-        settings["images"] = image_settings(config)
+        settings["images"] = image_settings(config, tag_encoding(run["teachers"]))
     return canonical(settings)
 
 
@@ -274,7 +356,7 @@ def student_packs(config, folds):
     settings are config-wide), so a pack is never formed of runs that cannot train together."""
     if config["students"]["pack"] < 2:
         return []
-    cells = dict.fromkeys((name, tag) for name, tag, _ in student_cells(config["students"]))
+    cells = dict.fromkeys((name, tag) for name, tag, _ in student_cells(config))
     return [pack for dataset in config["datasets"] for fold in folds[dataset]
             for name, tag in cells for pack in _cell_packs(config, dataset, fold, name, tag)]
 
@@ -320,19 +402,19 @@ def student_inputs(config, run):
     same_run = same_run_teacher_dir(config, run)
     if same_run is not None:
         return {**inputs, **{key: f"{same_run}/{name}" for key, name in SAME_RUN_FILES.items()}}
-    for modality, arch in teachers.items():
-        inputs[f"{modality}_outputs"] = f"{teacher_dir(config, run, modality, arch)}/outputs.h5"
+    for role, (modality, arch) in teachers.items():
+        inputs[f"{role}_outputs"] = f"{teacher_dir(config, run, modality, arch)}/outputs.h5"
     if record.similarity:
         if config["students"]["kd"]["sp_source"] == "online":
-            for modality, arch in teachers.items():
-                inputs[f"{modality}_model"] = f"{teacher_dir(config, run, modality, arch)}/model.pt"
-            inputs["images"] = images_path(config, run["dataset"])
+            for role, (modality, arch) in teachers.items():
+                inputs[f"{role}_model"] = f"{teacher_dir(config, run, modality, arch)}/model.pt"
+            inputs["images"] = images_path(config, run["dataset"], teachers[IMAGE_ROLE][0])
         else:
-            for modality, arch in teachers.items():
-                inputs[f"{modality}_similarity"] = f"{teacher_dir(config, run, modality, arch)}/similarity.h5"
+            for role, (modality, arch) in teachers.items():
+                inputs[f"{role}_similarity"] = f"{teacher_dir(config, run, modality, arch)}/similarity.h5"
     if record.starts_from is not None:
         initial = method(record.starts_from)
-        tag = teachers_tag(initial.name, teacher_arch(run["teachers"]))
+        tag = teachers_tag(initial.name, teacher_arch(run["teachers"]), tag_encoding(run["teachers"]) or None)
         inputs["init"] = STUDENT_RUN.format(**{**run, "method": initial.name, "teachers": tag,
                                               "alpha": alpha_tag(initial.alpha)}) + "/model.pt"
     return inputs

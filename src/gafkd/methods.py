@@ -28,7 +28,7 @@ class Method:
 # In the order of the result tables' rows (after the teachers').
 METHODS = (
     Method("scratch", (), 0.0, None, False, "student from scratch"),
-    Method("kd-gaf", ("gaf",), 1.0, None, False, "1 teacher (GAF)"),
+    Method("kd-gaf", ("gaf",), 1.0, None, False, "1 teacher (image)"),
     Method("kd-sig", ("sig",), 0.0, None, False, "1 teacher (signal)"),
     Method("kd2", ("gaf", "sig"), None, None, False, "2 teachers"),
     Method("kd2-anneal", ("gaf", "sig"), None, "scratch", False, "+ annealing"),
@@ -44,6 +44,16 @@ def method(name):
         return _BY_NAME[name]
     except KeyError:
         raise ConfigError(f"unknown student method '{name}' (known: {', '.join(NAMES)})") from None
+
+
+def row_label(name, encoding=""):
+    """A student's row in the tables: its method's label, with its image teacher's encoding
+    where it has one: '1 teacher (GASF)', '2 teachers (PI + signal)', '+ SP (MTF + signal)'."""
+    record = method(name)
+    if not encoding or "gaf" not in record.teachers:
+        return record.label
+    image = encoding.upper()
+    return f"1 teacher ({image})" if len(record.teachers) == 1 else f"{record.label} ({image} + signal)"
 
 
 def names(where):

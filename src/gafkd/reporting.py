@@ -1,7 +1,7 @@
 """Runs -> one table row each -> mean ± std per group -> the lab's result tables.
 
-A group is one cell of a table: dataset, split, role, modality or method, teacher architecture,
-α. Each seed's metrics are first averaged over the folds of its split (leave-one-subject-out has
+A group is one cell of a table: dataset, split, role, modality or method, the image teacher's
+encoding, teacher architecture, α. Each seed's metrics are first averaged over the folds of its split (leave-one-subject-out has
 several, a single split one), unweighted and weighted by the test windows of each fold; the
 group's statistics then run over seeds: mean, standard deviation with ddof = 1, the number of
 seeds, folds and runs, and the number of runs the config asked for, so a group with missing runs
@@ -18,11 +18,12 @@ import pandas as pd
 from gafkd.atomic import atomic_path
 from gafkd.comparisons import ROPE, comparison_blocks, comparison_table, rank_blocks, rank_panels
 from gafkd.errors import InputError
-from gafkd.grid import SPLIT_DESCRIPTIONS, split_kind, teacher_arch as teachers_arch
-from gafkd.methods import METHODS
+from gafkd.grid import (SPLIT_DESCRIPTIONS, encoding_label, encoding_order, is_image_modality, split_kind,
+                        tag_encoding, teacher_arch as teachers_arch)
+from gafkd.methods import METHODS, row_label as student_label
 from gafkd.run_record import read_metrics
 
-GROUP = ["dataset", "split", "role", "method", "teacher_arch", "arch", "alpha"]
+GROUP = ["dataset", "split", "role", "method", "images", "teacher_arch", "arch", "alpha"]
 METRICS = ["test_accuracy", "test_macro_f1", "test_accuracy_last", "val_accuracy",
            "optimistic_test_accuracy", "best_epoch", "wall_seconds"]
 # Metrics on the test windows: their fold means can be weighted by each fold's test windows.
@@ -34,10 +35,23 @@ METRIC_LABELS = {
     "val_accuracy": "best validation accuracy",
     "optimistic_test_accuracy": "test accuracy at the epoch picked on the test set (optimistic)",
 }
-# Table rows: the teachers', then the students' in the method table's order.
-ROW_LABELS = {"teacher-gaf": "GAF teacher", "teacher-sig": "signal teacher",
-              **{m.name: m.label for m in METHODS}}
+TEACHER_ROWS = ("teacher-gaf", "teacher-sig")     # an image teacher (of any encoding), a signal teacher
 NO_TEACHER = {m.name for m in METHODS if not m.teachers}  # rows that are the same in every column
+
+
+def row_label(method, images=""):
+    """The table row of a group: 'GASF teacher', 'signal teacher', '1 teacher (PI)', ..."""
+    if method == "teacher-gaf":
+        return f"{encoding_label(images)} teacher"
+    if method == "teacher-sig":
+        return "signal teacher"
+    return student_label(method, images)
+
+
+def row_order(method, images=""):
+    """Sort key of table rows: teachers, then the method table's order, then encodings."""
+    methods = list(TEACHER_ROWS) + [m.name for m in METHODS]
+    return methods.index(method), encoding_order(images)
 
 
 def _joined(values):
@@ -53,16 +67,18 @@ def run_row(path):
     except (ValueError, KeyError) as exc:
         raise InputError(f"{path}: not a gafkd metrics file ({exc})") from None
     if "modality" in config:
-        role, method, teacher_arch, alpha = "teacher", f"teacher-{config['modality']}", config["arch"], math.nan
+        role, teacher_arch, alpha = "teacher", config["arch"], math.nan
+        image = is_image_modality(config["modality"])
+        method, images = ("teacher-gaf", config["modality"]) if image else ("teacher-sig", "")
     else:
         role, method, alpha = "student", config["method"], float(config["alpha"])
-        teacher_arch = teachers_arch(config["teachers"])
+        teacher_arch, images = teachers_arch(config["teachers"]), tag_encoding(config["teachers"])
     best = metrics["test_at_best_val"]
     record = metrics.get("split", {})
     provenance = metrics.get("provenance", {})
     return {
         "dataset": config["dataset"], "split": split, "fold": config["fold"], "role": role, "method": method,
-        "teachers": config.get("teachers", ""), "teacher_arch": teacher_arch, "arch": config["arch"],
+        "images": images, "label": row_label(method, images), "teachers": config.get("teachers", ""), "teacher_arch": teacher_arch, "arch": config["arch"],
         "alpha": alpha, "seed": int(config["seed"]),
         "val_accuracy": metrics["val_accuracy"], "test_accuracy": best["accuracy"],
         "test_macro_f1": best["macro_f1"], "test_accuracy_last": metrics["test_at_last_epoch"]["accuracy"],
@@ -88,7 +104,7 @@ def collect_runs(paths):
     if not rows:
         raise InputError("no runs to aggregate")
     runs = pd.DataFrame(rows)
-    return runs.sort_values(["dataset", "split", "role", "method", "teacher_arch", "alpha", "fold", "seed"],
+    return runs.sort_values(["dataset", "split", "role", "method", "images", "teacher_arch", "alpha", "fold", "seed"],
                             key=lambda column: column.map(fold_order) if column.name == "fold" else column,
                             ignore_index=True)
 
@@ -137,20 +153,25 @@ def format_cell(mean, std, seeds, runs=None, n_expected=None, percent=True, deci
 
 
 def table_rows(frame, alphas):
-    """(label, method, alpha) of every table row, in the lab's order, kept if it has runs."""
-    present = set(zip(frame["method"], frame["alpha"].fillna(-1.0)))
-    rows = [(ROW_LABELS[m], m, None) for m in ("teacher-gaf", "teacher-sig")]
-    rows += [(m.label, m.name, None) for m in METHODS if not m.alpha_grid]
+    """(label, method, images, alpha) of every table row, in the lab's order (one row per image
+    encoding of a method, in encoding order), kept if it has runs."""
+    images = frame["images"].fillna("")
+    present = set(zip(frame["method"], images, frame["alpha"].fillna(-1.0)))
+    keys = sorted({(m, i) for m, i, _ in present}, key=lambda key: row_order(*key))
+    rows = [(row_label(m, i), m, i, None) for m, i in keys if m in TEACHER_ROWS]
+    rows += [(row_label(m.name, i), m.name, i, None) for m in METHODS if not m.alpha_grid
+             for name, i in keys if name == m.name]
     for m in METHODS:
         if m.alpha_grid:
-            rows += [(f"{m.label}, α = {a:g}", m.name, a) for a in alphas]
-    return [(label, m, a) for label, m, a in rows
-            if any(pm == m and (a is None or abs(pa - a) < 1e-9) for pm, pa in present)]
+            rows += [(f"{row_label(m.name, i)}, α = {a:g}", m.name, i, a)
+                     for name, i in keys if name == m.name for a in alphas]
+    return [(label, m, i, a) for label, m, i, a in rows
+            if any(pm == m and pi == i and (a is None or abs(pa - a) < 1e-9) for pm, pi, pa in present)]
 
 
-def select(frame, method, arch, alpha):
+def select(frame, method, images, arch, alpha):
     """The rows of one table cell (the scratch student has no teacher: the same in every column)."""
-    match = frame[frame["method"] == method]
+    match = frame[(frame["method"] == method) & (frame["images"].fillna("") == images)]
     if method not in NO_TEACHER:
         match = match[match["teacher_arch"] == arch]
     if alpha is not None:
@@ -169,10 +190,10 @@ def dataset_table(summary, dataset, teacher_archs, alphas, metric="test_accuracy
     part = _part(summary, dataset, split)
     column = f"{metric}_weighted" if weighted else metric
     table = {}
-    for label, method, alpha in table_rows(part, alphas):
+    for label, method, images, alpha in table_rows(part, alphas):
         cells = {}
         for arch in teacher_archs:
-            match = select(part, method, arch, alpha)
+            match = select(part, method, images, arch, alpha)
             if match.empty:
                 cells[arch] = ""
                 continue
@@ -197,8 +218,8 @@ def fold_table(runs, dataset, arch, alphas, metric="test_accuracy", decimals=2, 
     part = _part(runs, dataset, split)
     headers = fold_headers(part)
     table = {}
-    for label, method, alpha in table_rows(part, alphas):
-        match = select(part, method, arch, alpha)
+    for label, method, images, alpha in table_rows(part, alphas):
+        match = select(part, method, images, arch, alpha)
         if match.empty:
             continue
         cells = {}

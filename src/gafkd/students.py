@@ -2,8 +2,8 @@
 
 Methods:
     scratch         the student alone (cross-entropy)
-    kd-gaf, kd-sig  one teacher (α = 1 or 0)
-    kd2             both teachers, α the weight of the GAF teacher
+    kd-gaf, kd-sig  one teacher (α = 1 or 0): an image teacher (any encoding), the signal teacher
+    kd2             both teachers, α the weight of the image teacher
     kd2-anneal      kd2 starting from the scratch student of the same seed
     kd2-anneal-sp   kd2-anneal + β · similarity-preserving KD
 
@@ -178,8 +178,8 @@ def train_students(runs, device, claim=None):
     for run in runs:
         settings = run.settings
         check_alpha(method, float(settings["alpha"]))
-        teachers.append({modality: teacher_identity(settings, modality, arch)
-                         for modality, arch in parse_teachers_tag(method, settings["teachers"]).items()})
+        teachers.append({role: teacher_identity(settings, modality, arch)
+                         for role, (modality, arch) in parse_teachers_tag(method, settings["teachers"]).items()})
         torch.manual_seed(settings["seed"])
         model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), dims=1)
         if spec.starts_from is not None:

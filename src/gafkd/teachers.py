@@ -1,4 +1,5 @@
-"""One teacher run: a WideResNet on the images (modality `gaf`) or signals (`sig`) of one fold."""
+"""One teacher run: a WideResNet on the images (modality: their encoding, e.g. `gasf`) or the
+signals (`sig`) of one fold."""
 
 import logging
 
@@ -6,6 +7,7 @@ import torch
 
 from gafkd.data import load_fold, to_train_data
 from gafkd.engine import TrainSettings, train
+from gafkd.grid import is_image_modality
 from gafkd.memory import activation_bytes, reserve_bytes
 from gafkd.archs import parse_arch
 from gafkd.models import build_model
@@ -17,8 +19,8 @@ log = logging.getLogger(__name__)
 def train_teacher(windows_h5, images_h5, settings, outputs, resume_path, device, claim=None):
     """`settings`: dataset, fold, modality, arch, seed, images, training (see teachers.smk)."""
     parse_arch(settings["arch"])
-    gaf = settings["modality"] == "gaf"
-    arrays = load_fold(windows_h5, settings["fold"], settings["modality"], images_h5 if gaf else None,
+    image = is_image_modality(settings["modality"])
+    arrays = load_fold(windows_h5, settings["fold"], settings["modality"], images_h5 if image else None,
                        settings.get("images"), settings["dataset"])
     torch.manual_seed(settings["seed"])
     model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), arrays.dims)
@@ -43,7 +45,7 @@ def train_teacher(windows_h5, images_h5, settings, outputs, resume_path, device,
         checkpoint_extra={"role": "teacher", "dataset": settings["dataset"], "fold": settings["fold"],
                           "arch": settings["arch"], "modality": settings["modality"],
                           "seed": settings["seed"], "windows_fingerprint": arrays.fingerprint,
-                          **({"images": settings["images"]} if gaf and "images" in settings else {}),
+                          **({"images": settings["images"]} if image and "images" in settings else {}),
                           "dims": len(input_shape) - 1, "in_channels": in_channels,
                           "class_names": arrays.class_names},
     )

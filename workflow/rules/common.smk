@@ -52,7 +52,7 @@ except ConfigError as error:
     raise WorkflowError(f"Invalid config: {error}") from None
 
 DATASETS = list(config["datasets"])
-IMAGE_TAG = grid.image_tag(config)
+IMAGE_TAGS = grid.image_tags(config)
 
 
 wildcard_constraints:
@@ -88,19 +88,15 @@ def raw_input(wildcards):
 
 wildcard_constraints:
     fold=FOLD_PATTERN,
-    modality="gaf|sig",
+    modality=grid.MODALITY_REGEX,
     arch=ARCH_REGEX,
     seed=r"\d+",
 
 
-def images_file(dataset):
-    return grid.images_path(config, dataset)
-
-
 def teacher_inputs(wildcards):
     inputs = {"windows": f"results/{wildcards.dataset}/windows.h5"}
-    if wildcards.modality == "gaf":
-        inputs["images"] = images_file(wildcards.dataset)
+    if grid.is_image_modality(wildcards.modality):
+        inputs["images"] = grid.images_path(config, wildcards.dataset, wildcards.modality)
     return inputs
 
 

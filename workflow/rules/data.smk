@@ -77,5 +77,5 @@ rule windows:
 
 rule images:
     input:
-        expand("results/{dataset}/images_{tag}.h5", dataset=DATASETS, tag=IMAGE_TAG),
-        expand("results/{dataset}/images_{tag}.png", dataset=DATASETS, tag=IMAGE_TAG),
+        expand("results/{dataset}/images_{tag}.h5", dataset=DATASETS, tag=IMAGE_TAGS),
+        expand("results/{dataset}/images_{tag}.png", dataset=DATASETS, tag=IMAGE_TAGS),

@@ -111,4 +111,4 @@ rule report:
         rules.aggregate.output,
         expand(rules.figures.output, dataset=DATASETS),
         rules.critical_difference.output,
-        expand("results/{dataset}/images_{tag}.png", dataset=DATASETS, tag=IMAGE_TAG),
+        expand("results/{dataset}/images_{tag}.png", dataset=DATASETS, tag=IMAGE_TAGS),

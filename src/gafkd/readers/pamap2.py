@@ -39,6 +39,16 @@ ACTIVITIES = {
 TRANSIENT = 0
 PROTOCOL_ACTIVITIES = [1, 2, 3, 4, 5, 6, 7, 12, 13, 16, 17, 24]
 DEFAULT_CLASS_MAP = {a: ACTIVITIES[a] for a in PROTOCOL_ACTIVITIES}
+# The lab's class indices (TDA_KD pamap2_load.py: 24 -> 0, 12 -> 8, 13 -> 9, 16 -> 10, 17 -> 11, the
+# others their own id): which output unit learns which class is part of the recipe.
+LAB_ORDER = [24, 1, 2, 3, 4, 5, 6, 7, 12, 13, 16, 17]
+LAB_CLASS_MAP = {a: ACTIVITIES[a] for a in LAB_ORDER}
+
+
+def default_class_map(protocol):
+    """The class map when the config gives none: the 12 protocol activities, in the lab's order
+    under protocol lab (rope jumping = 0, lying = 1, ...), in activity-id order under clean."""
+    return LAB_CLASS_MAP if protocol == "lab" else DEFAULT_CLASS_MAP
 
 
 def _column_names():
@@ -369,7 +379,7 @@ def _describe(dropped):
 
 def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_map=None,
                 subjects=None, protocol="lab"):
-    classes = parse_class_map(class_map if class_map is not None else DEFAULT_CLASS_MAP,
+    classes = parse_class_map(class_map if class_map is not None else default_class_map(protocol),
                               "pamap2 class_map")
     check_activity_ids(classes, "pamap2 class_map")
     channel_names = resolve_channels(channels)
