@@ -49,6 +49,7 @@ from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file  # noqa: E402
 from gafkd.devices import CUDA_CONTEXT_BYTES, numerics_record, use_numerics  # noqa: E402
 from gafkd.memory import human_bytes  # noqa: E402
+from gafkd.splits import fold_names  # noqa: E402
 
 TEACHER = {"arch": "wrn16-1"}     # of the first image encoding that two-teacher students pair
 STUDENT = {"method": "kd2-anneal-sp", "alpha": 0.5}
@@ -239,7 +240,7 @@ def run_specs(config, workdir, device):
     """The teacher and student runs the checks repeat, as the workflow defines them: a student is
     trained again with its pack (grid.pack_of), as the workflow trains it."""
     dataset = next(iter(config["datasets"]))
-    fold = grid.fold_names(config["datasets"][dataset]["split"]["kind"])[0]
+    fold = fold_names(config["datasets"][dataset]["split"]["kind"])[0]
     seed = str(config["teachers"]["seeds"][0])
     encoding = grid.paired_encodings(config)[0]
     teacher_run = {"dataset": dataset, "fold": fold, "seed": seed, "modality": encoding, **TEACHER}

@@ -317,3 +317,14 @@ def test_an_empty_class_name_names_the_key():
     validate(config, SCHEMA)
     with pytest.raises(ConfigError, match=r"datasets.g.class_map: class id 2 has an empty name"):
         check_config(config)
+
+
+@pytest.mark.parametrize("kind, allowed", [("loso", True), ("holdout", True), ("random", False)])
+def test_validation_on_the_test_set_needs_test_subjects(kind, allowed):
+    spec = {"source": "geneactiv_mat", "raw": "x", "window": 50, "split": {"kind": kind, "validation": "test", "val_fraction": 0.2, "test_fraction": 0.2, "seed": 0}}
+    if allowed:
+        assert resolve_dataset("g", spec)["split"]["validation"] == "test"
+        return
+    with pytest.raises(ConfigError, match=r"datasets.g.split.validation: 'test' picks each fold's checkpoint on "
+                                          r"its test subject\(s\), and split kind 'random' has none"):
+        resolve_dataset("g", spec)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from gafkd.errors import InputError
-from gafkd.grid import SPLIT_DESCRIPTIONS
+from gafkd.splits import SPLIT_DESCRIPTIONS
 from gafkd.reporting import collect_runs, dataset_table, summarize, write_report_tables
 from gafkd.run_record import metrics_text, read_history_bytes, read_metrics, sealed
 
@@ -365,3 +365,18 @@ def test_an_edited_metrics_or_history_file_is_named_not_counted(tmp_path):
     history.write_text(history.read_text().replace("1.0", "0.1"))
     with pytest.raises(InputError, match=r"history.csv: history file is damaged \(it does not match the digest"):
         read_history_bytes(history, read_metrics(path), path)
+
+
+def test_tables_of_runs_validated_on_the_test_subject_say_so(tmp_path):
+    paths = []
+    for fold in ("fold0", "fold1"):
+        for seed in (1, 2):
+            record = {"validation": "test", "test_subjects": [101 + int(fold[-1])], "val_subjects": []}
+            paths.append(write_run(tmp_path, 0.6, seed, method="scratch", fold=fold, split=record))
+    out = outputs(tmp_path)
+    write_report_tables(paths, out, ["wrn16-1"], [0.5], None)
+    markdown = out["tables"].read_text()
+    assert "Split: leave-one-subject-out, 2 folds; selection on the test subject (the lab's protocol)" in markdown
+    held_out = write_run(tmp_path / "other", 0.6, 1, method="scratch", split={"test_subjects": [101]})
+    write_report_tables([held_out], outputs(tmp_path / "other"), ["wrn16-1"], [0.5], None)
+    assert "selection on the test subject" not in (tmp_path / "other" / "report" / "tables.md").read_text()

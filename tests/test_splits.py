@@ -208,3 +208,41 @@ def test_image_standardisation_is_the_labs_image_loader():
     assert std[2] == 1.0                                  # the lab: machine epsilon; same result, 0
     pooled_mean, pooled_std = image_channel_stats(images, train, "pooled_std")
     np.testing.assert_allclose(pooled_std[:2], x_train.std(axis=(0, 1, 2))[:2], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["loso", "holdout"])
+def test_validation_on_the_test_subjects_trains_on_every_other_subject(kind):
+    y, subject = labelled(n_subjects=9)
+    spec = {**SPEC, "kind": kind, "val_fraction": 0.125, "validation": "test"}
+    folds = make_folds(y, subject, spec)
+    held_out = make_folds(y, subject, {**spec, "validation": "held_out"})
+    for name, fold in folds.items():
+        assert not (fold["split"] == VAL).any() and fold["val_subjects"] == []
+        assert np.array_equal(fold["split"] == TEST, held_out[name]["split"] == TEST)   # the same test subjects
+        assert set(subject[fold["split"] == TRAIN]) == set(subject) - set(fold["test_subjects"])
+    check_class_coverage(folds, y, ["a", "b", "c"], kind, "d", "test")        # no validation split to cover
+
+
+def test_a_fold_validated_on_its_test_subject_trains_and_standardises_on_the_other_subjects(tmp_path):
+    import torch
+    from rawfiles import make_gene_folder
+
+    from gafkd.data import load_fold, to_train_data
+    from gafkd.windows import build_windows
+
+    make_gene_folder(tmp_path / "raw", subjects=(101, 102, 103, 104))
+    out = {}
+    for validation in ("test", "held_out"):
+        spec = {"source": "geneactiv_mat", "raw": str(tmp_path / "raw"), "window": 50,
+                "split": {"kind": "loso", "validation": validation, "val_fraction": 0.3, "seed": 0}}
+        build_windows("g", spec, tmp_path / f"{validation}.h5", tmp_path / f"{validation}.md")
+        arrays = load_fold(tmp_path / f"{validation}.h5", "fold1", "sig")
+        out[validation] = (arrays, to_train_data(arrays, torch.device("cpu")))
+    arrays, data = out["test"]
+    assert arrays.split_record["validation"] == "test" and arrays.split_record["val_subjects"] == []
+    assert data.val is data.test and len(data.train) == 3 * len(data.test)      # 3 subjects train
+    train = arrays.X[arrays.split == TRAIN]
+    assert arrays.mean == pytest.approx(train.mean(axis=(0, 2)), abs=1e-5)       # training statistics
+    held_arrays, held = out["held_out"]
+    assert held.val is not held.test and len(held.train) == 2 * len(held.test)
+    assert not np.allclose(held_arrays.mean, arrays.mean)

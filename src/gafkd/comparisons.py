@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gafkd.grid import IMAGE_ROLE, encoding_order
+from gafkd.encodings import encoding_order
+from gafkd.grid import IMAGE_ROLE
 from gafkd.methods import METHODS, method as method_record, row_label
 
 ROPE = 1.0              # points; report.rope

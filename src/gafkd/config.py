@@ -11,7 +11,8 @@ from pathlib import Path
 
 from gafkd import download as raw_download
 from gafkd.errors import ConfigError, GafkdError
-from gafkd.grid import encoding_parts, fold_names as split_fold_names
+from gafkd.encodings import encoding_parts
+from gafkd.splits import fold_names as split_fold_names
 from gafkd.methods import method
 from gafkd.archs import parse_arch
 from gafkd.readers import geneactiv, pamap2
@@ -96,6 +97,9 @@ def resolve_dataset(name, spec):
     if split["kind"] in SUBJECT_SPLITS and source == "basicmotions":
         raise ConfigError(f"{where}.split.kind: '{split['kind']}' splits by subject, but "
                           f"basicmotions has no subject ids")
+    if split.get("validation") == "test" and split["kind"] not in SUBJECT_SPLITS:
+        raise ConfigError(f"{where}.split.validation: 'test' picks each fold's checkpoint on its test "
+                          f"subject(s), and split kind '{split['kind']}' has none (use loso or holdout)")
     if "test_subjects" in split and split["kind"] != "holdout":
         raise ConfigError(f"{where}.split.test_subjects: applies to split kind 'holdout' only, "
                           f"not '{split['kind']}'")

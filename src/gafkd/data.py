@@ -2,6 +2,7 @@
 memory when a split does not fit beside the model (gafkd.memory); the Split and TrainData the
 training loop (gafkd.engine) reads them from."""
 
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -12,8 +13,9 @@ from gafkd.errors import REBUILD, ConfigError, InputError
 from gafkd.images import read_images
 from gafkd.memory import (AUTO, DEVICE, HOST, device_budget_bytes, human_bytes, jobs_on_device,
                           plan_placement, requested_placement, reserve_bytes)
-from gafkd.grid import SIGNAL, encoding_parts, is_image_modality, split_kind
-from gafkd.splits import SPLIT_NAMES, TEST, TRAIN, VAL, image_channel_stats
+from gafkd.encodings import encoding_parts
+from gafkd.grid import SIGNAL, is_image_modality
+from gafkd.splits import SPLIT_NAMES, TEST, TRAIN, VAL, image_channel_stats, split_kind
 from gafkd.staging import PinnedStaging, gather_rows
 from gafkd.windows import read_windows
 
@@ -65,7 +67,8 @@ def load_fold(windows_h5, fold, modality, images_h5=None, images=None, dataset=N
         X = read_images(images_h5, windows.attrs["fingerprint"], images)
         mean, std = image_channel_stats(X, info.split == TRAIN, windows.attrs["standardize"],
                                         chunk=_block_rows(8 * np.prod(X.shape[1:])))  # BLOCK_BYTES of float64
-    record = {"kind": split_kind(fold), "fold": fold, "test_subjects": info.test_subjects,
+    validation = json.loads(windows.attrs.get("split", "{}")).get("validation", "held_out")
+    record = {"kind": split_kind(fold), "fold": fold, "validation": validation, "test_subjects": info.test_subjects,
               "val_subjects": info.val_subjects, "val_missing_classes": info.val_missing_classes,
               "windows": {name: int((info.split == code).sum())
                           for code, name in enumerate(SPLIT_NAMES)},
@@ -203,8 +206,11 @@ def to_train_data(arrays, device, placement=None, reserve=None):
             x = _device_rows(arrays.X, mask, device)
         return Split(x, torch.from_numpy(arrays.y[mask]).to(device), where)
 
+    test = part("test")
+    # split.validation: test (the lab's protocol): the checkpoint is picked on the test windows
+    val = test if arrays.split_record.get("validation") == "test" else part("val")
     return TrainData(
-        train=part("train"), val=part("val"), test=part("test"),
+        train=part("train"), val=val, test=test,
         mean=torch.from_numpy(arrays.mean).reshape(shape).to(device),
         std=torch.from_numpy(arrays.std).reshape(shape).to(device),
         num_classes=len(arrays.class_names),

@@ -14,7 +14,7 @@ import seaborn as sns  # noqa: E402
 
 from gafkd.atomic import atomic_path  # noqa: E402
 from gafkd.comparisons import blocks_text, cliques, rank_panels, rank_summary  # noqa: E402
-from gafkd.grid import encoding_parts  # noqa: E402
+from gafkd.encodings import encoding_parts  # noqa: E402
 from gafkd.h5checked import CheckedH5  # noqa: E402
 from gafkd.methods import names  # noqa: E402
 from gafkd.reporting import row_order, split_label  # noqa: E402

@@ -7,60 +7,20 @@ import re
 from dataclasses import dataclass
 
 from gafkd.archs import ARCH_REGEX
+from gafkd.encodings import ENCODING_REGEX, IMAGE_METHODS, encoding_label, encoding_order, encoding_parts  # noqa: F401
 from gafkd.errors import ConfigError
 from gafkd.methods import method
 from gafkd.reuse import same_run_teacher
 
-# Result folders name the split that produced them: the split kind itself for a single split,
-# fold<i> for leave-one-subject-out.
-SINGLE_SPLIT_KINDS = ("predefined", "random", "holdout")
-FOLD_PATTERN = r"predefined|random|holdout|fold\d+"
-SPLIT_DESCRIPTIONS = {
-    "predefined": "the source's published train/test split",
-    "random": "random window split (windows of one subject in train and test: optimistic)",
-    "holdout": "subject-disjoint holdout (test subjects unseen in training)",
-    "loso": "leave-one-subject-out",
-}
-
-# Image encodings (gafkd.gaf, gafkd.persistence); each entry of `images.methods` names one, or a
-# stack of several joined by '+' (gafkd.images: each sensor channel's encodings as consecutive
-# channels). Every entry has its own cache and its own teachers, in a folder named by the entry.
-IMAGE_METHODS = ("gasf", "gadf", "mtf", "pi")
-ENCODING_REGEX = rf"(?:{'|'.join(IMAGE_METHODS)})(?:\+(?:{'|'.join(IMAGE_METHODS)}))*"
 SIGNAL = "sig"          # the signal teachers' folder; an image teacher's is its encoding
 MODALITY_REGEX = rf"{SIGNAL}|{ENCODING_REGEX}"
 # teachers.modalities: 'gaf' stands for the image teachers of every images.methods entry.
 IMAGE_ROLE = "gaf"
 
 
-def encoding_parts(name, key="images.methods"):
-    """The encodings of an image method: ('gasf',) or, for a stack 'gasf+gadf+mtf', each part
-    in order. Unknown parts, empty parts and a part named twice are config errors naming `key`."""
-    parts = tuple(str(name).split("+"))
-    unknown = [part for part in parts if part not in IMAGE_METHODS]
-    if unknown:
-        raise ConfigError(f"{key}: unknown encoding {', '.join(repr(u) for u in unknown)} in '{name}' "
-                          f"(known: {', '.join(IMAGE_METHODS)}; a stack joins them with '+', "
-                          f"e.g. gasf+gadf+mtf)")
-    twice = sorted({part for part in parts if parts.count(part) > 1})
-    if twice:
-        raise ConfigError(f"{key}: the stack '{name}' names {', '.join(twice)} more than once")
-    return parts
-
-
 def is_image_modality(modality):
     """Whether a teacher folder's modality is an image encoding (else the signal)."""
     return modality != SIGNAL
-
-
-def encoding_label(encoding):
-    """How tables name an encoding: 'GASF', 'GASF+GADF+MTF', 'PI'."""
-    return encoding.upper()
-
-
-def encoding_order(encoding):
-    """Sort key of encodings: by their parts in IMAGE_METHODS order (gasf, gasf+gadf+mtf, mtf, pi)."""
-    return tuple(IMAGE_METHODS.index(part) for part in encoding.split("+")) if encoding else ()
 
 
 def image_encodings(config):
@@ -418,19 +378,3 @@ def student_inputs(config, run):
         inputs["init"] = STUDENT_RUN.format(**{**run, "method": initial.name, "teachers": tag,
                                               "alpha": alpha_tag(initial.alpha)}) + "/model.pt"
     return inputs
-
-
-def fold_names(kind, n_subjects=0):
-    """Result folder names of a split: [kind] for a single split, fold0... for LOSO."""
-    if kind == "loso":
-        return [f"fold{i}" for i in range(n_subjects)]
-    return [kind]
-
-
-def split_kind(fold):
-    """The split kind a result folder name comes from ('fold3' -> 'loso')."""
-    if fold in SINGLE_SPLIT_KINDS:
-        return fold
-    if re.fullmatch(r"fold\d+", fold):
-        return "loso"
-    raise ConfigError(f"'{fold}' is not a split folder name ({FOLD_PATTERN})")

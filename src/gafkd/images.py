@@ -11,7 +11,7 @@ import numpy as np
 
 from gafkd.atomic import atomic_path
 from gafkd.errors import REBUILD, ConfigError, InputError, check_identity, damaged
-from gafkd.grid import encoding_parts
+from gafkd.encodings import encoding_parts
 from gafkd.h5checked import CheckedH5, create_checked, create_h5, seal
 from gafkd.windows import fingerprint
 

@@ -18,8 +18,9 @@ import pandas as pd
 from gafkd.atomic import atomic_path
 from gafkd.comparisons import ROPE, comparison_blocks, comparison_table, rank_blocks, rank_panels
 from gafkd.errors import InputError
-from gafkd.grid import (SPLIT_DESCRIPTIONS, encoding_label, encoding_order, is_image_modality, split_kind,
-                        tag_encoding, teacher_arch as teachers_arch)
+from gafkd.encodings import encoding_label, encoding_order
+from gafkd.grid import is_image_modality, tag_encoding, teacher_arch as teachers_arch
+from gafkd.splits import SPLIT_DESCRIPTIONS, split_kind
 from gafkd.methods import METHODS, row_label as student_label
 from gafkd.run_record import read_metrics
 
@@ -89,6 +90,7 @@ def run_row(path):
         "test_subjects": _joined(record.get("test_subjects", [])),
         "val_subjects": _joined(record.get("val_subjects", [])),
         "val_missing_classes": _joined(record.get("val_missing_classes", [])),
+        "validation": record.get("validation", "held_out"),
         "device": provenance.get("device_name", provenance.get("device")),
         "code_version": provenance.get("code_version"), "path": str(path),
     }
@@ -280,6 +282,15 @@ def _seeds_text(part):
     return f"{low}–{high} seeds"
 
 
+def selection_text(runs):
+    """What the split line says of checkpoint selection when it is not on held-out validation data."""
+    if "validation" not in runs or not (runs["validation"] == "test").any():
+        return ""
+    mixed = "" if (runs["validation"] == "test").all() else " (some runs)"
+    return (f"; selection on the test subject (the lab's protocol){mixed}: checkpoints are picked on the "
+            "test windows, so every test number here is optimistic")
+
+
 def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric="test_accuracy", decimals=2):
     """The split of one dataset's results, then its tables: (intro, [(heading, note, DataFrame or None)])."""
     part_runs, part = _part(runs, dataset, split), _part(summary, dataset, split)
@@ -293,11 +304,11 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
 
     if split != "loso":
         over = f"mean ± std (ddof 1) over {_seeds_text(part)}"
-        intro = f"Split: {SPLIT_DESCRIPTIONS[split]}."
+        intro = f"Split: {SPLIT_DESCRIPTIONS[split]}{selection_text(part_runs)}."
         blocks = [(name, f"{label} in %, {over}; {counts}.", table())]
     else:
         over = f"mean ± std (ddof 1) over {_seeds_text(part)} of the per-seed mean over {folds} folds"
-        intro = f"Split: {SPLIT_DESCRIPTIONS['loso']}, {folds} folds."
+        intro = f"Split: {SPLIT_DESCRIPTIONS['loso']}, {folds} folds{selection_text(part_runs)}."
         blocks = [(f"{name}, unweighted fold mean",
                    f"{label} in %, {over} (unweighted: every fold counts the same); {counts}.", table())]
         if metric in WEIGHTED:

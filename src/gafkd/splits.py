@@ -10,12 +10,43 @@ Also the per-channel statistics inputs are standardised with: those of each fold
 windows (channel_stats) or training images (image_channel_stats).
 """
 
+import re
+
 import numpy as np
 
-from gafkd.errors import InputError
+from gafkd.errors import ConfigError, InputError
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "val", "test")
+
+# Result folders name the split that produced them: the split kind itself for a single split,
+# fold<i> for leave-one-subject-out.
+SINGLE_SPLIT_KINDS = ("predefined", "random", "holdout")
+FOLD_PATTERN = r"predefined|random|holdout|fold\d+"
+SPLIT_DESCRIPTIONS = {
+    "predefined": "the source's published train/test split",
+    "random": "random window split (windows of one subject in train and test: optimistic)",
+    "holdout": "subject-disjoint holdout (test subjects unseen in training)",
+    "loso": "leave-one-subject-out",
+}
+
+
+def fold_names(kind, n_subjects=0):
+    """Result folder names of a split: [kind] for a single split, fold0... for LOSO."""
+    if kind == "loso":
+        return [f"fold{i}" for i in range(n_subjects)]
+    return [kind]
+
+
+def split_kind(fold):
+    """The split kind a result folder name comes from ('fold3' -> 'loso')."""
+    if fold in SINGLE_SPLIT_KINDS:
+        return fold
+    if re.fullmatch(r"fold\d+", fold):
+        return "loso"
+    raise ConfigError(f"'{fold}' is not a split folder name ({FOLD_PATTERN})")
+
+
 
 
 def _stratified_pick(y, candidates, fraction, rng):
@@ -68,9 +99,16 @@ def pick_validation_subjects(y, subject, candidates, n_val, rng):
     return chosen, sorted(needed - covered)
 
 
+def validation_on_test(spec):
+    """Whether a split spec picks checkpoints on the test subjects (split.validation: test, the
+    lab's PAMAP2 protocol): no validation subjects, the test split doubles as the validation split."""
+    return spec.get("validation", "held_out") == "test"
+
+
 def make_folds(y, subject, spec, predefined_test=None):
     """{fold name: {"split": int8 (N,), "val_subjects": [...], "test_subjects": [...],
-    "val_missing_classes": [class index, ...]}}."""
+    "val_missing_classes": [class index, ...]}}. Under split.validation: test no window is VAL:
+    every subject but the test subjects trains."""
     kind, seed = spec["kind"], spec["seed"]
     rng = np.random.default_rng(seed)
     n = len(y)
@@ -94,7 +132,7 @@ def make_folds(y, subject, spec, predefined_test=None):
         for i, held_out in enumerate(subjects):
             rest = subjects[subjects != held_out]
             n_val = max(1, int(round(spec["val_fraction"] * len(rest))))
-            val_subjects, missing = pick_validation_subjects(
+            val_subjects, missing = ([], []) if validation_on_test(spec) else pick_validation_subjects(
                 y, subject, rest, n_val, np.random.default_rng([seed, i]))
             folds[f"fold{i}"] = _subject_fold(subject, val_subjects, [held_out], missing)
         return folds
@@ -103,6 +141,7 @@ def make_folds(y, subject, spec, predefined_test=None):
 
 def _holdout_fold(y, subject, subjects, spec, rng):
     n_val, n_test = _subject_counts(len(subjects), spec["val_fraction"], spec["test_fraction"])
+    n_val = 0 if validation_on_test(spec) else n_val
     if spec.get("test_subjects"):
         test_subjects = np.array(sorted(spec["test_subjects"]))
         absent = sorted(set(test_subjects.tolist()) - set(subjects.tolist()))
@@ -116,7 +155,7 @@ def _holdout_fold(y, subject, subjects, spec, rng):
         raise InputError(f"holdout split: {len(subjects)} subjects leave none for training "
                          f"({n_val} validation, {n_test} test)")
     rest = subjects[~np.isin(subjects, test_subjects)]
-    val_subjects, missing = pick_validation_subjects(y, subject, rest, n_val, rng)
+    val_subjects, missing = pick_validation_subjects(y, subject, rest, n_val, rng) if n_val else ([], [])
     return _subject_fold(subject, val_subjects, test_subjects, missing)
 
 
@@ -129,13 +168,14 @@ def _subject_fold(subject, val_subjects, test_subjects, val_missing_classes=()):
     }
 
 
-def check_class_coverage(folds, y, class_names, kind, dataset):
-    """Every class must be in every split of a single split, and in training for every LOSO fold."""
+def check_class_coverage(folds, y, class_names, kind, dataset, validation="held_out"):
+    """Every class must be in every split of a single split (but the validation split where the
+    test split is the validation split), and in training for every LOSO fold."""
     absent = [class_names[c] for c in np.flatnonzero(np.bincount(y, minlength=len(class_names)) == 0)]
     if absent:
         raise InputError(f"dataset '{dataset}': class '{absent[0]}' has no windows at all; "
                          f"leave it out of the class map")
-    required = (TRAIN,) if kind == "loso" else (TRAIN, VAL, TEST)
+    required = (TRAIN,) if kind == "loso" else (TRAIN, TEST) if validation == "test" else (TRAIN, VAL, TEST)
     for fold, info in folds.items():
         for part in required:
             present = np.bincount(y[info["split"] == part], minlength=len(class_names))

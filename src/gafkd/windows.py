@@ -75,7 +75,8 @@ def build_windows(dataset, spec, out_h5, out_summary):
     spec = resolve_dataset(dataset, spec)       # source defaults, for specs from outside a config
     ws = read_dataset(spec)
     folds = make_folds(ws.y, ws.subject, spec["split"], ws.predefined_test)
-    check_class_coverage(folds, ws.y, ws.class_names, spec["split"]["kind"], dataset)
+    check_class_coverage(folds, ws.y, ws.class_names, spec["split"]["kind"], dataset,
+                         spec["split"].get("validation", "held_out"))
     for fold, info in folds.items():
         info["val_missing_classes"] = [ws.class_names[c] for c in info.get("val_missing_classes", [])]
         if info["val_missing_classes"]:

@@ -25,8 +25,8 @@ from gafkd.config import (
 from gafkd.errors import ConfigError, GafkdError
 from gafkd import grid
 from gafkd.archs import ARCH_REGEX
+from gafkd.splits import FOLD_PATTERN
 from gafkd.grid import (
-    FOLD_PATTERN,
     STUDENT_RUN,
     TEACHER_RUN,
     TEACHERS_REGEX,
