@@ -22,7 +22,8 @@ The demo's students train in packs (students.pack), and the student checked is o
 trained again with its pack. Prints and writes gpu_check.md (one table) row by row, then
 gpu_check.csv (its rows and one row per workflow run) and gpu_check_logs.tar.gz (the
 workflow's logs and metrics) to --out; exits 1 when a check fails.
-Without a GPU it runs the same checks on the CPU with fewer epochs and seeds (bf16 is CUDA only).
+Without a GPU it runs the same checks on the CPU with fewer epochs and seeds and GASF images only
+(bf16 is CUDA only).
 """
 
 import argparse
@@ -159,13 +160,15 @@ def steps_per_second(run_dir, batch_size):
 # ---- the checks -------------------------------------------------------------------------------------
 
 def check_config(args, device, workdir):
-    """The demo's config with the check's epochs, seeds, slots and checkpoints."""
+    """The demo's config with the check's epochs, seeds, slots and checkpoints (on the CPU, one
+    image encoding)."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["training"].update(epochs=args.epochs, checkpoint_every=CHECKPOINT_EVERY)
     config["teachers"]["seeds"] = list(args.seeds)
     config["students"]["seeds"] = list(args.seeds)
     if device.type == "cpu":
         config["students"]["alphas"] = [0.1, STUDENT["alpha"]]      # packs of 2
+        config["images"]["methods"], config["students"]["paired_images"] = ["gasf"], ["gasf"]
     config["devices"].update(jobs_per_gpu=GPU_SLOTS, lock_dir=str(workdir / "locks"))
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

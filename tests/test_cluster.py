@@ -1,5 +1,5 @@
 """The demo pipeline submitted through profiles/slurm to a real single-node SLURM with two fake
-GPUs. The grid is cut down (two teacher seeds, one student seed and α, 12 epochs) to keep the
+GPUs. The grid is cut down (GASF images only, two teacher seeds, one student seed and α, 12 epochs) to keep the
 suite short; every rule of the pipeline still runs as a SLURM job."""
 import collections
 import itertools
@@ -42,6 +42,8 @@ def cluster_profile(folder):
 def small_demo_config(path):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["training"]["epochs"] = 12       # long enough for two GPU jobs to overlap
+    config["images"]["methods"] = ["gasf"]
+    config["students"]["paired_images"] = ["gasf"]
     config["teachers"]["seeds"] = [1, 2]
     config["students"].update(alphas=[0.5], seeds=[1], teacher_seed=1)
     path.write_text(yaml.safe_dump(config))

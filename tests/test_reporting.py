@@ -15,7 +15,8 @@ WEIGHTED = ("test_accuracy", "test_macro_f1", "test_accuracy_last", "optimistic_
 
 
 def write_run(root, accuracy, seed, method=None, modality=None, arch="wrn16-1", teacher_arch="wrn16-1",
-              alpha=0.0, fold="holdout", dataset="gene", n=100, split=None, optimistic=None, encoding="gasf"):
+              alpha=0.0, fold="holdout", dataset="gene", n=100, split=None, optimistic=None, encoding="gasf",
+              confusion=(), class_names=None):
     if modality:
         config = {"dataset": dataset, "fold": fold, "modality": modality, "arch": arch, "seed": seed}
         path = root / dataset / fold / f"teacher-{modality}-{arch}-{seed}" / "metrics.json"
@@ -28,13 +29,15 @@ def write_run(root, accuracy, seed, method=None, modality=None, arch="wrn16-1", 
     path.parent.mkdir(parents=True)
     metrics = {
         "config": config, "val_accuracy": accuracy - 0.01, "best_epoch": 10, "epochs": 20,
-        "test_at_best_val": {"accuracy": accuracy, "macro_f1": accuracy - 0.05, "n": n, "confusion": []},
+        "test_at_best_val": {"accuracy": accuracy, "macro_f1": accuracy - 0.05, "n": n, "confusion": list(confusion)},
         "test_at_last_epoch": {"accuracy": accuracy - 0.02},
         "optimistic_best_test_accuracy": {"accuracy": accuracy + 0.01 if optimistic is None else optimistic,
                                           "epoch": 12},
         "wall_seconds": 5.0, "provenance": {"device": "cpu", "code_version": "0.1.0"}}
     if split is not None:
         metrics["split"] = split
+    if class_names is not None:
+        metrics["class_names"] = class_names
     seal(path, metrics)
     return path
 
@@ -242,13 +245,16 @@ def test_loso_tables(loso_runs, tmp_path):
     weighted, rest = rest.split("per fold", 1)
     assert "unweighted fold mean" in unweighted
     assert "mean ± std (ddof 1) over 3 seeds of the per-seed mean over 3 folds (unweighted" in unweighted
-    assert table_cells(unweighted, "2 teachers (GASF + signal), α = 0.3") == [cell(fold_means(LOSO_ACCURACY, False))]
+    # the last column: the row's test windows, over the folds of a seed
+    assert table_cells(unweighted, "2 teachers (GASF + signal), α = 0.3") == [
+        cell(fold_means(LOSO_ACCURACY, False)), str(sum(LOSO_SIZES.values()))]
     assert "weighted by each fold's test windows" in weighted
-    assert table_cells(weighted, "2 teachers (GASF + signal), α = 0.3") == [cell(fold_means(LOSO_ACCURACY, True))]
+    assert table_cells(weighted, "2 teachers (GASF + signal), α = 0.3")[0] == cell(fold_means(LOSO_ACCURACY, True))
     teacher = {s: {f: a - 0.1 for f, a in folds.items()} for s, folds in LOSO_ACCURACY.items()}
-    assert table_cells(weighted, "GASF teacher") == [cell(fold_means(teacher, True))]
-    # per fold: the folds in order with their test subjects, mean ± std over seeds
-    assert table_header(rest, "fold0") == ["fold0 (test 101)", "fold1 (test 102)", "fold2 (test 103)"]
+    assert table_cells(weighted, "GASF teacher")[0] == cell(fold_means(teacher, True))
+    # per fold: the folds in order with their test subjects and windows, mean ± std over seeds
+    assert table_header(rest, "fold0") == ["fold0 (test 101, 15 windows)", "fold1 (test 102, 100 windows)",
+                                           "fold2 (test 103, 300 windows)"]
     assert table_cells(rest, "2 teachers (GASF + signal), α = 0.3") == [
         cell([LOSO_ACCURACY[s][fold] for s in LOSO_ACCURACY]) for fold in LOSO_SIZES]
     assert ("fold1: validation subject(s) 103 lack running, rope jumping: its checkpoint is chosen on "
@@ -264,7 +270,34 @@ def test_folds_in_numeric_order(tmp_path):
     assert list(collect_runs(paths)["fold"]) == ["fold2", "fold2", "fold10", "fold10"]
     out = outputs(tmp_path)
     write_report_tables(paths, out, ["wrn16-1"], [], {"pamap": {"teacher": 4, "student": 4}})
-    assert table_header(out["tables"].read_text(), "fold2") == ["fold2 (test 103)", "fold10 (test 111)"]
+    assert table_header(out["tables"].read_text(), "fold2") == ["fold2 (test 103, 100 windows)",
+                                                                    "fold10 (test 111, 100 windows)"]
+
+
+def test_small_and_incomplete_test_sets_are_named(loso_runs, tmp_path, caplog):
+    # fold1's test subject did no rope jumping: its row of the confusion matrix is empty
+    names = ["lying", "running", "rope jumping"]
+    confusion = [[40, 5, 0], [5, 50, 0], [0, 0, 0]]
+    paths = [p for p in loso_runs if "fold1" not in p.parts] + [
+        write_run(tmp_path / "fold1", acc, seed, method="kd2", alpha=0.3, fold="fold1", dataset="pamap",
+                  n=100, split=loso_split("fold1"), confusion=confusion, class_names=names)
+        for seed, acc in ((1, 0.7), (2, 0.65), (3, 0.75))]
+    out = outputs(tmp_path)
+    with caplog.at_level("WARNING", logger="gafkd.reporting"):
+        write_report_tables(paths, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}},
+                            min_test_windows=20)
+    notes = section(out["tables"].read_text(), "pamap").split("### Small or incomplete test sets", 1)[1]
+    notes = notes.split("###", 1)[0]
+    assert "fold0 (test 101): 15 test windows, fewer than 20 (report.min_test_windows)" in notes
+    assert "fold1 (test 102): no test window of rope jumping" in notes
+    assert "fold2" not in notes                                     # 300 windows, every class
+    assert [r.getMessage() for r in caplog.records] == [
+        "pamap, fold0 (test 101): 15 test windows, fewer than 20 (report.min_test_windows)",
+        "pamap, fold1 (test 102): no test window of rope jumping"]
+    # with a threshold under every fold's size, only the missing class is said
+    write_report_tables(paths, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}},
+                        min_test_windows=10)
+    assert "fold0 (test 101): 15" not in out["tables"].read_text()
 
 
 def test_compare_with_lab(loso_runs, tmp_path):
@@ -288,7 +321,7 @@ def test_sections_name_their_split(runs, tmp_path):
     motion, gene = section(markdown, "motion"), section(markdown, "gene")
     assert f"Split: {SPLIT_DESCRIPTIONS['random']}." in motion and "random window split" in motion
     assert "random window split" not in gene and "subject-disjoint holdout" in gene
-    assert table_cells(motion, "student from scratch") == [cell([0.9, 0.92, 0.95])]
+    assert table_cells(motion, "student from scratch") == [cell([0.9, 0.92, 0.95]), "100"]
 
 
 def test_other_metric_and_decimals(loso_runs, tmp_path):

@@ -9,6 +9,7 @@ is marked instead of silently averaged. Each dataset's section of the tables end
 comparisons, and the last section ranks the students across datasets (gafkd.comparisons).
 """
 
+import logging
 import math
 from html import escape
 
@@ -23,6 +24,9 @@ from gafkd.grid import is_image_modality, tag_encoding, teacher_arch as teachers
 from gafkd.splits import SPLIT_DESCRIPTIONS, split_kind
 from gafkd.methods import METHODS, row_label as student_label
 from gafkd.run_record import read_metrics
+
+log = logging.getLogger(__name__)
+MIN_TEST_WINDOWS = 100  # report.min_test_windows
 
 GROUP = ["dataset", "split", "role", "method", "images", "teacher_arch", "arch", "alpha"]
 METRICS = ["test_accuracy", "test_macro_f1", "test_accuracy_last", "val_accuracy",
@@ -76,6 +80,8 @@ def run_row(path):
         teacher_arch, images = teachers_arch(config["teachers"]), tag_encoding(config["teachers"])
     best = metrics["test_at_best_val"]
     record = metrics.get("split", {})
+    names = metrics.get("class_names") or []
+    absent = [names[c] for c, row in enumerate(best.get("confusion") or []) if c < len(names) and not sum(row)]
     provenance = metrics.get("provenance", {})
     return {
         "dataset": config["dataset"], "split": split, "fold": config["fold"], "role": role, "method": method,
@@ -84,7 +90,7 @@ def run_row(path):
         "val_accuracy": metrics["val_accuracy"], "test_accuracy": best["accuracy"],
         "test_macro_f1": best["macro_f1"], "test_accuracy_last": metrics["test_at_last_epoch"]["accuracy"],
         "optimistic_test_accuracy": metrics["optimistic_best_test_accuracy"]["accuracy"],
-        "test_n": best.get("n", math.nan),
+        "test_n": best.get("n", math.nan), "test_missing_classes": _joined(absent),
         "best_epoch": metrics["best_epoch"], "epochs": metrics["epochs"],
         "wall_seconds": metrics["wall_seconds"],
         "test_subjects": _joined(record.get("test_subjects", [])),
@@ -134,7 +140,10 @@ def summarize(runs, expected=None):
     stats = grouped[values].agg(["mean", "std"])
     stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
     counts = keyed.groupby(GROUP, sort=True)
-    summary = pd.DataFrame({"seeds": grouped.size(), "folds": counts["fold"].nunique(), "runs": counts.size()})
+    # the test windows of the group's split: summed over the folds of a seed, the largest over seeds
+    windows = keyed.groupby(GROUP + ["seed"], sort=True)["test_n"].sum(min_count=1).groupby(GROUP).max()
+    summary = pd.DataFrame({"seeds": grouped.size(), "folds": counts["fold"].nunique(), "runs": counts.size(),
+                            "test_windows": windows})
     summary = summary.join(stats).reset_index()
     summary["alpha"] = summary["alpha"].replace(-1.0, np.nan)
     if expected is not None:
@@ -187,32 +196,63 @@ def _part(frame, dataset, split):
 
 
 def dataset_table(summary, dataset, teacher_archs, alphas, metric="test_accuracy", decimals=2,
-                  weighted=False, split=None):
-    """A DataFrame in the lab's layout: rows methods, columns teacher architectures."""
+                  weighted=False, split=None, windows=False):
+    """A DataFrame in the lab's layout: rows methods, columns teacher architectures (and, with
+    `windows`, a last column of the row's test windows: over the folds of one seed)."""
     part = _part(summary, dataset, split)
     column = f"{metric}_weighted" if weighted else metric
     table = {}
     for label, method, images, alpha in table_rows(part, alphas):
-        cells = {}
+        cells, counts = {}, []
         for arch in teacher_archs:
             match = select(part, method, images, arch, alpha)
             if match.empty:
                 cells[arch] = ""
                 continue
             row = match.iloc[0]
+            counts.append(row.get("test_windows", math.nan))
             cells[arch] = format_cell(row[f"{column}_mean"], row[f"{column}_std"], int(row["seeds"]),
                                       int(row["runs"]), row.get("n_expected"), decimals=decimals)
+        if windows:
+            known = {int(c) for c in counts if not pd.isna(c)}
+            cells["test windows"] = ", ".join(str(c) for c in sorted(known)) or "–"
         table[label] = cells
-    return pd.DataFrame.from_dict(table, orient="index", columns=list(teacher_archs))
+    columns = list(teacher_archs) + (["test windows"] if windows else [])
+    return pd.DataFrame.from_dict(table, orient="index", columns=columns)
 
 
 def fold_headers(runs):
-    """{fold: 'fold3 (test 104)'}, in fold order; the test subjects where the runs record them."""
+    """{fold: 'fold3 (test 104, 312 windows)'}, in fold order; the test subjects and windows where
+    the runs record them."""
     headers = {}
     for fold in sorted(runs["fold"].unique(), key=fold_order):
-        subjects = [s for s in runs.loc[runs["fold"] == fold, "test_subjects"] if s]
-        headers[fold] = f"{fold} (test {subjects[0]})" if subjects else fold
+        of_fold = runs[runs["fold"] == fold]
+        subjects = [s for s in of_fold["test_subjects"] if s]
+        windows = of_fold["test_n"].dropna()
+        said = ([f"test {subjects[0]}"] if subjects else []) + ([f"{int(windows.max())} windows"] if len(windows) else [])
+        headers[fold] = f"{fold} ({', '.join(said)})" if said else fold
     return headers
+
+
+def small_test_lines(runs, min_windows=MIN_TEST_WINDOWS):
+    """'fold8 (test 109): 40 test windows, fewer than 100; no test window of running, ...' for each
+    fold whose test set is small or lacks classes, each also warned of in the log."""
+    lines = []
+    for fold in sorted(runs["fold"].unique(), key=fold_order):
+        of_fold = runs[runs["fold"] == fold]
+        windows = of_fold["test_n"].dropna()
+        subjects = [s for s in of_fold["test_subjects"] if s]
+        missing = max((m for m in of_fold["test_missing_classes"].fillna("")), key=len, default="")
+        said = []
+        if len(windows) and windows.max() < min_windows:
+            said.append(f"{int(windows.max())} test windows, fewer than {min_windows} (report.min_test_windows)")
+        if missing:
+            said.append(f"no test window of {missing}")
+        if said:
+            where = f"{fold} (test {subjects[0]})" if subjects else fold
+            lines.append(f"{where}: {'; '.join(said)}")
+            log.warning("%s, %s", runs["dataset"].iloc[0], lines[-1])
+    return lines
 
 
 def fold_table(runs, dataset, arch, alphas, metric="test_accuracy", decimals=2, split=None):
@@ -291,16 +331,19 @@ def selection_text(runs):
             "test windows, so every test number here is optimistic")
 
 
-def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric="test_accuracy", decimals=2):
+def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric="test_accuracy", decimals=2,
+                   min_test_windows=MIN_TEST_WINDOWS):
     """The split of one dataset's results, then its tables: (intro, [(heading, note, DataFrame or None)])."""
     part_runs, part = _part(runs, dataset, split), _part(summary, dataset, split)
     folds = part_runs["fold"].nunique()
     name, label = metric.replace("_", " "), METRIC_LABELS[metric]
-    counts = ("in brackets the number of seeds; columns are teacher architectures; "
-              "`!` marks a group with fewer runs than the config asks for (runs done of runs asked)")
+    counts = ("in brackets the number of seeds; columns are teacher architectures, then the row's test "
+              "windows (over all folds of a seed); `!` marks a group with fewer runs than the config asks for "
+              "(runs done of runs asked)")
 
     def table(**options):
-        return dataset_table(summary, dataset, teacher_archs, alphas, metric, decimals, split=split, **options)
+        return dataset_table(summary, dataset, teacher_archs, alphas, metric, decimals, split=split,
+                             windows=True, **options)
 
     if split != "loso":
         over = f"mean ± std (ddof 1) over {_seeds_text(part)}"
@@ -332,6 +375,11 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
     lines = missing_class_lines(part_runs)
     if lines:
         blocks.append(("Validation splits that lack classes", "\n".join(f"- {line}" for line in lines), None))
+    lines = small_test_lines(part_runs, min_test_windows)
+    if lines:
+        blocks.append(("Small or incomplete test sets",
+                       "\n".join(f"- {line}: its numbers rest on few windows or not on every class"
+                                  for line in lines), None))
     blocks.append(("Compare with the lab",
                    "lab: test accuracy at the epoch with the best test accuracy, picked on the test set itself "
                    "as the lab's code did (optimistic); gafkd: test accuracy at the checkpoint with the best "
@@ -360,7 +408,7 @@ def _append(text, page, blocks):
 
 
 def write_report_tables(metrics_paths, out, teacher_archs, alphas, expected, metric="test_accuracy",
-                        decimals=2, rope=ROPE):
+                        decimals=2, rope=ROPE, min_test_windows=MIN_TEST_WINDOWS):
     """runs.csv, summary.csv, comparisons.csv, tables.md and tables.html (for the Snakemake report)."""
     runs = collect_runs(metrics_paths)
     summary = summarize(runs, expected)
@@ -369,7 +417,8 @@ def write_report_tables(metrics_paths, out, teacher_archs, alphas, expected, met
         splits = sorted(runs.loc[runs["dataset"] == dataset, "split"].unique())
         for split in splits:
             title = dataset if len(splits) == 1 else f"{dataset}, {split}"
-            intro, blocks = dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric, decimals)
+            intro, blocks = dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric, decimals,
+                                           min_test_windows)
             table, absent = comparison_table(runs, dataset, split, metric, rope)
             comparisons.append(table)
             n_folds = runs.loc[(runs["dataset"] == dataset) & (runs["split"] == split), "fold"].nunique()

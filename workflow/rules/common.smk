@@ -96,7 +96,9 @@ wildcard_constraints:
 def teacher_inputs(wildcards):
     inputs = {"windows": f"results/{wildcards.dataset}/windows.h5"}
     if grid.is_image_modality(wildcards.modality):
-        inputs["images"] = grid.images_path(config, wildcards.dataset, wildcards.modality)
+        inputs["images"] = grid.images_path(
+            config, wildcards.dataset, wildcards.modality
+        )
     return inputs
 
 

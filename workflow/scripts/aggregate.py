@@ -8,4 +8,5 @@ with logged(snakemake.log[0]):
     options = snakemake.params.options
     write_report_tables(list(snakemake.input), dict(snakemake.output.items()),
                         snakemake.params.teacher_archs, snakemake.params.alphas,
-                        snakemake.params.expected, options["metric"], options["decimals"], options["rope"])
+                        snakemake.params.expected, options["metric"], options["decimals"], options["rope"],
+                        options["min_test_windows"])
