@@ -328,3 +328,54 @@ def test_validation_on_the_test_set_needs_test_subjects(kind, allowed):
     with pytest.raises(ConfigError, match=r"datasets.g.split.validation: 'test' picks each fold's checkpoint on "
                                           r"its test subject\(s\), and split kind 'random' has none"):
         resolve_dataset("g", spec)
+
+
+def lab_config_with(tmp_path, change):
+    config = yaml.safe_load((REPO / "configs/gene14_w500.yaml").read_text())
+    change(config)
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_the_lab_reference_fills_in_its_image_teachers(tmp_path):
+    config = check_config_file(lab_config_with(tmp_path, lambda c: None))
+    values = config["report"]["reference"]["gene14_w500"]["values"]
+    assert [(v["method"], v["images"], v.get("alpha")) for v in values] == [
+        ("teacher-gaf", "gasf", None), ("kd-gaf", "gasf", None), ("kd2", "gasf", 0.3),
+        ("kd2-anneal", "gasf", 0.3), ("kd2-anneal-sp", "gasf", 0.3)]
+
+
+def _entry(index, **items):
+    def change(config):
+        config["report"]["reference"]["gene14_w500"]["values"][index].update(items)
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["students"].update(methods=["scratch", "kd-gaf", "kd2", "kd2-anneal"]),
+     r"values\[4\]: method 'kd2-anneal-sp' is not run by this config \(students.methods: scratch, kd-gaf"),
+    (_entry(2, alpha=0.4), r"values\[2\]: alpha 0.4 is not run by this config \(students.alphas: "
+                           r"\[0.1, 0.3, 0.5, 0.7, 0.9\]\)"),
+    (_entry(1, alpha=0.3), r"values\[1\]: 'kd-gaf' has no α grid; remove alpha"),
+    (_entry(1, **{"lambda": 0.1}), r"values\[1\]: lambda 0.1 is not run by this config \(students.kd.lambda: 0.7\)"),
+    (_entry(0, **{"lambda": 0.7}), r"values\[0\]: 'teacher-gaf' is not distilled; remove lambda"),
+    (_entry(1, images="mtf"), r"values\[1\]: images 'mtf': this config runs 'kd-gaf' with gasf"),
+    (_entry(3, accuracy={"wrn40-2": 70.0}), r"values\[3\]: teacher architecture\(s\) \['wrn40-2'\] not in "
+                                            r"students.teacher_archs"),
+    (_entry(3, method="kd2"), r"values\[3\]: the same row as report.reference.gene14_w500.values\[2\]"),
+    (lambda c: c["report"]["reference"].update(gene7=c["report"]["reference"]["gene14_w500"]),
+     r"report.reference.gene7: no such dataset \(datasets: gene14_w500\)"),
+    (lambda c: (c["teachers"].update(modalities=["sig"]), c["students"].update(methods=["scratch", "kd-sig"])),
+     r"values\[0\]: method 'teacher-gaf' is not run by this config \(teachers.modalities: \['sig'\]\)"),
+])
+def test_a_reference_the_grid_does_not_run_names_its_entry(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=r"report.reference.gene14_w500." + message
+                       if message.startswith("values") else message):
+        check_config_file(lab_config_with(tmp_path, change))
+
+
+def test_a_reference_accuracy_is_a_mean_or_mean_and_std(tmp_path):
+    problem = schema_errors(yaml.safe_load(lab_config_with(tmp_path, _entry(0, accuracy={"wrn16-1": [63.1]}))
+                                           .read_text()), SCHEMA)
+    assert problem and "report.reference.gene14_w500.values.0.accuracy.wrn16-1" in problem, problem

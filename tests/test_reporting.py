@@ -71,8 +71,9 @@ def table_header(markdown, first_column):
     return [cell.strip() for cell in line.strip("|").split("|")[1:]]
 
 
-def cell(values, seeds=None, decimals=2):
-    std = "–" if len(values) < 2 else f"{100 * statistics.stdev(values):.{decimals}f}"
+def cell(values, seeds=None, decimals=2, ddof=1):
+    spread = statistics.stdev if ddof == 1 else statistics.pstdev
+    std = "–" if len(values) < 2 else f"{100 * spread(values):.{decimals}f}"
     return f"{100 * statistics.mean(values):.{decimals}f} ± {std} ({seeds or len(values)})"
 
 
@@ -306,9 +307,38 @@ def test_compare_with_lab(loso_runs, tmp_path):
     lab = section(out["tables"].read_text(), "pamap").split("### Compare with the lab", 1)[1]
     header = table_header(lab, "lab")
     assert header == ["wrn16-1 lab (best epoch on test)", "wrn16-1 gafkd (best on validation)"]
+    # the lab's std: population (ddof 0), and the note says so
+    assert "mean ± std (ddof 0, the population std the lab reports)" in lab
     cells = dict(zip(header, table_cells(lab, "2 teachers (GASF + signal), α = 0.3")))
-    assert cells["wrn16-1 lab (best epoch on test)"] == cell(fold_means(LOSO_OPTIMISTIC, False))
-    assert cells["wrn16-1 gafkd (best on validation)"] == cell(fold_means(LOSO_ACCURACY, False))
+    assert cells["wrn16-1 lab (best epoch on test)"] == cell(fold_means(LOSO_OPTIMISTIC, False), ddof=0)
+    assert cells["wrn16-1 gafkd (best on validation)"] == cell(fold_means(LOSO_ACCURACY, False), ddof=0)
+    assert cell(fold_means(LOSO_ACCURACY, False), ddof=0) != cell(fold_means(LOSO_ACCURACY, False))
+
+
+def test_the_labs_reported_numbers_stand_beside_gafkds(loso_runs, tmp_path):
+    reference = {"pamap": {"source": "the lab's notes, PAMAP2 LOSO", "runs": 3, "ddof": 0, "values": [
+        {"method": "teacher-gaf", "images": "gasf", "accuracy": {"wrn16-1": 81.44, "wrn28-1": 81.91}},
+        {"method": "kd2", "images": "gasf", "alpha": 0.3, "accuracy": {"wrn16-1": [70.26, 0.36]}},
+        {"method": "kd2", "images": "gasf", "alpha": 0.5, "accuracy": {"wrn16-1": [99.0, 0.1]}}]}}
+    out = outputs(tmp_path)
+    write_report_tables(loso_runs, out, ["wrn16-1", "wrn28-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}},
+                        reference=reference)
+    lab = section(out["tables"].read_text(), "pamap").split("### Compare with the lab", 1)[1]
+    assert lab.lstrip().startswith("lab reported: the lab's notes, PAMAP2 LOSO (std with ddof 0; in brackets its "
+                                   "runs); never a test target.")
+    header = table_header(lab, "lab")
+    assert header[:3] == ["wrn16-1 lab reported", "wrn16-1 lab (best epoch on test)",
+                          "wrn16-1 gafkd (best on validation)"]
+    kd2 = dict(zip(header, table_cells(lab, "2 teachers (GASF + signal), α = 0.3")))
+    assert kd2["wrn16-1 lab reported"] == "70.26 ± 0.36 (3)"      # α 0.5's entry is not this row
+    assert kd2["wrn16-1 gafkd (best on validation)"] == cell(fold_means(LOSO_ACCURACY, False), ddof=0)
+    assert kd2["wrn28-1 lab reported"] == ""
+    teacher = dict(zip(header, table_cells(lab, "GASF teacher")))
+    assert teacher["wrn16-1 lab reported"] == "81.44 (3)" and teacher["wrn28-1 lab reported"] == "81.91 (3)"
+    # another dataset's section has no reported column
+    write_report_tables(loso_runs, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}},
+                        reference={"gene": reference["pamap"]})
+    assert "lab reported" not in out["tables"].read_text()
 
 
 def test_sections_name_their_split(runs, tmp_path):

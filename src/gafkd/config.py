@@ -195,6 +195,7 @@ def check_config(config):
     for arch in config["teachers"]["archs"]:
         check_arch(arch, "teachers.archs")
     check_students(config)
+    check_reference(config)
     size = config["images"]["size"]
     parts = {part for encoding in config["images"]["methods"] for part in encoding_parts(encoding)}
     for name, spec in datasets.items():
@@ -242,6 +243,69 @@ def check_students(config):
     if needed and set(seeds) - set(teachers["seeds"]):
         raise ConfigError(f"students need teachers of seed(s) {sorted(set(seeds) - set(teachers['seeds']))} "
                           f"(students.teacher_seed: {students['teacher_seed']!r}), not in teachers.seeds")
+
+
+TEACHER_ROWS = {"teacher-gaf": "gaf", "teacher-sig": "sig"}   # the teachers' rows of the tables
+
+
+def check_reference(config):
+    """Every report.reference entry names a row and columns this config's tables have, once; fills
+    in each entry's images (its image teacher's encoding, '' where it has none)."""
+    for dataset, block in (config.get("report", {}).get("reference") or {}).items():
+        if dataset not in config["datasets"]:
+            raise ConfigError(f"report.reference.{dataset}: no such dataset (datasets: "
+                              f"{', '.join(config['datasets'])})")
+        seen = {}
+        for i, entry in enumerate(block["values"]):
+            key = f"report.reference.{dataset}.values[{i}]"
+            check_reference_entry(config, key, entry)
+            row = (entry["method"], entry["images"], None if "alpha" not in entry else round(entry["alpha"], 9))
+            if row in seen:
+                raise ConfigError(f"{key}: the same row as {seen[row]}")
+            seen[row] = key
+
+
+def check_reference_entry(config, key, entry):
+    students, encodings = config["students"], config["images"]["methods"]
+    paired = students.get("paired_images") or encodings
+    name = entry["method"]
+    if name in TEACHER_ROWS:
+        if TEACHER_ROWS[name] not in config["teachers"]["modalities"]:
+            raise ConfigError(f"{key}: method '{name}' is not run by this config (teachers.modalities: "
+                              f"{config['teachers']['modalities']})")
+        teachers, grid_alpha, distilled = (TEACHER_ROWS[name],), False, False
+        archs, arch_key = config["teachers"]["archs"], "teachers.archs"
+    else:
+        if name not in students["methods"]:
+            raise ConfigError(f"{key}: method '{name}' is not run by this config (students.methods: "
+                              f"{', '.join(students['methods'])}; teachers: {', '.join(TEACHER_ROWS)})")
+        record = method(name)
+        teachers, grid_alpha, distilled = record.teachers, record.alpha_grid, bool(record.teachers)
+        archs, arch_key = students["teacher_archs"], "students.teacher_archs"
+    if "gaf" in teachers:
+        allowed = paired if len(teachers) > 1 else encodings
+        entry.setdefault("images", allowed[0])
+        if entry["images"] not in allowed:
+            raise ConfigError(f"{key}: images '{entry['images']}': this config runs '{name}' with "
+                              f"{', '.join(allowed)}")
+    elif entry.setdefault("images", "") != "":
+        raise ConfigError(f"{key}: '{name}' has no image teacher; remove images")
+    if grid_alpha:
+        if "alpha" not in entry:
+            raise ConfigError(f"{key}: '{name}' runs for each students.alphas entry; say which (alpha)")
+        if not any(abs(entry["alpha"] - a) < 1e-9 for a in students["alphas"]):
+            raise ConfigError(f"{key}: alpha {entry['alpha']} is not run by this config "
+                              f"(students.alphas: {students['alphas']})")
+    elif "alpha" in entry:
+        raise ConfigError(f"{key}: '{name}' has no α grid; remove alpha")
+    if "lambda" in entry and not distilled:
+        raise ConfigError(f"{key}: '{name}' is not distilled; remove lambda")
+    if "lambda" in entry and abs(entry["lambda"] - students["kd"]["lambda"]) > 1e-9:
+        raise ConfigError(f"{key}: lambda {entry['lambda']} is not run by this config "
+                          f"(students.kd.lambda: {students['kd']['lambda']})")
+    unknown = [a for a in entry["accuracy"] if a not in archs]
+    if unknown:
+        raise ConfigError(f"{key}: teacher architecture(s) {unknown} not in {arch_key} {list(archs)}")
 
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"

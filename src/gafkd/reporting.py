@@ -131,14 +131,15 @@ def seed_means(runs):
 def summarize(runs, expected=None):
     """Per group: mean and std (ddof 1) over seeds of each seed's fold mean, unweighted
     (`{metric}_mean`, `{metric}_std`) and weighted by test windows (`{metric}_weighted_mean`,
-    `{metric}_weighted_std`); seeds, folds and runs; `expected` {dataset: {role: runs per group}}
-    adds n_expected and complete."""
+    `{metric}_weighted_std`), and the population std (ddof 0, `{metric}_std0`); seeds, folds, runs
+    and test windows; `expected` {dataset: {role: runs per group}} adds n_expected and complete."""
     keyed = runs.assign(alpha=runs["alpha"].fillna(-1.0))     # NaN keys would drop teacher rows
     per_seed = seed_means(keyed)
     grouped = per_seed.groupby(GROUP, sort=True)
     values = [m for metric in METRICS for m in (metric, f"{metric}_weighted") if m in per_seed]
     stats = grouped[values].agg(["mean", "std"])
     stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
+    stats = stats.join(grouped[values].std(ddof=0).add_suffix("_std0"))     # the lab's std
     counts = keyed.groupby(GROUP, sort=True)
     # the test windows of the group's split: summed over the folds of a seed, the largest over seeds
     windows = keyed.groupby(GROUP + ["seed"], sort=True)["test_n"].sum(min_count=1).groupby(GROUP).max()
@@ -196,11 +197,13 @@ def _part(frame, dataset, split):
 
 
 def dataset_table(summary, dataset, teacher_archs, alphas, metric="test_accuracy", decimals=2,
-                  weighted=False, split=None, windows=False):
+                  weighted=False, split=None, windows=False, ddof=1):
     """A DataFrame in the lab's layout: rows methods, columns teacher architectures (and, with
-    `windows`, a last column of the row's test windows: over the folds of one seed)."""
+    `windows`, a last column of the row's test windows: over the folds of one seed); std with
+    `ddof` 1 or 0."""
     part = _part(summary, dataset, split)
     column = f"{metric}_weighted" if weighted else metric
+    spread = "_std" if ddof == 1 else "_std0"
     table = {}
     for label, method, images, alpha in table_rows(part, alphas):
         cells, counts = {}, []
@@ -211,7 +214,7 @@ def dataset_table(summary, dataset, teacher_archs, alphas, metric="test_accuracy
                 continue
             row = match.iloc[0]
             counts.append(row.get("test_windows", math.nan))
-            cells[arch] = format_cell(row[f"{column}_mean"], row[f"{column}_std"], int(row["seeds"]),
+            cells[arch] = format_cell(row[f"{column}_mean"], row[column + spread], int(row["seeds"]),
                                       int(row["runs"]), row.get("n_expected"), decimals=decimals)
         if windows:
             known = {int(c) for c in counts if not pd.isna(c)}
@@ -273,14 +276,40 @@ def fold_table(runs, dataset, arch, alphas, metric="test_accuracy", decimals=2, 
     return pd.DataFrame.from_dict(table, orient="index", columns=list(headers.values()))
 
 
-def lab_table(summary, dataset, teacher_archs, alphas, decimals=2, split=None):
-    """Per teacher architecture the lab's number (best epoch on test) beside gafkd's (best on validation)."""
-    lab = dataset_table(summary, dataset, teacher_archs, alphas, "optimistic_test_accuracy", decimals, split=split)
-    ours = dataset_table(summary, dataset, teacher_archs, alphas, "test_accuracy", decimals, split=split)
+def _alpha_key(alpha):
+    return None if alpha is None else round(float(alpha), 9)
+
+
+def reference_cells(reference, decimals=2):
+    """{(method, images, alpha): {arch: '70.26 ± 0.36 (3)'}} of a report.reference block (the
+    config check filled in images)."""
+    runs = f" ({reference['runs']})" if reference.get("runs") else ""
+    cells = {}
+    for entry in reference["values"]:
+        key = (entry["method"], entry.get("images", ""), _alpha_key(entry.get("alpha")))
+        for arch, value in entry["accuracy"].items():
+            mean, std = (value, None) if isinstance(value, (int, float)) else value
+            spread = "" if std is None else f" ± {std:.{decimals}f}"
+            cells.setdefault(key, {})[arch] = f"{mean:.{decimals}f}{spread}{runs}"
+    return cells
+
+
+def lab_table(summary, dataset, teacher_archs, alphas, decimals=2, split=None, reference=None):
+    """Per teacher architecture the lab's reported number (`reference`, a report.reference block),
+    then gafkd's run of the lab's selection (best epoch on test) and gafkd's own (best on
+    validation), with the lab's std (ddof 0)."""
+    options = dict(decimals=decimals, split=split, ddof=0)
+    lab = dataset_table(summary, dataset, teacher_archs, alphas, "optimistic_test_accuracy", **options)
+    ours = dataset_table(summary, dataset, teacher_archs, alphas, "test_accuracy", **options)
+    reported = reference_cells(reference, decimals) if reference else None
+    keys = [(m, i, _alpha_key(a)) for _, m, i, a in table_rows(_part(summary, dataset, split), alphas)]
     columns = {}
     for arch in teacher_archs:
-        columns[f"{arch} lab (best epoch on test)"] = lab[arch]
-        columns[f"{arch} gafkd (best on validation)"] = ours[arch]
+        if reported is not None:
+            columns[f"{arch} lab reported"] = [
+                reported.get(key, {}).get(arch, "") for key in keys]
+        columns[f"{arch} lab (best epoch on test)"] = list(lab[arch])
+        columns[f"{arch} gafkd (best on validation)"] = list(ours[arch])
     return pd.DataFrame(columns, index=lab.index)
 
 
@@ -332,8 +361,9 @@ def selection_text(runs):
 
 
 def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric="test_accuracy", decimals=2,
-                   min_test_windows=MIN_TEST_WINDOWS):
-    """The split of one dataset's results, then its tables: (intro, [(heading, note, DataFrame or None)])."""
+                   min_test_windows=MIN_TEST_WINDOWS, reference=None):
+    """The split of one dataset's results, then its tables: (intro, [(heading, note, DataFrame or None)]);
+    `reference` is the dataset's report.reference block."""
     part_runs, part = _part(runs, dataset, split), _part(summary, dataset, split)
     folds = part_runs["fold"].nunique()
     name, label = metric.replace("_", " "), METRIC_LABELS[metric]
@@ -380,12 +410,18 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
         blocks.append(("Small or incomplete test sets",
                        "\n".join(f"- {line}: its numbers rest on few windows or not on every class"
                                   for line in lines), None))
+    lab_over = over.replace("(ddof 1)", "(ddof 0, the population std the lab reports)")
+    reported = ""
+    if reference:
+        runs = "; in brackets its runs" if reference.get("runs") else ""
+        reported = (f"lab reported: {reference['source']} (std with ddof {reference.get('ddof', 0)}{runs}); "
+                    "never a test target. ")
     blocks.append(("Compare with the lab",
-                   "lab: test accuracy at the epoch with the best test accuracy, picked on the test set itself "
-                   "as the lab's code did (optimistic); gafkd: test accuracy at the checkpoint with the best "
-                   f"validation accuracy. Both in %, {over}" + (" (unweighted)" if split == "loso" else "")
+                   reported + "lab: test accuracy at the epoch with the best test accuracy, picked on the test "
+                   "set itself as the lab's code did (optimistic); gafkd: test accuracy at the checkpoint with "
+                   f"the best validation accuracy. Both in %, {lab_over}" + (" (unweighted)" if split == "loso" else "")
                    + "; in brackets the number of seeds; `!` marks incomplete groups as above.",
-                   lab_table(summary, dataset, teacher_archs, alphas, decimals, split=split)))
+                   lab_table(summary, dataset, teacher_archs, alphas, decimals, split=split, reference=reference)))
     return intro, blocks
 
 
@@ -408,8 +444,9 @@ def _append(text, page, blocks):
 
 
 def write_report_tables(metrics_paths, out, teacher_archs, alphas, expected, metric="test_accuracy",
-                        decimals=2, rope=ROPE, min_test_windows=MIN_TEST_WINDOWS):
-    """runs.csv, summary.csv, comparisons.csv, tables.md and tables.html (for the Snakemake report)."""
+                        decimals=2, rope=ROPE, min_test_windows=MIN_TEST_WINDOWS, reference=None):
+    """runs.csv, summary.csv, comparisons.csv, tables.md and tables.html (for the Snakemake report);
+    `reference` {dataset: report.reference block}."""
     runs = collect_runs(metrics_paths)
     summary = summarize(runs, expected)
     text, page, comparisons = ["# Results\n"], [], []
@@ -418,7 +455,7 @@ def write_report_tables(metrics_paths, out, teacher_archs, alphas, expected, met
         for split in splits:
             title = dataset if len(splits) == 1 else f"{dataset}, {split}"
             intro, blocks = dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric, decimals,
-                                           min_test_windows)
+                                           min_test_windows, (reference or {}).get(dataset))
             table, absent = comparison_table(runs, dataset, split, metric, rope)
             comparisons.append(table)
             n_folds = runs.loc[(runs["dataset"] == dataset) & (runs["split"] == split), "fold"].nunique()
