@@ -309,3 +309,22 @@ def test_readme_gives_the_tested_tda_kd_block():
     readme = (REPO / "README.md").read_text()
     start = readme.index("```yaml\nstudents:\n  alphas: [0.7]\n") + len("```yaml\n")
     assert yaml.safe_load(readme[start:readme.index("```", start)]) == yaml.safe_load(TDA_KD_YAML)
+
+
+def test_a_packs_sp_term_is_each_members_solo_term_bit_for_bit_on_the_cpu():
+    # member-major group outputs as a pack gives them: strided views of (B, K·C, L)
+    torch.manual_seed(0)
+    K, B = 3, 8
+    joined = [torch.randn(B, K * c, n, requires_grad=True) for c, n in ((16, 100), (32, 50), (64, 25))]
+    member_major = [j.view(B, K, -1, j.shape[-1]).transpose(0, 1) for j in joined]
+    maps = [F.normalize(torch.rand(K, B, B), dim=-1) for _ in joined]
+    packed = similarity_preserving(member_major, maps, batch_dims=2)
+    packed.sum().backward()
+    for k in range(K):
+        solo = [g[k].detach().clone().requires_grad_() for g in member_major]
+        loss = similarity_preserving(solo, [m[k] for m in maps])
+        loss.backward()
+        assert torch.equal(packed[k], loss)
+        for j, s in zip(joined, solo):
+            c = s.shape[1]
+            assert torch.equal(j.grad[:, k * c:(k + 1) * c], s.grad)

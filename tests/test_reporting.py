@@ -293,8 +293,9 @@ def test_small_and_incomplete_test_sets_are_named(loso_runs, tmp_path, caplog):
     assert "fold1 (test 102): no test window of rope jumping" in notes
     assert "fold2" not in notes                                     # 300 windows, every class
     assert [r.getMessage() for r in caplog.records] == [
-        "pamap, fold0 (test 101): 15 test windows, fewer than 20 (report.min_test_windows)",
-        "pamap, fold1 (test 102): no test window of rope jumping"]
+        "pamap, fold0 (test 101): 15 test windows, fewer than 20 (report.min_test_windows): its numbers rest "
+        "on few windows", "pamap, fold1 (test 102): no test window of rope jumping: its numbers leave these "
+        "classes out"]
     # with a threshold under every fold's size, only the missing class is said
     write_report_tables(paths, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}},
                         min_test_windows=10)

@@ -238,8 +238,8 @@ def fold_headers(runs):
 
 
 def small_test_lines(runs, min_windows=MIN_TEST_WINDOWS):
-    """'fold8 (test 109): 40 test windows, fewer than 100; no test window of running, ...' for each
-    fold whose test set is small or lacks classes, each also warned of in the log."""
+    """'fold8 (test 109): 40 test windows, fewer than 100 ...; no test window of running, ...' for
+    each fold whose test set is small or lacks classes, each also warned of in the log."""
     lines = []
     for fold in sorted(runs["fold"].unique(), key=fold_order):
         of_fold = runs[runs["fold"] == fold]
@@ -248,9 +248,10 @@ def small_test_lines(runs, min_windows=MIN_TEST_WINDOWS):
         missing = max((m for m in of_fold["test_missing_classes"].fillna("")), key=len, default="")
         said = []
         if len(windows) and windows.max() < min_windows:
-            said.append(f"{int(windows.max())} test windows, fewer than {min_windows} (report.min_test_windows)")
+            said.append(f"{int(windows.max())} test windows, fewer than {min_windows} (report.min_test_windows): "
+                        "its numbers rest on few windows")
         if missing:
-            said.append(f"no test window of {missing}")
+            said.append(f"no test window of {missing}: its numbers leave these classes out")
         if said:
             where = f"{fold} (test {subjects[0]})" if subjects else fold
             lines.append(f"{where}: {'; '.join(said)}")
@@ -408,8 +409,7 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
     lines = small_test_lines(part_runs, min_test_windows)
     if lines:
         blocks.append(("Small or incomplete test sets",
-                       "\n".join(f"- {line}: its numbers rest on few windows or not on every class"
-                                  for line in lines), None))
+                       "\n".join(f"- {line}" for line in lines), None))
     lab_over = over.replace("(ddof 1)", "(ddof 0, the population std the lab reports)")
     reported = ""
     if reference:
