@@ -440,7 +440,7 @@ def main(argv=None):
     parser.add_argument("--run", help=argparse.SUPPRESS)          # a child: one training run
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="benchmarks/results/gpu_check")
-    parser.add_argument("--epochs", type=int, help="default: the demo's 60 on CUDA, 4 on the CPU")
+    parser.add_argument("--epochs", type=int, help="default: the demo's epochs on CUDA, 4 on the CPU")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the demo's on CUDA, 1 on the CPU")
     parser.add_argument("--workflow-timeout", type=int, default=480, help="seconds")
     parser.add_argument("--workdir", help="default: a temporary folder, removed afterwards")

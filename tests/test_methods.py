@@ -93,7 +93,7 @@ def test_inputs(record, source, config):
         expected.update({f"{m}_similarity": f"{teacher.format(folder[m])}/similarity.h5" for m in record.teachers})
     if record.similarity and source == "online":
         expected.update({f"{m}_model": f"{teacher.format(folder[m])}/model.pt" for m in record.teachers})
-        expected["images"] = "results/basicmotions/images_gasf64.h5"
+        expected["images"] = "results/basicmotions/images_gasf32.h5"
     if record.starts_from:
         expected["init"] = ("results/basicmotions/predefined/students/wrn16-1/"
                             f"{record.starts_from}/none/alpha0/seed2/model.pt")

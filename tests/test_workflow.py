@@ -70,22 +70,22 @@ def test_dry_run_of_default_config(tmp_path):
     # kd-gaf of each of the 4 encodings and kd-sig: 3 seeds; the kd2 family of GASF + signal: 3 × 3 α
     assert sorted(len(pack["output"]) // 3 for pack in packs) == [3, 3, 3, 3, 3, 9, 9, 9]
     for encoding in ("gasf", "mtf", "gasf+gadf+mtf", "pi"):
-        cache = the_job(jobs, "build_images", f"results/basicmotions/images_{encoding}64.h5")
+        cache = the_job(jobs, "build_images", f"results/basicmotions/images_{encoding}32.h5")
         assert cache["input"] == ["results/basicmotions/windows.h5"]
         teacher = the_job(jobs, "train_teacher", f"results/basicmotions/predefined/teachers/{encoding}/wrn16-1/seed1/model.pt")
-        assert set(teacher["input"]) == {f"results/basicmotions/images_{encoding}64.h5", "results/basicmotions/windows.h5"}
+        assert set(teacher["input"]) == {f"results/basicmotions/images_{encoding}32.h5", "results/basicmotions/windows.h5"}
         (one,) = [pack for pack in packs if f"kd-gaf/{encoding}-wrn16-1/alpha1/seed1/model.pt" in " ".join(pack["output"])]
         assert f"results/basicmotions/predefined/teachers/{encoding}/wrn16-1/seed1/outputs.h5" in one["input"]
     data = "results/basicmotions"
     windows = the_job(jobs, "build_windows", f"{data}/windows.h5")
     assert "input" not in windows
     assert windows["output"] == [f"{data}/windows.h5", f"{data}/windows_summary.md"]
-    images = the_job(jobs, "build_images", f"{data}/images_gasf64.h5")
+    images = the_job(jobs, "build_images", f"{data}/images_gasf32.h5")
     assert images["input"] == [f"{data}/windows.h5"]
-    assert images["output"] == [f"{data}/images_gasf64.h5", f"{data}/images_gasf64.png"]
+    assert images["output"] == [f"{data}/images_gasf32.h5", f"{data}/images_gasf32.png"]
     teachers = f"{data}/predefined/teachers"
     gaf = the_job(jobs, "train_teacher", f"{teachers}/gasf/wrn16-1/seed2/model.pt")
-    assert set(gaf["input"]) == {f"{data}/images_gasf64.h5", f"{data}/windows.h5"}
+    assert set(gaf["input"]) == {f"{data}/images_gasf32.h5", f"{data}/windows.h5"}
     assert gaf["output"] == [f"{teachers}/gasf/wrn16-1/seed2/{name}"
                              for name in ("model.pt", "metrics.json", "history.csv")]
     students = f"{data}/predefined/students/wrn16-1"
@@ -139,10 +139,10 @@ def test_demo_windows_and_images(tmp_path):
     with h5py.File(results / "windows.h5") as f:
         assert f["X"].shape == (80, 6, 100)
         assert (f["folds/predefined/split"][40:] == 2).all()
-    with h5py.File(results / "images_gasf64.h5") as f:
-        assert f["images"].shape == (80, 6, 64, 64) and f["images"].dtype == np.float16
-    for name in ("images_gasf64.png", "windows_summary.md", "logs/windows.log",
-                 "benchmarks/windows.tsv", "benchmarks/images_gasf64.tsv"):
+    with h5py.File(results / "images_gasf32.h5") as f:
+        assert f["images"].shape == (80, 6, 32, 32) and f["images"].dtype == np.float16
+    for name in ("images_gasf32.png", "windows_summary.md", "logs/windows.log",
+                 "benchmarks/windows.tsv", "benchmarks/images_gasf32.tsv"):
         assert (results / name).is_file(), name
     rerun = snakemake(tmp_path, "windows", "images", "-n")
     assert "Nothing to be done" in rerun.stdout + rerun.stderr

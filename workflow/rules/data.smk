@@ -63,6 +63,8 @@ rule build_images:
     wildcard_constraints:
         # what else changes the cache, in its name (gafkd.grid.image_tag)
         variant=grid.IMAGE_VARIANT_REGEX,
+    # first: every image teacher waits on its cache
+    priority: 3
     conda:
         "../../envs/data.yaml"
     threads: 4

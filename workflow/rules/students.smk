@@ -12,6 +12,8 @@ rule teacher_outputs:
         "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}-outputs.log",
     benchmark:
         "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}-outputs.tsv"
+    # before students, whose inputs they are
+    priority: 1
     conda:
         "../../envs/train.yaml"
     threads: config["devices"]["threads"]
@@ -33,6 +35,8 @@ rule teacher_similarity:
         "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}-similarity.log",
     benchmark:
         "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}-similarity.tsv"
+    # before students, whose inputs they are
+    priority: 1
     conda:
         "../../envs/train.yaml"
     threads: config["devices"]["threads"]

@@ -12,6 +12,8 @@ rule train_teacher:
         "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}.log",
     benchmark:
         "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}.tsv"
+    # before students: each gates its outputs, similarity caches and students
+    priority: 2
     conda:
         "../../envs/train.yaml"
     threads: config["devices"]["threads"]
