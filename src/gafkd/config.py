@@ -13,7 +13,7 @@ from gafkd import download as raw_download
 from gafkd.errors import ConfigError, GafkdError
 from gafkd.encodings import encoding_parts
 from gafkd.splits import fold_names as split_fold_names
-from gafkd.methods import method
+from gafkd.methods import TEACHER_ROWS, method
 from gafkd.archs import parse_arch
 from gafkd.readers import geneactiv, pamap2
 from gafkd.windowset import parse_class_map
@@ -243,9 +243,6 @@ def check_students(config):
     if needed and set(seeds) - set(teachers["seeds"]):
         raise ConfigError(f"students need teachers of seed(s) {sorted(set(seeds) - set(teachers['seeds']))} "
                           f"(students.teacher_seed: {students['teacher_seed']!r}), not in teachers.seeds")
-
-
-TEACHER_ROWS = {"teacher-gaf": "gaf", "teacher-sig": "sig"}   # the teachers' rows of the tables
 
 
 def check_reference(config):

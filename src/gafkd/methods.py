@@ -35,6 +35,8 @@ METHODS = (
     Method("kd2-anneal-sp", ("gaf", "sig"), None, "scratch", True, "+ SP"),
 )
 NAMES = tuple(m.name for m in METHODS)
+# The teachers' rows of the result tables, before the students': {row: teacher modality}.
+TEACHER_ROWS = {"teacher-gaf": "gaf", "teacher-sig": "sig"}   # an image teacher (any encoding), the signal teacher
 _BY_NAME = {m.name: m for m in METHODS}
 
 

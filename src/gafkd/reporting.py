@@ -22,7 +22,7 @@ from gafkd.errors import InputError
 from gafkd.encodings import encoding_label, encoding_order
 from gafkd.grid import is_image_modality, tag_encoding, teacher_arch as teachers_arch
 from gafkd.splits import SPLIT_DESCRIPTIONS, split_kind
-from gafkd.methods import METHODS, row_label as student_label
+from gafkd.methods import METHODS, TEACHER_ROWS, row_label as student_label
 from gafkd.run_record import read_metrics
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ METRIC_LABELS = {
     "val_accuracy": "best validation accuracy",
     "optimistic_test_accuracy": "test accuracy at the epoch picked on the test set (optimistic)",
 }
-TEACHER_ROWS = ("teacher-gaf", "teacher-sig")     # an image teacher (of any encoding), a signal teacher
 NO_TEACHER = {m.name for m in METHODS if not m.teachers}  # rows that are the same in every column
 
 
@@ -224,15 +223,22 @@ def dataset_table(summary, dataset, teacher_archs, alphas, metric="test_accuracy
     return pd.DataFrame.from_dict(table, orient="index", columns=columns)
 
 
-def fold_headers(runs):
-    """{fold: 'fold3 (test 104, 312 windows)'}, in fold order; the test subjects and windows where
-    the runs record them."""
-    headers = {}
+def _fold_tests(runs):
+    """(fold, its runs, its test subject or '', its test windows or None) of each fold, in fold
+    order; subject and windows where the runs record them."""
     for fold in sorted(runs["fold"].unique(), key=fold_order):
         of_fold = runs[runs["fold"] == fold]
         subjects = [s for s in of_fold["test_subjects"] if s]
         windows = of_fold["test_n"].dropna()
-        said = ([f"test {subjects[0]}"] if subjects else []) + ([f"{int(windows.max())} windows"] if len(windows) else [])
+        yield fold, of_fold, subjects[0] if subjects else "", int(windows.max()) if len(windows) else None
+
+
+def fold_headers(runs):
+    """{fold: 'fold3 (test 104, 312 windows)'}, in fold order; the test subjects and windows where
+    the runs record them."""
+    headers = {}
+    for fold, _, subject, windows in _fold_tests(runs):
+        said = ([f"test {subject}"] if subject else []) + ([f"{windows} windows"] if windows is not None else [])
         headers[fold] = f"{fold} ({', '.join(said)})" if said else fold
     return headers
 
@@ -241,19 +247,16 @@ def small_test_lines(runs, min_windows=MIN_TEST_WINDOWS):
     """'fold8 (test 109): 40 test windows, fewer than 100 ...; no test window of running, ...' for
     each fold whose test set is small or lacks classes, each also warned of in the log."""
     lines = []
-    for fold in sorted(runs["fold"].unique(), key=fold_order):
-        of_fold = runs[runs["fold"] == fold]
-        windows = of_fold["test_n"].dropna()
-        subjects = [s for s in of_fold["test_subjects"] if s]
-        missing = max((m for m in of_fold["test_missing_classes"].fillna("")), key=len, default="")
+    for fold, of_fold, subject, windows in _fold_tests(runs):
+        missing = max(of_fold["test_missing_classes"].fillna(""), key=len, default="")
         said = []
-        if len(windows) and windows.max() < min_windows:
-            said.append(f"{int(windows.max())} test windows, fewer than {min_windows} (report.min_test_windows): "
+        if windows is not None and windows < min_windows:
+            said.append(f"{windows} test windows, fewer than {min_windows} (report.min_test_windows): "
                         "its numbers rest on few windows")
         if missing:
             said.append(f"no test window of {missing}: its numbers leave these classes out")
         if said:
-            where = f"{fold} (test {subjects[0]})" if subjects else fold
+            where = f"{fold} (test {subject})" if subject else fold
             lines.append(f"{where}: {'; '.join(said)}")
             log.warning("%s, %s", runs["dataset"].iloc[0], lines[-1])
     return lines

@@ -20,9 +20,7 @@ SP_MERGES = ("raw", "normalized")
 
 def raw_gram(features, batch_dims=1):
     """f fᵀ of the outputs flattened after the first `batch_dims` dimensions (B×B, or K×B×B)."""
-    # contiguous: a pack's member-major outputs are strided views, and a product of strided rows
-    # sums in another order than its solo run's (on some CPUs), off by the last bits
-    flat = features.flatten(batch_dims).float().contiguous()
+    flat = features.flatten(batch_dims).float()
     return flat @ flat.transpose(-2, -1)
 
 
@@ -62,9 +60,11 @@ def merged_gram_map(gaf_gram, sig_gram, alpha, merge="normalized", sig_weight=No
 def similarity_preserving(student_groups, teacher_maps, batch_dims=1):
     """Σ_g ‖teacher_maps[g] − Ĝ_s,g‖²_F / B² over the groups (per member with batch_dims=2)."""
     if batch_dims == 2 and student_groups[0].device.type == "cpu":
-        # A pack on the CPU: member by member, as each solo run computes it (a CPU's batched
-        # products may sum in another order), so that a member is its solo run bit for bit.
-        return torch.stack([similarity_preserving([g[k] for g in student_groups], [t[k] for t in teacher_maps])
+        # A pack on the CPU: member by member on contiguous rows, as each solo run computes it (a
+        # CPU's batched or strided products may sum in another order), so that a member is its
+        # solo run bit for bit.
+        return torch.stack([similarity_preserving([g[k].contiguous() for g in student_groups],
+                                                  [t[k] for t in teacher_maps])
                             for k in range(student_groups[0].shape[0])])
     batch = student_groups[0].shape[batch_dims - 1]
     loss = 0.0
