@@ -3,6 +3,9 @@
 # make test       -- install into .venv and run the test suite
 # make gpu-check  -- install into .venv and check the CUDA path (benchmarks/gpu_check.py; on a
 #                    machine without a GPU it runs the same checks on the CPU)
+# make gpu-bench  -- install into .venv and measure packed student steps, the lab grid's projected
+#                    hours and a trained slice against its projection at each training.precision
+#                    (benchmarks/gpu_bench.py, under 8 minutes on one GPU; CSVs in benchmarks/results)
 #
 # The packages are installed at the versions envs/*.yaml pin (envs/pip-constraints.txt).
 #
@@ -25,7 +28,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-requirement
 
-.PHONY: install demo test gpu-check clean-results FORCE
+.PHONY: install demo test gpu-check gpu-bench clean-results FORCE
 
 install: $(STAMP)
 
@@ -50,6 +53,9 @@ test: install
 
 gpu-check: install
 	$(BIN)/python benchmarks/gpu_check.py
+
+gpu-bench: install
+	$(BIN)/python benchmarks/gpu_bench.py
 
 clean-results:
 	rm -rf results/* .snakemake/incomplete

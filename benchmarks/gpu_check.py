@@ -15,7 +15,7 @@
                 host memory (GAFKD_DATA_PLACEMENT=host) against resident: the same numbers;
                 steps/s of each.
 5. pack K       packed against solo student steps (benchmarks/student_pack.py, K = 1, 8, 32, 64).
-6. bf16         the teacher with training.bf16 on and off: step time and accuracy.
+6. bf16         the teacher with training.precision bf16 against the config's: step time and accuracy.
 7. cpu          the same teacher and student pack on the CPU beside the GPU's numbers.
 
 The demo's students train in packs (students.pack), and the student checked is one of a pack,
@@ -47,7 +47,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from gafkd import grid  # noqa: E402
-from gafkd.config import check_config_file  # noqa: E402
+from gafkd.config import check_config_file, training_defaults  # noqa: E402
 from gafkd.devices import CUDA_CONTEXT_BYTES, numerics_record, use_numerics  # noqa: E402
 from gafkd.memory import human_bytes  # noqa: E402
 from gafkd.splits import fold_names  # noqa: E402
@@ -71,7 +71,7 @@ def run_child(spec):
     from gafkd.teachers import train_teacher
 
     first = spec["settings"] if spec["role"] == "teacher" else spec["settings"][0]
-    use_numerics(first["training"]["fast_math"])
+    use_numerics(first["training"]["precision"], first["training"]["deterministic"])
     torch.set_num_threads(first["threads"])
     device = torch.device(spec["device"])
     if device.type == "cuda":
@@ -371,12 +371,13 @@ def run_checks(args, device, workdir):
     teacher = specs["teacher"]
     if device.type == "cuda":
         bf16 = {**teacher, "settings": {**teacher["settings"],
-                                        "training": {**teacher["settings"]["training"], "bf16": True}}}
+                                        "training": {**teacher["settings"]["training"], "precision": "bf16"}}}
         train_in_child({**bf16, "out": str(runs / "teacher-bf16")})
         ms = {k: 1000 / steps_per_second(runs / f"teacher-{k}" / "m0", batch) for k in ("a", "bf16")}
         accuracy = {k: metrics(runs / f"teacher-{k}" / "m0")["test_at_best_val"]["accuracy"] for k in ("a", "bf16")}
         rows.append(row("bf16", device, None, f"{ms['a'] / ms['bf16']:.2f}x",
-                        f"teacher step (epochs incl. evaluation): {ms['a']:.2f} ms float32, "
+                        f"teacher step (epochs incl. evaluation): {ms['a']:.2f} ms "
+                        f"{teacher['settings']['training']['precision']}, "
                         f"{ms['bf16']:.2f} ms bf16; test accuracy {accuracy['a']:.4f} vs {accuracy['bf16']:.4f}"))
         for role, spec in specs.items():
             seconds = {}
@@ -454,7 +455,8 @@ def main(argv=None):
     demo = yaml.safe_load((REPO / "config.yaml").read_text())
     args.epochs = args.epochs or (demo["training"]["epochs"] if device.type == "cuda" else 4)
     args.seeds = args.seeds or (demo["teachers"]["seeds"] if device.type == "cuda" else [1])
-    use_numerics(False)
+    training = {**training_defaults(), **demo["training"]}
+    use_numerics(training["precision"], training["deterministic"])     # the demo's, as its jobs set them
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gafkd-gpu-check-") as scratch:
         workdir = Path(args.workdir or scratch)

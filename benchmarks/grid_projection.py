@@ -1,7 +1,8 @@
 """Projected wall time of the lab grid on this device, from steps timed in gafkd's engine.
 
     python benchmarks/grid_projection.py [--quick] [--device cpu|cuda] [--windows N]
-                                         [--config PATH] [--csv PATH]
+                                         [--config PATH] [--precision fp32|tf32|bf16]
+                                         [--csv PATH] [--by-job PATH]
 
 The grid is read from the config (default configs/gene14_w500.yaml, its first dataset, one
 fold): every teacher architecture x modality x seed, one teacher-outputs pass per teacher, and
@@ -17,20 +18,26 @@ test windows x seconds per predicted window (the engine evaluates both after eve
 windows per split come from --windows (default 32,000, GENE-sized) and the config's split
 fractions. A step is timed inside gafkd.engine.train itself: its loss function is wrapped to
 take a timestamp every few calls after a warm-up, so a timed step is exactly the engine's
-(forward, loss, backward, SGD update, bookkeeping) with the config's batch size, bf16 setting
-and numerics (training.fast_math, gafkd.devices.use_numerics); median over the repeats. Students use gafkd.students.DistillationLoss over cached
-teacher logits; kd2-anneal-sp students, timed for each teacher architecture, gather the teachers'
-Gram blocks from their similarity caches (students.kd.sp_source: cache, held in memory in the
-forms the builder picks for the fold's training windows) or run both teachers at every step
-(`online`). Evaluation and teacher outputs are timed with gafkd.engine.predict. A similarity
-cache's build (one per teacher an SP student learns from) = the teacher forward per window x
-training windows x the builder's teacher passes + its Gram products at the measured FLOP rate +
-its bytes at the measured HDF5 write rate (benchmarks/sp_cache.py measures builds whole).
+(forward, loss, backward, SGD update, bookkeeping) with the config's batch size and numerics
+(training.precision, or --precision, and training.deterministic: gafkd.devices.use_numerics; the
+CPU computes in float32 whatever the precision); median over the repeats. Students use
+gafkd.students.DistillationLoss over cached teacher logits; kd2-anneal-sp students, timed for
+each teacher architecture, gather the teachers' Gram blocks from their similarity caches
+(students.kd.sp_source: cache, held in memory in the forms the builder picks for the fold's
+training windows) or run both teachers at every step (`online`). Evaluation and teacher
+outputs are timed with gafkd.engine.predict. A similarity cache's build (one per teacher an SP
+student learns from) = the teacher forward per window x training windows x the builder's
+teacher passes + its Gram products at the measured FLOP rate + its bytes at the measured HDF5
+write rate (benchmarks/sp_cache.py measures builds whole).
 
-Packed students (students.pack, gafkd.grid.student_packs): the `hours_packed` column trains
-each student cell as the workflow packs it: a pack's engine step (gafkd.packed, every member's
-batch, its KD or SP terms) and its evaluation are timed for each pack width of the grid, and a
-pack costs its epochs once for all its members; teachers cost the same in both columns.
+Packs (students.pack, teachers.pack; gafkd.grid.student_packs, teacher_packs): the
+`hours_packed` column trains the students and the signal teachers as the workflow packs them:
+a pack's engine step (gafkd.packed, every member's batch, its KD or SP terms) and its
+evaluation are timed for each pack width of the grid, and a pack costs its epochs once for all
+its members (a pack across teacher architectures is charged to each by its share of members);
+image teachers cost the same in both columns.
+--by-job writes one row per kind of job (config, precision, job, hours: teachers,
+teacher_outputs, similarity, students as packed) and their total (job_hours).
 
 Inputs are random tensors with the dataset's per-sample shapes (3 x window signals, 3 x size x
 size float16 images). The resident training split holds only the batches that are timed, not
@@ -40,12 +47,14 @@ resume checkpoints every few epochs, the report. Jobs run one at a time on this 
 """
 
 import argparse
+import contextlib
 import math
 import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -55,8 +64,9 @@ from gafkd.config import default_train_settings  # noqa: E402
 from gafkd.engine import cross_entropy, predict  # noqa: E402
 from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file, series_length  # noqa: E402
-from gafkd.devices import use_numerics  # noqa: E402
+from gafkd.devices import PRECISIONS, use_numerics  # noqa: E402
 from gafkd.errors import ConfigError  # noqa: E402
+from gafkd.losses.multi_teacher import cross_entropy as members_cross_entropy  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
 from gafkd.packed import pack_models  # noqa: E402
 from gafkd.methods import method  # noqa: E402
@@ -116,15 +126,17 @@ def student_runs(config):
 
 def packs_by_group(config):
     """{(group, teacher arch or None): {pack width: packs per fold}} of the workflow's own packs
-    (gafkd.grid.student_packs), grouped as student_runs groups runs."""
+    (gafkd.grid.student_packs), grouped as student_runs groups runs. A pack whose members learn
+    from teachers of several architectures (gafkd.grid.pack_group) counts in each by its share
+    of members, so that each (group, arch) is charged for the members it has."""
     dataset = next(iter(config["datasets"]))
     found = {}
     for pack in grid.student_packs(config, {dataset: ["fold0"]}):
-        run = pack.runs[0]
-        record = method(run["method"])
-        group = "sp" if record.similarity else "cached" if record.teachers else "scratch"
-        widths = found.setdefault((group, grid.teacher_arch(run["teachers"]) or None), Counter())
-        widths[len(pack.runs)] += 1
+        for run in pack.runs:
+            record = method(run["method"])
+            group = "sp" if record.similarity else "cached" if record.teachers else "scratch"
+            widths = found.setdefault((group, grid.teacher_arch(run["teachers"]) or None), Counter())
+            widths[len(pack.runs)] += 1 / len(pack.runs)
     return found
 
 
@@ -140,38 +152,37 @@ def reused_scratch_seeds(config):
         "teachers": "none", "alpha": "0", "seed": str(seed)}) is not None]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--csv", default="benchmarks/results/grid_projection.csv")
-    parser.add_argument("--config", default=str(REPO / "configs/gene14_w500.yaml"))
-    parser.add_argument("--windows", type=int, help="windows of the dataset (default 32000, quick 256)")
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    try:
-        config = check_config_file(args.config)     # every check, and the defaults, of the workflow
-    except ConfigError as error:
-        raise SystemExit(str(error)) from None
+def default_timing(device, quick=False):
+    """The steps and windows timed per point: a smoke run's, a GPU's or a CPU's."""
+    if quick:
+        return Timing(warmup=1, steps=1, repeats=2, eval_windows=32)
+    if device.type == "cuda":
+        return Timing(warmup=5, steps=20, repeats=5, eval_windows=2048)
+    return Timing(warmup=1, steps=2, repeats=3, eval_windows=128)
+
+
+def project(config, device, precision=None, timing=None, windows=None, quick=False, folder=None):
+    """The grid of a checked `config` projected on `device` at `precision` (default the config's
+    training.precision): (rows, projection), the rows main writes and a namespace of the timing
+    model: the shapes it times, and pack_s_per_epoch(group, members, source) for any pack width,
+    which trains in `folder` (default a temporary folder, removed on return)."""
     dataset = next(iter(config["datasets"].values()))
     teachers, students, training = config["teachers"], config["students"], config["training"]
-    use_numerics(training["fast_math"])     # the workflow's numerics (gafkd.devices)
+    precision = precision or training["precision"]
+    use_numerics(precision, training["deterministic"])     # the workflow's numerics (gafkd.devices)
     channels, classes, window = dataset_shape(dataset)
     size, batch = config["images"]["size"], training["batch_size"]
-    if args.quick:
-        windows, window, size, batch = 256, 100, 16, 16
-        timing = Timing(warmup=1, steps=1, repeats=2, eval_windows=32)
-    elif device.type == "cuda":
-        windows, timing = 32000, Timing(warmup=5, steps=20, repeats=5, eval_windows=2048)
-    else:
-        windows, timing = 32000, Timing(warmup=1, steps=2, repeats=3, eval_windows=128)
-    windows = args.windows or windows
+    if quick:
+        windows, window, size, batch = windows or 256, 100, 16, 16
+    timing = timing or default_timing(device, quick)
+    windows = windows or 32000
     split = dataset.get("split", {})
     n_eval = round(windows * split.get("val_fraction", 0)) + round(windows * split.get("test_fraction", 0))
     n_train = windows - n_eval
     steps_per_epoch = math.ceil(n_train / batch)
     epochs = training["epochs"]
-    settings = default_train_settings(epochs=1, batch_size=batch, bf16=training["bf16"])
+    settings = default_train_settings(epochs=1, batch_size=batch, precision=precision,
+                                      deterministic=training["deterministic"])
     kd = students["kd"]
     seeds = len(students["seeds"])
     reused = len(reused_scratch_seeds(config))
@@ -197,13 +208,31 @@ def main(argv=None):
                      "s_per_epoch": round(s_per_epoch, 6), "runs": runs, "epochs": job_epochs,
                      "hours": hours, "hours_packed": hours if packed_hours is None else round(packed_hours, 6)})
 
-    with tempfile.TemporaryDirectory() as tmp:
+    def teacher_packed_hours(arch, modality, solo_s_per_epoch):
+        """Hours of the teachers of `arch` and `modality` as the workflow trains them: signal
+        teachers in packs of their seeds (gafkd.grid.teacher_packs), the others alone."""
+        widths = Counter(len(pack.runs) for pack in grid.teacher_packs(config, {next(iter(config["datasets"])): ["fold0"]})
+                         if modality == grid.SIGNAL and pack.runs[0]["arch"] == arch)
+        hours, packed = 0.0, 0
+        for members, count in widths.items():
+            net = pack_models([model(arch, modality) for _ in range(members)])
+            net.group_outputs = False                   # as gafkd.teachers sets it
+            step = step_seconds(net, inputs[modality], y, lambda logits, groups, targets, *index:
+                                members_cross_entropy(logits, targets), settings, device, timing, folder, classes)
+            evaluation = predict_seconds(net, inputs[modality][:timing.eval_windows],
+                                         max(1, settings.eval_batch_size // members), device, settings.bf16,
+                                         timing.repeats)
+            hours += count * epochs * (steps_per_epoch * step + n_eval * evaluation) / 3600
+            packed += count * members
+        return hours + (len(teachers["seeds"]) - packed) * epochs * solo_s_per_epoch / 3600
+
+    with tempfile.TemporaryDirectory() if folder is None else contextlib.nullcontext(folder) as tmp:
         folder = Path(tmp)
         forward = {}
         product = torch.randn(batch, 8192, device=device)
         flop_rate = 2 * batch * batch * 8192 / median_seconds(lambda: product @ product.t(), timing.repeats,
                                                               warmup=1, device=device)
-        write_rate = hdf5_write_rate(folder / "write.h5", 256 if args.quick else 2048)
+        write_rate = hdf5_write_rate(folder / "write.h5", 256 if quick else 2048)
         for modality in teachers["modalities"]:
             for arch in teachers["archs"]:
                 net = model(arch, modality)
@@ -212,7 +241,8 @@ def main(argv=None):
                 outputs = evaluation if device.type == "cpu" or not settings.bf16 else predicted(net, modality, False)
                 forward[arch, modality] = outputs
                 add("teacher", arch, modality, "-", steps_per_epoch * step + n_eval * evaluation,
-                    len(teachers["seeds"]), epochs)
+                    len(teachers["seeds"]), epochs,
+                    teacher_packed_hours(arch, modality, steps_per_epoch * step + n_eval * evaluation))
                 add("outputs", arch, modality, "-", windows * outputs, len(teachers["seeds"]), 1)
 
         runs, methods = student_runs(config)
@@ -260,7 +290,7 @@ def main(argv=None):
             for members, count in sorted(packs.get((group, arch), {}).items()):
                 hours += count * epochs * pack_s_per_epoch(group, members, source) / 3600
                 packed += count * members
-            return hours + (trained - packed) * epochs * solo_s_per_epoch / 3600
+            return hours + (trained - round(packed)) * epochs * solo_s_per_epoch / 3600
 
         seconds = {group: student_step(loss_of(group, 1)) for group in ("scratch", "cached") if group in methods}
         for (group, arch), count in runs.items():
@@ -299,8 +329,43 @@ def main(argv=None):
     rows.append({"job": "total", "arch": "-", "modality": "-", "methods": "-", "s_per_epoch": "",
                  "runs": sum(r["runs"] for r in rows if r["job"] != "reused"), "epochs": "", "hours": total,
                  "hours_packed": total_packed})
-    print(f"{windows} windows ({windows - n_eval} train, {n_eval} val+test), batch {batch}: "
-          f"{steps_per_epoch} steps/epoch; window {window}, images {size}x{size}; device {device}")
+    projection = SimpleNamespace(windows=windows, n_train=n_train, n_eval=n_eval, batch=batch, window=window,
+                                 size=size, channels=channels, classes=classes, steps_per_epoch=steps_per_epoch,
+                                 settings=settings, timing=timing, reused=reused, pack_s_per_epoch=pack_s_per_epoch)
+    return rows, projection
+
+
+JOBS = {"teachers": "teacher", "teacher_outputs": "outputs", "similarity": "similarity", "students": "student"}
+
+
+def job_hours(rows):
+    """{job: hours} of project's rows per kind of job (students as the workflow packs them, the
+    hours_packed column) and "total", their sum."""
+    hours = {job: round(sum(r["hours_packed"] for r in rows if r["job"] == kind), 6) for job, kind in JOBS.items()}
+    return {**hours, "total": round(sum(hours.values()), 6)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--csv", default="benchmarks/results/grid_projection.csv")
+    parser.add_argument("--by-job", metavar="PATH", help="also write hours per kind of job (job_hours)")
+    parser.add_argument("--config", default=str(REPO / "configs/gene14_w500.yaml"))
+    parser.add_argument("--precision", choices=PRECISIONS, help="default: the config's training.precision")
+    parser.add_argument("--windows", type=int, help="windows of the dataset (default 32000, quick 256)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    try:
+        config = check_config_file(args.config)     # every check, and the defaults, of the workflow
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
+    rows, model = project(config, device, args.precision, windows=args.windows, quick=args.quick)
+    students, kd, reused = config["students"], config["students"]["kd"], model.reused
+    total, total_packed = rows[-1]["hours"], rows[-1]["hours_packed"]
+    print(f"{model.windows} windows ({model.n_train} train, {model.n_eval} val+test), batch {model.batch}: "
+          f"{model.steps_per_epoch} steps/epoch; window {model.window}, images {model.size}x{model.size}; "
+          f"device {device}, precision {model.settings.precision}")
     print_table(rows, {"job": "job", "arch": "arch", "modality": "modality", "s_per_epoch": "s/epoch",
                        "runs": "runs", "epochs": "epochs", "hours": "hours", "hours_packed": "packed",
                        "methods": "methods"})
@@ -310,13 +375,19 @@ def main(argv=None):
           f"teacher outputs {by_job['outputs']:.2f} h, similarity caches {by_job['similarity']:.2f} h, "
           f"students {by_job['student']:.2f} h; SP teachers: {kd['sp_source']})")
     packed_students = sum(r["hours_packed"] for r in rows if r["job"] == "student")
-    print(f"with students.pack {students['pack']}: total {total_packed:.2f} h (students "
-          f"{packed_students:.2f} h, one pack job at a time)")
+    packed_teachers = sum(r["hours_packed"] for r in rows if r["job"] == "teacher")
+    print(f"with students.pack {students['pack']} and teachers.pack {config['teachers']['pack']}: total "
+          f"{total_packed:.2f} h (students {packed_students:.2f} h, teachers {packed_teachers:.2f} h, one "
+          f"pack job at a time)")
     if reused:
         print(f"{reused} scratch student run(s) per fold are the signal teacher run(s) of {students['arch']} "
               f"and the same seed: trained once, as the teacher, and reused at no cost "
               f"(students.reuse_teacher_runs)")
     write_csv(rows, args.csv)
+    if args.by_job:
+        name = Path(args.config).stem
+        write_csv([{"config": name, "precision": model.settings.precision, "job": job, "hours": hours}
+                   for job, hours in job_hours(rows).items()], args.by_job)
     return rows
 
 

@@ -91,7 +91,7 @@ def main(argv=None):
     parser.add_argument("--csv", default="benchmarks/results/sp_cache.csv")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    use_numerics(fast_math=False)     # the workflow's numerics (gafkd.devices)
+    use_numerics("fp32")     # full float32, deterministic (gafkd.devices)
     torch.manual_seed(0)
     length, size = (100, 16) if args.quick else (500, 64)
     n = args.windows or (64 if args.quick else 2048 if device.type == "cpu" else 22400)

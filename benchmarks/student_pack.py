@@ -1,21 +1,22 @@
 """Packed student steps against solo ones: K students trained as one fused network.
 
     python benchmarks/student_pack.py [--device cpu|cuda] [--csv PATH] [--packs K ...]
-                                      [--archs A ...] [--fusion device|grouped|members|vmap]
+                                      [--archs A ...] [--fusion device|grouped|gemm|members|vmap]
                                       [--quick]
 
 One training step of K members (K ∈ --packs, default 1 2 4 8 16 32 64) of a student
 architecture (--archs, default wrn16-1 wrn28-3) on GENE shapes: windows 3 × 500, 14 classes,
 batch 64, the two-teacher KD loss over cached teacher logits (gafkd.students.DistillationLoss,
-α = 0.1 … 0.9 over the members, λ 0.7, T 4), SGD, float32 with the workflow's numerics (no TF32,
-deterministic cuDNN: gafkd.devices.use_numerics). K = 1 is a solo WideResNet; K > 1 a
+α = 0.1 … 0.9 over the members, λ 0.7, T 4), SGD, full float32 and deterministic kernels
+(gafkd.devices.use_numerics("fp32")). K = 1 is a solo WideResNet; K > 1 a
 gafkd.packed.PackedWideResNet, timed inside gafkd.engine.train_runs itself: the loss is wrapped
 to take a timestamp every few steps after a warm-up, so a step is the engine's whole step
 (gather of every member's batch, forward, loss, backward, update, bookkeeping); median of the
 repeats. --fusion: `device` (default) computes the pack as the workflow does on that device
-(members one by one on a CPU, grouped convolutions on a GPU), `grouped` or `members` forces one
-of the two; `vmap` times an alternative outside the engine: the solo network's forward vmapped
-over the members' stacked weights (torch.func).
+(gafkd.packed.resolve_fusion: members one by one on a CPU, every convolution as K batched GEMMs
+on a GPU), `grouped`, `gemm` or `members` forces one of the three; `vmap` times an alternative
+outside the engine: the solo network's forward vmapped over the members' stacked weights
+(torch.func).
 
 CSV columns: pack, arch, device, ms_per_step, student_steps_per_s (K / step time),
 speedup_vs_solo (student steps/s against K = 1 of the same arch), fusion.
@@ -37,7 +38,7 @@ sys.path.insert(0, str(REPO / "src"))
 from gafkd.devices import use_numerics  # noqa: E402
 from gafkd.config import default_train_settings  # noqa: E402
 from gafkd.models import build_model  # noqa: E402
-from gafkd.packed import PackedWideResNet, pack_models  # noqa: E402
+from gafkd.packed import PackedWideResNet, pack_models, resolve_fusion  # noqa: E402
 from gafkd.students import DistillationLoss  # noqa: E402
 from harness import StepTiming, print_table, step_seconds, write_csv  # noqa: E402
 
@@ -114,7 +115,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    use_numerics(fast_math=False)     # the workflow's numerics (gafkd.devices)
+    use_numerics("fp32")     # full float32, deterministic kernels (gafkd.devices)
     if device.type == "cuda":
         device = torch.device("cuda", 0 if device.index is None else device.index)
         torch.cuda.set_device(device)
@@ -125,9 +126,7 @@ def main(argv=None):
     else:
         timing = StepTiming(warmup=2, steps=2, repeats=3)
     packs = sorted(set(args.packs) | {1})
-    fusion = args.fusion
-    if fusion == "device":
-        fusion = "members" if device.type == "cpu" else "grouped"
+    fusion = resolve_fusion(None, device, 1) if args.fusion == "device" else args.fusion
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for arch in args.archs:

@@ -5,7 +5,7 @@
 One training step of a GAF teacher (a 2-D WideResNet, --archs, default the lab grid's four) on
 GENE shapes: 3 × 64 × 64 images, 14 classes, batch 64, SGD, cross-entropy, with the workflow's
 numerics (full float32, deterministic cuDNN; gafkd.devices.use_numerics). Each variant is a
-training.bf16 × training.channels_last setting, timed inside gafkd.engine.train_runs itself (a
+training.precision (fp32 or bf16) × channels-last setting, timed inside gafkd.engine.train_runs itself (a
 timestamp every few steps after a warm-up; median of the repeats); the workflow itself takes
 channels-last with bf16 only (gafkd.engine.use_memory_format). Each variant then trains
 again from the same weights on the same batches: `deterministic` says whether the two runs'
@@ -52,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    use_numerics(fast_math=False)
+    use_numerics("fp32")
     size = SIZE
     if device.type == "cuda":
         device = torch.device("cuda", 0 if device.index is None else device.index)
@@ -73,7 +73,7 @@ def main(argv=None):
             initial = build_model(arch, CHANNELS, CLASSES, dims=2)
             baseline = None
             for bf16, channels_last in variants(device):
-                settings = default_train_settings(epochs=1, batch_size=BATCH, bf16=bf16,
+                settings = default_train_settings(epochs=1, batch_size=BATCH, precision="bf16" if bf16 else "fp32",
                                                   channels_last=channels_last)
                 trained = []
                 for _ in range(2):                  # timed, then again for the determinism check

@@ -120,7 +120,7 @@ def main(argv=None):
     parser.add_argument("--windows", type=int, help="windows per epoch (default 2048, quick 128)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    use_numerics(fast_math=False)     # the workflow's numerics (gafkd.devices)
+    use_numerics("fp32")     # full float32, deterministic (gafkd.devices)
     n, length, size, batch, repeats = (128, 100, 16, 16, 2) if args.quick else (2048, 500, 64, 64, 3)
     n = args.windows or n
     torch.manual_seed(0)
@@ -139,7 +139,8 @@ def main(argv=None):
                     for m in folds}
         cached = {m: predict(t.model, t.normalize, data[m].train.x, 512, device).to(device)
                   for m, t in teachers.items()}
-        settings = default_train_settings(epochs=1, batch_size=batch, bf16=device.type == "cuda")
+        settings = default_train_settings(epochs=1, batch_size=batch,
+                                          precision="bf16" if device.type == "cuda" else "fp32")
 
         def student():
             torch.manual_seed(0)

@@ -1,5 +1,6 @@
 """The training-step and grid-projection benchmarks run on a tiny size and write consistent CSVs."""
 import csv
+import math
 import subprocess
 import sys
 
@@ -30,7 +31,8 @@ def test_train_step_benchmark_runs(tmp_path):
 
 
 def test_grid_projection_benchmark_runs(tmp_path):
-    stdout, rows = run_quick("grid_projection.py", tmp_path / "grid_projection.csv")
+    stdout, rows = run_quick("grid_projection.py", tmp_path / "grid_projection.csv", "--precision", "bf16",
+                             "--by-job", str(tmp_path / "by_job.csv"))
     config = yaml.safe_load((REPO / "configs/gene14_w500.yaml").read_text())
     teachers = config["teachers"]
     *parts, total = rows
@@ -65,11 +67,24 @@ def test_grid_projection_benchmark_runs(tmp_path):
     assert float(total["hours"]) > 0
     assert float(total["hours"]) == pytest.approx(sum(float(r["hours"]) for r in parts), abs=1e-5)
     assert "s/epoch" in stdout and "hours" in stdout and "total" in stdout
-    # with and without packing: teachers cost the same, students are trained in the grid's packs
-    assert all(r["hours_packed"] == r["hours"] for r in parts if r["job"] != "student")
-    assert all(float(r["hours_packed"]) > 0 for r in parts if r["job"] == "student")
+    # with and without packing: image teachers cost the same; signal teachers (teachers.pack)
+    # and students are trained in the grid's packs
+    assert all(r["hours_packed"] == r["hours"] for r in parts
+               if r["job"] != "student" and not (r["job"] == "teacher" and r["modality"] == "sig"))
+    assert all(float(r["hours_packed"]) > 0 for r in parts
+               if r["job"] == "student" or (r["job"] == "teacher" and r["modality"] == "sig"))
     assert float(total["hours_packed"]) == pytest.approx(sum(float(r["hours_packed"]) for r in parts), abs=1e-5)
     assert f"with students.pack {check_config_file(REPO / 'configs/gene14_w500.yaml')['students']['pack']}" in stdout
+    assert "precision bf16" in stdout
+    # --by-job: hours per kind of job, students as packed, and their total
+    by_job = list(csv.DictReader((tmp_path / "by_job.csv").open()))
+    assert [(r["config"], r["precision"], r["job"]) for r in by_job] == [
+        ("gene14_w500", "bf16", job) for job in ("teachers", "teacher_outputs", "similarity", "students", "total")]
+    hours = {r["job"]: float(r["hours"]) for r in by_job}
+    kinds = {"teachers": "teacher", "teacher_outputs": "outputs", "similarity": "similarity", "students": "student"}
+    for job, kind in kinds.items():
+        assert hours[job] == pytest.approx(sum(float(r["hours_packed"]) for r in parts if r["job"] == kind), abs=1e-5)
+    assert hours["total"] == pytest.approx(float(total["hours_packed"]), abs=1e-5)
 
 
 def test_grid_projection_counts_the_workflows_grid_of_any_config(tmp_path):
@@ -94,6 +109,47 @@ def test_grid_projection_refuses_an_invalid_config_with_the_workflows_message(tm
                           str(path), "--csv", str(tmp_path / "out.csv")], capture_output=True, text=True)
     assert run.returncode != 0
     assert f"{path}: students.methods.0: 'kd3' is not one of" in run.stderr
+
+
+def test_gpu_bench_writes_its_three_csvs_on_the_cpu(tmp_path):
+    """`make gpu-bench`'s smoke run: packed steps, the grid's hours per job and the trained slice
+    against its projection, for every precision; on the CPU only fp32 is measured and the tf32 and
+    bf16 rows are its copies, saying so."""
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks/gpu_bench.py"), "--quick", "--card", "cpu",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    precisions = ("fp32", "tf32", "bf16")
+
+    def read(name):
+        rows = list(csv.DictReader((tmp_path / f"{name}_cpu.csv").open()))
+        assert {r["precision"] for r in rows} == set(precisions)
+        assert all((r["note"] == "") == (r["precision"] == "fp32") for r in rows)
+        assert all("CPU" in r["note"] for r in rows if r["precision"] != "fp32")
+        return rows
+
+    packs = read("student_pack")
+    assert list(packs[0])[:4] == ["arch", "pack", "precision", "student_steps_per_s"]
+    assert sorted((r["precision"], r["arch"], int(r["pack"])) for r in packs) == sorted(
+        (p, a, k) for p in precisions for a in ("wrn16-1", "wrn28-3") for k in (1, 2))     # --quick's K
+    assert all(float(r["student_steps_per_s"]) == pytest.approx(1000 * int(r["pack"]) / float(r["ms_per_step"]),
+                                                                rel=0.01) for r in packs)
+    assert {r["fusion"] for r in packs} == {"solo", "members"}
+    grid_rows = read("grid_projection")
+    assert list(grid_rows[0])[:4] == ["config", "precision", "job", "hours"]
+    for precision in precisions:
+        hours = {r["job"]: float(r["hours"]) for r in grid_rows if r["precision"] == precision}
+        assert list(hours) == ["teachers", "teacher_outputs", "similarity", "students", "total"]
+        assert all(value > 0 for value in hours.values())
+        assert hours["total"] == pytest.approx(sum(hours.values()) - hours["total"], abs=1e-5)
+    check = read("projection_check")
+    assert list(check[0])[:5] == ["slice", "precision", "measured_s", "projected_s", "ratio"]
+    assert [r["slice"] for r in check if r["precision"] == "fp32"] == ["teacher", "teacher_outputs", "students",
+                                                                       "total"]
+    for row in check:
+        measured, projected, ratio = (float(row[key]) for key in ("measured_s", "projected_s", "ratio"))
+        assert math.isfinite(ratio) and ratio > 0 and measured > 0 and projected > 0
+        assert ratio == pytest.approx(measured / projected, rel=0.01)
+    assert "within 25%" in run.stdout and "[" in run.stdout and " s] " in run.stdout    # verdict, elapsed seconds
 
 
 def test_student_pack_benchmark_runs(tmp_path):

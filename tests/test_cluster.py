@@ -76,7 +76,11 @@ def training_runs(workdir):
 
 def test_every_job_ran_as_a_slurm_job(cluster_run):
     planned = cluster_run["planned"]
-    assert planned["train_teacher"] == 4 and planned["train_student"] == 6
+    # the GASF teachers alone, the signal teachers' 2 seeds in one pack; the scratch student
+    # derived from its teacher's run, kd-gaf, kd-sig and kd2 in one pack, kd2-anneal and
+    # kd2-anneal-sp alone: packs are SLURM jobs like any other, with the GPU their rule asks for
+    assert planned["train_teacher"] == 2 and planned["train_teacher_pack0"] == 1
+    assert planned["train_student"] == 3 and planned["train_student_pack0"] == 1
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", cluster_run["log"])
     job_ids = {job for job, _ in submitted}
     assert len(job_ids) == len(submitted)
@@ -105,12 +109,15 @@ def test_concurrent_gpu_jobs_saw_distinct_devices(cluster_run):
         if "reused_from" in metrics:    # a scratch student derived from its teacher's run: no GPU job
             derived += 1
             continue
-        visible = metrics["provenance"]["scheduler"]["CUDA_VISIBLE_DEVICES"]
+        scheduler = metrics["provenance"]["scheduler"]
+        visible = scheduler["CUDA_VISIBLE_DEVICES"]
         assert visible in ("0", "1"), (path, visible)
         jobs.append((datetime.fromisoformat(metrics["started_at"]),
-                     datetime.fromisoformat(metrics["finished_at"]), visible, path))
+                     datetime.fromisoformat(metrics["finished_at"]), visible, path, scheduler["SLURM_JOB_ID"]))
     assert derived == 1              # the scratch student of seed 1 is the signal teacher of seed 1
-    overlapping = [(a, b) for a, b in itertools.combinations(jobs, 2) if a[0] < b[1] and b[0] < a[1]]
+    # a pack's members share their job's device: distinct jobs must not
+    overlapping = [(a, b) for a, b in itertools.combinations(jobs, 2)
+                   if a[0] < b[1] and b[0] < a[1] and a[4] != b[4]]
     assert overlapping, "no two GPU jobs ran at the same time; the check would prove nothing"
     for a, b in overlapping:
         assert a[2] != b[2], f"{a[3]} and {b[3]} ran at the same time on CUDA_VISIBLE_DEVICES={a[2]}"

@@ -184,6 +184,29 @@ def test_the_old_images_method_key_says_what_to_write():
     assert "write `methods: [gadf]`" in problem
 
 
+@pytest.mark.parametrize("old, precision", [
+    ({"bf16": False}, "fp32"), ({"bf16": True}, "bf16"), ({"fast_math": True}, "tf32"),
+    ({"fast_math": False}, "fp32"), ({"bf16": False, "fast_math": True}, "tf32"),
+    ({"bf16": True, "fast_math": True}, "bf16"),
+])
+def test_the_old_precision_keys_say_what_precision_to_write(old, precision):
+    config = default_config()
+    config["training"] = {"epochs": 3, **old}
+    problem = schema_errors(config, SCHEMA)
+    assert problem.startswith(f"training.{next(iter(old))}: replaced by training.precision")
+    assert f"write `precision: {precision}`" in problem
+    assert all(key in problem.split("remove")[1] for key in old)
+
+
+def test_the_precision_is_one_of_three():
+    config = default_config()
+    config["training"] = {"precision": "fp16"}
+    assert schema_errors(config, SCHEMA).startswith("training.precision: 'fp16' is not one of")
+    for precision in ("fp32", "tf32", "bf16"):
+        config["training"] = {"precision": precision}
+        assert schema_errors(config, SCHEMA) is None
+
+
 def test_persistence_images_need_windows_long_enough():
     from gafkd.persistence import MIN_LENGTH
 

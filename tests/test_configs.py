@@ -42,11 +42,14 @@ def expected_counts(path, folds):
                   else [f"fold{i}" for i in range(folds)]}
     students = grid.student_runs(config, fold_names)
     packs = grid.student_packs(config, fold_names)
+    teachers = grid.teacher_runs(config, fold_names)
+    teacher_packs = grid.teacher_packs(config, fold_names)
     reads = [path for run in students for key, path in grid.student_inputs(config, run).items()]
     counts = {
         "build_windows": 1,
         "build_images": 1,
-        "train_teacher": len(grid.teacher_runs(config, fold_names)),
+        "train_teacher": len(teachers) - sum(len(pack.runs) for pack in teacher_packs),
+        **{f"train_teacher_pack{number}": 1 for number in range(len(teacher_packs))},
         "teacher_outputs": len({p for p in reads if p.endswith("/outputs.h5")}),
         "teacher_similarity": len({p for p in reads if p.endswith("/similarity.h5")}),
         "train_student": len(students) - sum(len(pack.runs) for pack in packs),
@@ -63,13 +66,18 @@ def test_the_lab_grid_has_the_published_number_of_runs():
     # gene14_w500, one holdout fold: teachers 2 modalities x 4 archs x 3 seeds; students per
     # seed: scratch + 4 teacher archs x (kd-gaf, kd-sig) + 4 x 3 kd2 methods x 5 alphas.
     counts = expected_counts(REPO / "configs/gene14_w500.yaml", 1)
-    assert counts["train_teacher"] == 24
     config = check_config_file(REPO / "configs/gene14_w500.yaml")
+    assert len(grid.teacher_runs(config, {"gene14_w500": ["holdout"]})) == 24
+    # in 16 jobs: 12 GAF teachers alone, the signal teachers' 3 seeds in one pack per architecture
+    teacher_packs = [rule for rule in counts if rule.startswith("train_teacher_pack")]
+    assert counts["train_teacher"] == 12 and len(teacher_packs) == 4
     assert len(grid.student_runs(config, {"gene14_w500": ["holdout"]})) == 3 * (1 + 4 * 2 + 4 * 3 * 5) == 207
-    # in 23 jobs: the 3 scratch students are the signal teachers' runs; per teacher architecture
-    # kd-gaf and kd-sig pack their 3 seeds, each kd2 method its 3 seeds x 5 alphas
+    # in 14 jobs: the 3 scratch students are the signal teachers' runs; the 84 runs that distil
+    # from cached logits (kd-gaf, kd-sig, kd2 of every teacher architecture) fill 6 packs of up
+    # to 16, the 60 kd2-anneal runs 4; the kd2-anneal-sp runs pack within their teacher
+    # architecture (the pack holds those teachers' similarity caches): 4 packs of 15
     packs = [rule for rule in counts if rule.startswith("train_student_pack")]
-    assert counts["train_student"] == 3 and len(packs) == 4 * 2 + 4 * 3 == 20
+    assert counts["train_student"] == 3 and len(packs) == 6 + 4 + 4 == 14
     assert counts["teacher_outputs"] == 24 and counts["teacher_similarity"] == 24
 
 
@@ -128,8 +136,9 @@ def test_configs_carry_the_labs_recipe():
             assert config["students"]["alphas"] == [0.1, 0.3, 0.5, 0.7, 0.9]
         assert config["teachers"]["archs"] == ["wrn16-1", "wrn16-3", "wrn28-1", "wrn28-3"]
         assert config["students"]["seeds"] == [1, 2, 3] and config["students"]["arch"] == "wrn16-1"
-        # the lab trained in float32 with its own lr boundaries, KL reduction and SP merge
-        assert config["training"]["bf16"] is False and config["training"]["lr_boundaries"] == "lab"
+        # the lab trained under PyTorch's default numerics (TF32 convolutions) with its own lr
+        # boundaries, KL reduction and SP merge
+        assert config["training"]["precision"] == "tf32" and config["training"]["lr_boundaries"] == "lab"
         assert kd["reduction"] == "mean" and config["images"]["dtype"] == "float32"
         (spec,) = config["datasets"].values()
         assert spec["standardize"] == "mean_window_std"

@@ -13,6 +13,9 @@ import yaml
 from conftest import REPO
 from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
+from gafkd import grid
+from gafkd.config import check_config_file
+
 STUDENTS = "results/basicmotions/predefined/students/wrn16-1"
 KD2_RUN = f"{STUDENTS}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed2"
 GAF_TEACHER = "results/basicmotions/predefined/teachers/gasf/wrn16-1/seed2"
@@ -94,19 +97,22 @@ def test_device_slots_rerun_nothing_and_threads_rerun_training(demo, tmp_path):
     slots = with_config(tmp_path, config, devices={**config["devices"], "jobs_per_gpu": 3})
     assert scheduled_jobs(workdir, configfile=slots) == {}
     threads = with_config(tmp_path, config, devices={**config["devices"], "threads": 2})
-    # 3 seeds of 4 image teachers and the signal teacher, SP caches of GASF's and the signal's,
-    # the 3 scratch students derived from the signal teachers' runs, and the 8 packs of the rest
-    # (kd-gaf of each encoding, kd-sig, the kd2 family of GASF + signal)
+    # 3 seeds of 4 image teachers and the signal teacher (its 3 seeds in one pack), SP caches of
+    # GASF's and the signal's, the 3 scratch students derived from the signal teachers' runs, and
+    # the 4 packs of the rest (kd-gaf of each encoding, kd-sig and kd2 in 16 + 8; kd2-anneal;
+    # kd2-anneal-sp)
     assert by_kind(scheduled_jobs(workdir, configfile=threads)) == {
-        "train_teacher": 15, "teacher_outputs": 15, "teacher_similarity": 6, "train_student": 3,
-        "pack": 8, "aggregate": 1, "figures": 1, "critical_difference": 1}
+        "train_teacher": 12, "teacher_pack": 1, "teacher_outputs": 15, "teacher_similarity": 6, "train_student": 3,
+        "pack": 4, "aggregate": 1, "figures": 1, "critical_difference": 1}
 
 
 def by_kind(jobs):
-    """{rule: jobs} with the pack rules (train_student_pack<n>, one job each) counted as 'pack'."""
+    """{rule: jobs} with the pack rules (train_student_pack<n>, one job each) counted as 'pack',
+    the signal teachers' (train_teacher_pack<n>) as 'teacher_pack'."""
     kinds = {}
     for rule, count in jobs.items():
-        kind = "pack" if rule.startswith("train_student_pack") else rule
+        kind = ("pack" if rule.startswith("train_student_pack") else
+                "teacher_pack" if rule.startswith("train_teacher_pack") else rule)
         kinds[kind] = kinds.get(kind, 0) + count
     return kinds
 
@@ -122,12 +128,15 @@ def test_deleted_student_output_asked_by_path_reruns_its_pack(demo, tmp_path):
     after = mtimes(workdir / "results")
     changed = {p.relative_to(workdir).as_posix() for p in after if before.get(p) != after[p]}
     assert target.exists()
-    kd2_runs = {p.parent.relative_to(workdir).as_posix()
-                for p in (workdir / STUDENTS / "kd2").rglob("metrics.json")}
-    run_files = {f"{run}/{name}" for run in kd2_runs for name in ("metrics.json", "model.pt", "history.csv")}
-    assert len(kd2_runs) == 9 and run_files <= changed        # the whole pack: 3 seeds × 3 α
+    config = check_config_file(REPO / "config.yaml")
+    pack = grid.pack_of(config, {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn16-1",
+                                 "method": "kd2", "teachers": "gasf-wrn16-1+sig-wrn16-1", "alpha": "0.5",
+                                 "seed": "2"})
+    pack_runs = {grid.STUDENT_RUN.format(**run) for run in pack.runs}
+    run_files = {f"{run}/{name}" for run in pack_runs for name in ("metrics.json", "model.pt", "history.csv")}
+    assert len(pack_runs) == 8 and run_files <= changed        # the whole pack: kd2 but seed 1, α 0.1
     assert all(p in run_files or "/logs/" in p or "/benchmarks/" in p for p in changed), changed
-    for run in kd2_runs:                                       # retrained to the same numbers
+    for run in pack_runs:                                      # retrained to the same numbers
         original = json.loads((demo[0] / run / "metrics.json").read_text())
         again = json.loads((workdir / run / "metrics.json").read_text())
         assert again["test_at_best_val"] == original["test_at_best_val"]
@@ -149,8 +158,9 @@ def test_changed_epochs_retrain_every_training_job(demo, tmp_path):
     workdir, config = demo
     changed = with_config(tmp_path, config, training={**config["training"], "epochs": 61})
     planned = by_kind(scheduled_jobs(workdir, configfile=changed))
-    teachers = (len(config["images"]["methods"]) + 1) * len(config["teachers"]["seeds"])
-    assert planned["train_teacher"] == teachers and planned["train_student"] == 3 and planned["pack"] == 8
+    image_teachers = len(config["images"]["methods"]) * len(config["teachers"]["seeds"])
+    assert planned["train_teacher"] == image_teachers and planned["teacher_pack"] == 1
+    assert planned["train_student"] == 3 and planned["pack"] == 4
     assert "build_windows" not in planned and "build_images" not in planned
 
 

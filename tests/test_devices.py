@@ -66,14 +66,21 @@ def test_no_cuda_runs_on_cpu_and_says_so(monkeypatch, tmp_path):
         assert "running on the CPU" in claim.description
 
 
-def test_scheduler_assigned_device_is_honoured(monkeypatch, tmp_path):
+def test_scheduler_assigned_device_is_honoured_and_shared_by_slots(monkeypatch, tmp_path):
+    """A SLURM job given one GPU (`--gpus=1`) runs on it, and with devices.jobs_per_gpu > 1 the
+    jobs SLURM puts on that GPU take its slots and plan with their share of it."""
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     monkeypatch.setenv(DEVICE_COUNT_ENV, "1")
     with claim_device(1, tmp_path) as claim:
-        assert claim.slot is None
-        assert "SLURM job 42: the one device of CUDA_VISIBLE_DEVICES=3" in claim.description
-    assert list(tmp_path.iterdir()) == []    # no slot lock taken
+        assert claim.slot == 0 and claim.jobs_on_device == 1
+        assert claim.description.startswith("SLURM job 42: slot 0 of 1")
+        assert "device 0 of CUDA_VISIBLE_DEVICES=3" in claim.description
+    with contextlib.ExitStack() as stack:
+        claims = [stack.enter_context(claim_device(2, tmp_path)) for _ in range(2)]
+        assert [c.slot for c in claims] == [0, 1]
+        assert {c.jobs_on_device for c in claims} == {2} and memory.jobs_on_device() == 2
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["device-3-slot0.lock", "device-3-slot1.lock"]
 
 
 def test_slurm_allocation_with_several_gpus_spreads_jobs_over_them(monkeypatch, tmp_path):
@@ -210,21 +217,56 @@ def test_a_claim_sets_the_jobs_share_of_its_device(monkeypatch, tmp_path):
     assert memory.jobs_on_device() == 1
 
 
-def test_numerics_are_full_float32_and_deterministic_unless_fast_math(monkeypatch):
+@pytest.mark.parametrize("precision, tf32", [("fp32", False), ("tf32", True), ("bf16", False)])
+def test_every_precision_is_deterministic_and_only_tf32_uses_tf32(monkeypatch, precision, tf32):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     try:
-        devices.use_numerics(fast_math=False)
-        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        devices.use_numerics(precision)
         assert devices.numerics_record() == {
+            "precision": precision, "deterministic": True,
             "deterministic_algorithms": True, "cudnn_deterministic": True, "cudnn_benchmark": False,
-            "tf32_matmul": False, "tf32_cudnn": False, "cublas_workspace_config": ":4096:8"}
-        devices.use_numerics(fast_math=True)
+            "tf32_matmul": tf32, "tf32_cudnn": tf32, "cublas_workspace_config": ":4096:8"}
+        # enforced, not warned: an op without a deterministic kernel raises
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        devices.use_numerics(precision, deterministic=False)
         record = devices.numerics_record()
-        assert (record["deterministic_algorithms"], record["cudnn_deterministic"], record["tf32_matmul"],
-                record["tf32_cudnn"], record["cudnn_benchmark"]) == (False, False, True, True, True)
+        assert (record["deterministic"], record["deterministic_algorithms"], record["cudnn_deterministic"],
+                record["cudnn_benchmark"]) == (False, False, False, False)    # never the autotuner
     finally:
-        devices.use_numerics(fast_math=False)
+        devices.use_numerics("fp32")
     assert provenance(torch.device("cpu"))["numerics"] == devices.numerics_record()
+
+
+@pytest.mark.parametrize("inherited, kept", [(":0:0", False), ("", False), (":16:8", True), (":4096:8", True)])
+def test_an_inherited_cublas_workspace_that_breaks_determinism_is_replaced(monkeypatch, inherited, kept):
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", inherited)
+    devices.use_numerics("tf32")
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == (inherited if kept else ":4096:8")
+
+
+def test_an_unknown_precision_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match=r"training.precision: 'fp16' is not one of fp32, tf32, bf16"):
+        devices.use_numerics("fp16")
+
+
+def test_an_op_without_a_deterministic_kernel_stops_the_job_naming_it_and_the_setting(monkeypatch, tmp_path):
+    from torch._prims_common import alert_not_deterministic       # torch's own check, as its CUDA ops call it
+
+    monkeypatch.setenv(DEVICE_COUNT_ENV, "0")
+    config = {"devices": {"threads": 1, "jobs_per_gpu": 1, "lock_dir": str(tmp_path), "require_cuda": False},
+              "training": {"precision": "tf32", "deterministic": True}}
+    try:
+        with pytest.raises(devices.NondeterministicOpError,
+                           match=r"index_add_cuda_ has no deterministic kernel.*training.deterministic: false"):
+            with devices.job_device(config):
+                alert_not_deterministic("index_add_cuda_")
+        with devices.job_device({**config, "training": {"precision": "tf32", "deterministic": False}}):
+            alert_not_deterministic("index_add_cuda_")        # allowed: no error
+        with pytest.raises(RuntimeError, match="another error"):         # other errors pass through
+            with devices.job_device(config):
+                raise RuntimeError("another error")
+    finally:
+        devices.use_numerics("fp32")
 
 
 def test_a_job_fixes_its_numerics_before_it_claims_a_device(monkeypatch, tmp_path):
@@ -240,7 +282,7 @@ def test_a_job_fixes_its_numerics_before_it_claims_a_device(monkeypatch, tmp_pat
     monkeypatch.setenv(DEVICE_COUNT_ENV, "0")
     torch.use_deterministic_algorithms(False)
     config = {"devices": {"jobs_per_gpu": 1, "lock_dir": str(tmp_path), "threads": 1,
-                          "require_cuda": False}, "training": {"fast_math": False}}
+                          "require_cuda": False}, "training": {"precision": "fp32", "deterministic": True}}
     with job_device(config):
         pass
     assert seen == [(":4096:8", True)]
@@ -278,7 +320,7 @@ def test_job_runs_the_configured_threads_and_warns_when_given_fewer(monkeypatch,
     monkeypatch.setenv(DEVICE_COUNT_ENV, "0")
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     config = {"devices": {"jobs_per_gpu": 1, "lock_dir": str(tmp_path), "threads": 2,
-                          "require_cuda": False}, "training": {"fast_math": False}}
+                          "require_cuda": False}, "training": {"precision": "fp32", "deterministic": True}}
     before = torch.get_num_threads()
     try:
         with caplog.at_level(logging.INFO, logger="gafkd"):
@@ -297,7 +339,7 @@ def test_job_runs_the_configured_threads_and_warns_when_given_fewer(monkeypatch,
 def test_a_job_scheduled_with_no_gpu_runs_on_the_cpu_and_says_so(monkeypatch, tmp_path, caplog):
     fake_gpus(monkeypatch, 1)
     config = {"devices": {"jobs_per_gpu": 1, "lock_dir": str(tmp_path), "threads": 1,
-                          "require_cuda": False}, "training": {"fast_math": False}}
+                          "require_cuda": False}, "training": {"precision": "fp32", "deterministic": True}}
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
     with caplog.at_level(logging.INFO, logger="gafkd"):
         with job_device(config, scheduled_gpus=0) as claim:

@@ -215,7 +215,7 @@ def test_only_image_networks_in_bf16_on_cuda_take_the_channels_last_layout():
     from gafkd.packed import members_of
 
     cuda = torch.device("cuda")         # only the device's kind is read: no GPU needed
-    bf16, fp32 = default_train_settings(bf16=True), default_train_settings(bf16=False)
+    bf16, fp32 = default_train_settings(precision="bf16"), default_train_settings(precision="fp32")
     image, signal_net = build_model("wrn10-1", 3, 4, dims=2), build_model("wrn10-1", 3, 4, dims=1)
     assert not use_memory_format(image, torch.device("cpu"), bf16)
     assert not use_memory_format(image, cuda, fp32)
@@ -223,7 +223,7 @@ def test_only_image_networks_in_bf16_on_cuda_take_the_channels_last_layout():
     assert image.conv1.weight.is_contiguous()
     x = torch.randn(2, 3, 16, 16)
     before = image.eval()(x)[0]
-    assert use_memory_format(image, cuda, default_train_settings(bf16=False, channels_last=True))
+    assert use_memory_format(image, cuda, default_train_settings(precision="fp32", channels_last=True))
     assert image.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert not image.conv1.weight.is_contiguous()
     torch.testing.assert_close(image(x)[0], before)       # the same network in another layout
@@ -233,3 +233,20 @@ def test_only_image_networks_in_bf16_on_cuda_take_the_channels_last_layout():
     assert all(torch.equal(state[n], t) for n, t in image.state_dict().items())
     fresh = build_model("wrn10-1", 3, 4, dims=2)
     assert use_memory_format(fresh, cuda, bf16) and not fresh.conv1.weight.is_contiguous()
+
+
+def test_the_best_weights_stay_on_the_device_and_are_copied_out_once(tmp_path, monkeypatch):
+    """Every better epoch keeps its weights where they trained (no host round trip per epoch);
+    the host copies are the resume checkpoints' and model.pt's, once each."""
+    import gafkd.packed as packed
+
+    copies, real = [], packed._host_copy
+    monkeypatch.setattr(packed, "_host_copy", lambda tensor: copies.append(tensor) or real(tensor))
+    metrics = run(tmp_path, epochs=5, checkpoint_every=100)     # no resume checkpoint
+    state = torch.load(tmp_path / "model.out")["state_dict"]
+    assert len(copies) == len(state)                            # model.pt's, once
+    assert metrics["best_epoch"] >= 1
+    copies.clear()
+    run(tmp_path / "resumable", epochs=5, checkpoint_every=2)   # resume checkpoints after epochs 2 and 4
+    per_checkpoint = 2 * len(state)                             # the weights, and the best weights
+    assert len(copies) == 2 * per_checkpoint + len(state)

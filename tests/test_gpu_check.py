@@ -24,10 +24,10 @@ def test_gpu_check_runs_every_check_on_the_cpu(tmp_path):
         ["workflow", "workflow devices", "workflow slots", "determinism teacher", "resume teacher",
          "determinism student", "resume student", "placement teacher", "placement student"], "pass")
     jobs = [r for r in rows if r["check"] == "workflow job"]
-    # 2 teachers and 8 trained students (the scratch student is the signal teacher's run), the
-    # kd2 family's in packs of 2 (α 0.1 and 0.5)
+    # 2 teachers and 8 trained students (the scratch student is the signal teacher's run) in 3
+    # packs: kd-gaf, kd-sig and kd2 (α 0.1 and 0.5) in one, kd2-anneal's and kd2-anneal-sp's 2 each
     assert len(jobs) == 10 and {r["device"] for r in jobs} == {"cpu"}
-    assert len({(r["slot"], r["started_at"]) for r in jobs}) == 7
+    assert len({(r["slot"], r["started_at"]) for r in jobs}) == 2 + 3
     assert all(float(r["wall_seconds"]) > 0 for r in jobs)
     assert "| determinism student | cpu | pass | 0 | the pack of 2 runs" in (tmp_path / "out" / "gpu_check.md").read_text()
     log = (tmp_path / "work" / "snakemake.log").read_text()

@@ -190,8 +190,9 @@ def test_auto_placement_on_cuda_keeps_what_fits(monkeypatch, caplog):
         plan = data.choose_placement(arrays, "cuda:0", reserve=1_000)
     assert plan["splits"] == {"train": DEVICE, "val": HOST, "test": HOST}
     assert plan["device_budget_bytes"] == 12_500 and plan["reserve_bytes"] == 1_000
-    assert ("val split 6.40 kB does not fit in the 5.10 kB left for this job on cuda:0 (the free "
-            "memory, less 1.00 kB kept for training): batches stream from host memory") in caplog.text
+    assert ("val split 6.40 kB does not fit in the 5.10 kB left for this job on cuda:0 (the card "
+            "less its CUDA context, less 1.00 kB kept for training): batches stream from host "
+            "memory") in caplog.text
     monkeypatch.setattr(data, "device_budget_bytes", lambda device: 2_000)
     assert data.choose_placement(arrays, "cuda:0", reserve=1_000)["splits"] == dict.fromkeys(
         ("train", "val", "test"), HOST)
@@ -239,32 +240,73 @@ def test_memory_table_benchmark_runs(tmp_path):
     assert "on a 10 GB card (est.)" in run.stdout and "step, measured cpu" in run.stdout
 
 
-def test_jobs_sharing_a_card_each_plan_with_their_share(monkeypatch):
-    """Two jobs started together on a 10 GB card both see 10 GB free; each must plan with 5 GB,
-    less what its own allocator already holds."""
+def fake_card(monkeypatch, free, total, reserved=0):
+    """A CUDA card's memory as torch.cuda reports it (no GPU needed); mutable through the dict."""
     import torch
-    card = {"free": 10 * 10**9, "total": 10 * 10**9, "reserved": 0}
+    card = {"free": free, "total": total, "reserved": reserved}
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (card["free"], card["total"]))
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: card["reserved"])
-    assert memory.device_budget_bytes("cuda:0") == 10 * 10**9
+    return card
+
+
+def test_jobs_sharing_a_card_each_plan_with_their_share(monkeypatch):
+    """Two jobs started together on a 10 GB card both see 10 GB free; each must plan with 5 GB
+    less its process's CUDA context, less what its own allocator already holds."""
+    context = memory.CUDA_CONTEXT_BYTES
+    card = fake_card(monkeypatch, free=10 * 10**9, total=10 * 10**9)
+    assert memory.device_budget_bytes("cuda:0") == 10 * 10**9 - context
     with memory.jobs_sharing_device(2):
-        assert memory.device_budget_bytes("cuda:0") == 5 * 10**9
+        assert memory.device_budget_bytes("cuda:0") == 5 * 10**9 - context
         card["reserved"] = 10**9                    # this job's model and optimizer
-        assert memory.device_budget_bytes("cuda:0") == 4 * 10**9
-        card["free"] = 3 * 10**9                    # the other job already filled the card
+        assert memory.device_budget_bytes("cuda:0") == 4 * 10**9 - context
+        card["free"] = 3 * 10**9                    # something beyond the jobs' shares fills the card
         assert memory.device_budget_bytes("cuda:0") == 3 * 10**9
     assert memory.jobs_on_device() == 1
+
+
+def test_a_jobs_share_does_not_depend_on_when_it_reads_the_free_memory(monkeypatch):
+    """Three jobs start on a 24 GB card; whatever the others have allocated within their shares
+    when a job plans, its budget is total / 3 less the CUDA context."""
+    total, context = 24 * 10**9, memory.CUDA_CONTEXT_BYTES
+    share = total // 3 - context
+    assert memory.device_share_bytes(total, 3) == share
+    assert memory.device_share_bytes(total, 1) == total - context
+    assert memory.device_share_bytes(10**8, 1) == 0                 # a card smaller than a context
+    card = fake_card(monkeypatch, free=total, total=total)
+    with memory.jobs_sharing_device(3):
+        budgets = []
+        # the others: not started, context only, their data placed, both full (context + share)
+        for others in (0, 2 * context, 2 * context + 10**9 + 3 * 10**9, 2 * (context + share)):
+            card["free"] = total - context - others                 # this job's context is there
+            budgets.append(memory.device_budget_bytes("cuda:0"))
+        assert budgets == [share] * 4
+
+
+def test_the_cuda_context_is_counted_once_for_devices_and_memory():
+    from gafkd import devices
+    assert devices.CUDA_CONTEXT_BYTES == memory.CUDA_CONTEXT_BYTES == 2**29
+
+
+def test_fits_on_device_plans_with_the_reserve_given(monkeypatch):
+    monkeypatch.delenv(memory.PLACEMENT_ENV, raising=False)
+    fake_card(monkeypatch, free=memory.CUDA_CONTEXT_BYTES + 10_000, total=memory.CUDA_CONTEXT_BYTES + 10_000)
+    assert memory.fits_on_device(6_000, "cuda:0", reserve=4_000)
+    assert not memory.fits_on_device(6_000, "cuda:0", reserve=4_001)
+    assert memory.fits_on_device(10**12, "cpu", reserve=10**12)          # the CPU places nothing
+    monkeypatch.setenv(memory.PLACEMENT_ENV, "host")
+    assert not memory.fits_on_device(1, "cuda:0", reserve=0)
+    monkeypatch.setenv(memory.PLACEMENT_ENV, "device")
+    assert memory.fits_on_device(10**12, "cuda:0", reserve=10**12)
 
 
 def test_a_split_that_fits_the_card_but_not_the_jobs_share_streams(monkeypatch, caplog):
     import logging
 
-    import torch
     from gafkd import data
     arrays = fold(n=300)                                   # 100 windows × 64 bytes per split
     monkeypatch.delenv(memory.PLACEMENT_ENV, raising=False)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (20_000, 20_000))
-    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
+    total = 2 * (memory.CUDA_CONTEXT_BYTES + 10_000)       # a share of 10,000 bytes for 2 jobs
+    fake_card(monkeypatch, free=total, total=total)
     assert data.choose_placement(arrays, "cuda:0", reserve=500)["splits"] == dict.fromkeys(
         ("train", "val", "test"), DEVICE)
     with memory.jobs_sharing_device(2), caplog.at_level(logging.INFO, logger="gafkd.data"):
@@ -281,3 +323,22 @@ def test_peak_memory_on_cuda_records_what_the_allocator_reserved(monkeypatch):
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 8 * 2**20)
     peak = peak_memory("cuda:0")
     assert (peak["device_peak_bytes"], peak["device_reserved_peak_bytes"]) == (3 * 2**20, 8 * 2**20)
+
+
+def test_a_packs_reserve_is_measured_as_it_computes_on_the_device():
+    """A 1-D pack computes its convolutions as GEMMs on a GPU (gafkd.packed: gemm), which save
+    each convolution's unfolded input: its reserve is measured that way, not as the CPU computes."""
+    import torch
+    from gafkd.memory import activation_bytes, training_reserve
+    from gafkd.models import build_model
+    from gafkd.packed import pack_models
+
+    torch.manual_seed(0)
+    pack = pack_models([build_model("wrn10-1", 3, 4, dims=1) for _ in range(4)])
+    gemm = activation_bytes(pack, (12, 200), 4096, 1, "gemm")
+    grouped = activation_bytes(pack, (12, 200), 4096, 1, "grouped")
+    assert gemm > 1.5 * grouped
+    reserve = training_reserve(pack, 4, (3, 200), 4096, torch.device("cuda", 0), eval_batch_size=4)
+    weights = sum(p.numel() * 4 for p in pack.parameters())
+    assert reserve == memory.reserve_bytes(weights, gemm) > memory.reserve_bytes(weights, grouped) > memory.reserve_bytes()
+    assert pack.fusion is None                  # the pack itself is untouched

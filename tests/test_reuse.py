@@ -21,7 +21,8 @@ from gafkd.students import _load_initial_weights
 from gafkd.windows import read_windows
 
 TRAINING = {"epochs": 200, "batch_size": 64, "lr": 0.05, "lr_boundaries": "lab", "momentum": 0.9,
-            "weight_decay": 0.0001, "bf16": False, "checkpoint_every": 5}
+            "weight_decay": 0.0001, "precision": "tf32", "deterministic": True,
+            "checkpoint_every": 5}
 GRID = {"modalities": ["gaf", "sig"], "archs": ["wrn16-1", "wrn28-3"], "seeds": [1, 2, 3]}
 
 
@@ -46,10 +47,11 @@ def test_a_scratch_student_of_the_teacher_grid_is_the_signal_teacher_run():
     ("arch", "wrn28-3"), ("seed", 3), ("dataset", "pamap2"), ("fold", "fold1"), ("threads", 1),
     ("modality", "gaf"),
     ("training", {**TRAINING, "epochs": 199}), ("training", {**TRAINING, "lr": 0.1}),
-    ("training", {**TRAINING, "batch_size": 32}), ("training", {**TRAINING, "bf16": True}),
+    ("training", {**TRAINING, "batch_size": 32}), ("training", {**TRAINING, "precision": "bf16"}),
     ("training", {**TRAINING, "lr_boundaries": "fraction"}), ("training", {**TRAINING, "momentum": 0.8}),
     ("training", {**TRAINING, "weight_decay": 0.0005}),
-    ("training", {k: v for k, v in TRAINING.items() if k != "bf16"}),
+    ("training", {k: v for k, v in TRAINING.items() if k != "precision"}),
+    ("training", {**TRAINING, "deterministic": False}),
     ("images", {"method": "gasf", "size": 64}),
 ])
 def test_a_teacher_run_of_other_settings_is_not_the_same_run(field, value):
@@ -63,7 +65,7 @@ def test_a_teacher_run_of_other_settings_is_not_the_same_run(field, value):
 @pytest.mark.parametrize("changes", [
     {"method": "kd-sig", "teachers": "sig-wrn16-1"}, {"method": "kd2-anneal"}, {"teachers": "sig-wrn16-1"},
     {"alpha": 0.5}, {"kd": {"lambda": 0.7}}, {"images": {"method": "gasf", "size": 64}},
-    {"teacher_seed": 2}, {"seed": 2.0}, {"threads": 2.0}, {"training": {**TRAINING, "bf16": 0}},
+    {"teacher_seed": 2}, {"seed": 2.0}, {"threads": 2.0}, {"training": {**TRAINING, "deterministic": 1}},
 ])
 def test_a_student_of_other_settings_is_never_a_teacher_run(changes):
     assert same_run_teacher(scratch(**changes), GRID, teacher_settings) is None
@@ -238,3 +240,11 @@ def test_trained_again_the_scratch_student_is_the_teacher_run(chain, tmp_path):
     retrained = load_checkpoint(tmp_path / SCRATCH / "model.pt", "student checkpoint")
     reused = load_checkpoint(workdir / SCRATCH / "model.pt", "student checkpoint")
     assert retrained["digest"] == reused["digest"]          # weights, statistics and identity alike
+
+
+def test_a_signal_teacher_trained_in_a_pack_is_still_the_scratch_run_of_its_seed():
+    packed = {**teacher_settings("gene", "holdout", "sig", "wrn16-1", 2), "pack": {"width": 3, "member": 1}}
+    assert same_run(scratch(), packed)
+    assert same_run_teacher(scratch(), GRID, lambda *run: packed) == packed
+    # the pack is a teacher's record only: a student claiming one is not a scratch run
+    assert not same_run({**scratch(), "pack": {"width": 3, "member": 1}}, packed)

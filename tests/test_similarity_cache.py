@@ -62,7 +62,8 @@ def fold(tmp_path_factory):
 def cached_teachers(fold, form="similarity"):
     n = int(fold["train"].sum())
     return CachedTeachers(open_similarity_caches({m: fold[f"{m}_{form}"] for m in MODALITIES},
-                                                 fold["fingerprint"], {m: identity(m) for m in MODALITIES}, n, CPU))
+                                                 fold["fingerprint"], {m: identity(m) for m in MODALITIES}, n, CPU,
+                                                 reserve=0))
 
 
 def online_teachers(fold):
@@ -189,3 +190,24 @@ def test_a_cache_larger_than_memory_is_refused_before_training(fold, tmp_path, m
                 for m in MODALITIES)
     assert f"need {similarity_cache.human_bytes(total)}" in message
     assert not any(out.iterdir())                                           # nothing written
+
+
+def test_caches_are_placed_with_the_jobs_training_reserve(fold, monkeypatch):
+    """On a (faked) card with room for the caches beside a solo run's reserve, a pack's larger
+    reserve sends them to host memory."""
+    from gafkd import memory
+    n = int(fold["train"].sum())
+    paths = {m: fold[f"{m}_similarity"] for m in MODALITIES}
+    total = sum(SimilarityCache.open(paths[m], fold["fingerprint"], identity(m), n).nbytes for m in MODALITIES)
+    solo = memory.reserve_bytes()
+    card = memory.CUDA_CONTEXT_BYTES + solo + total
+    monkeypatch.delenv(memory.PLACEMENT_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (card, card))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
+    monkeypatch.setattr(SimilarityCache, "load", lambda self, device, resident: resident)
+    expected = {m: identity(m) for m in MODALITIES}
+    cuda = torch.device("cuda", 0)
+    assert open_similarity_caches(paths, fold["fingerprint"], expected, n, cuda, solo) == dict.fromkeys(
+        MODALITIES, True)
+    assert open_similarity_caches(paths, fold["fingerprint"], expected, n, cuda, solo + 1) == dict.fromkeys(
+        MODALITIES, False)

@@ -9,12 +9,13 @@ from gafkd.staging import PinnedStaging, gather_rows
 class FakeEvent:
     log = []
 
-    def __init__(self):
-        self.name = f"event{len(FakeEvent.made)}"
+    def __init__(self, blocking=False):
+        self.name, self.blocking = f"event{len(FakeEvent.made)}", blocking
         FakeEvent.made.append(self)
 
-    def record(self):
+    def record(self, stream=None):
         FakeEvent.log.append(("record", self.name))
+        FakeEvent.streams.append(stream)
 
     def synchronize(self):
         FakeEvent.log.append(("synchronize", self.name))
@@ -22,7 +23,7 @@ class FakeEvent:
 
 def fake_cuda(monkeypatch):
     """Events that log their calls; pinned allocations logged and served from ordinary memory."""
-    FakeEvent.made, FakeEvent.log = [], []
+    FakeEvent.made, FakeEvent.log, FakeEvent.streams = [], [], []
     pinned = []
     real_empty = torch.empty
 
@@ -33,6 +34,7 @@ def fake_cuda(monkeypatch):
         return tensor
 
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: ("stream of", device))
     monkeypatch.setattr(staging.torch, "empty", empty)
     return pinned
 
@@ -51,6 +53,56 @@ def test_batches_are_gathered_into_two_reused_pinned_buffers(monkeypatch):
     assert FakeEvent.log[:6] == [("synchronize", "event0"), ("record", "event0"),
                                  ("synchronize", "event1"), ("record", "event1"),
                                  ("synchronize", "event0"), ("record", "event0")]
+
+
+class FakeBuffer:
+    """A pinned host buffer whose fills and copies to the device are logged."""
+
+    def __init__(self, size, log):
+        self.size, self.log, self.name = size, log, f"buffer{len(FakeEvent.made)}.{len(log)}"
+
+    def numel(self):
+        return self.size
+
+    def __getitem__(self, rows):
+        return self
+
+    def view(self, shape):
+        return self
+
+    def to(self, device, non_blocking=False):
+        self.log.append(("copy", self.name, device, non_blocking))
+        return f"batch from {self.name}"
+
+
+def test_a_buffer_is_refilled_only_after_its_own_last_copy_finished(monkeypatch):
+    fake_cuda(monkeypatch)
+    log = FakeEvent.log
+    monkeypatch.setattr(staging.torch, "empty", lambda size, **kwargs: FakeBuffer(size, log))
+    for count in (1, 2, 3):
+        FakeEvent.made.clear()
+        FakeEvent.streams.clear()
+        log.clear()
+        stage = PinnedStaging("cpu", torch.float32, count=count)
+        assert len(FakeEvent.made) == count and all(e.blocking for e in FakeEvent.made)   # no spin
+        for step in range(7):
+            stage.send((4 - step % 2, 3), lambda out: log.append(("fill", out.name)))
+        event_of, in_flight = {}, set()         # buffer -> event recorded after its copy
+        for i, entry in enumerate(log):
+            if entry[0] == "fill":
+                assert event_of.get(entry[1]) not in in_flight, f"{entry[1]} refilled mid-copy"
+                if entry[1] in event_of:      # waited on its own copy only, not on the latest
+                    assert log[i - 1] == ("synchronize", event_of[entry[1]])
+            elif entry[0] == "copy":
+                assert entry[2:] == (torch.device("cpu"), True)
+                assert log[i + 1][0] == "record"                      # right after the copy
+                event_of[entry[1]] = log[i + 1][1]
+                in_flight.add(log[i + 1][1])
+            elif entry[0] == "synchronize":
+                in_flight.discard(entry[1])
+        assert len(event_of) < 7                                      # buffers were refilled
+        assert sum(entry[0] == "copy" for entry in log) == 7
+        assert FakeEvent.streams == [("stream of", torch.device("cpu"))] * 7
 
 
 def test_a_larger_batch_grows_its_buffer(monkeypatch):

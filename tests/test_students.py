@@ -10,7 +10,7 @@ from gafkd.errors import ConfigError, InputError
 from gafkd.images import read_images
 from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss
 from gafkd.similarity_cache import build_similarity_cache
-from gafkd.students import DistillationLoss, OnlineTeachers, train_student
+from gafkd.students import DistillationLoss, OnlineTeachers, StudentRun, train_student
 from gafkd.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
 from gafkd.teachers import train_teacher
 from gafkd.windows import read_windows
@@ -184,3 +184,69 @@ def test_sp_term_stays_float32_under_bf16_autocast():
     reference = sp_term()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert sp_term() == pytest.approx(reference, rel=1e-6)
+
+
+def test_a_wide_packs_reserve_streams_the_images_that_a_solo_run_keeps(monkeypatch):
+    """training_reserve grows with the pack; on a (faked) card with room for the teachers' images
+    beside a solo run's reserve, a pack of 16 sends them to host memory."""
+    from gafkd import memory
+    from gafkd.models import build_model
+    from gafkd.packed import pack_models
+    cuda = torch.device("cuda", 0)
+    torch.manual_seed(0)
+    members = [build_model("wrn10-1", 6, 4, dims=1) for _ in range(16)]
+    solo = memory.training_reserve(members[0], 1, (6, 100), 64, cuda)
+    pack = memory.training_reserve(pack_models(members), 16, (6, 100), 4096, cuda)
+    assert solo == memory.reserve_bytes() and pack > solo    # never less than the default
+    assert memory.training_reserve(pack_models(members), 16, (6, 100), 4096, CPU) == solo
+    images = 10**9
+    card = memory.CUDA_CONTEXT_BYTES + solo + images
+    monkeypatch.delenv(memory.PLACEMENT_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (card, card))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
+    assert memory.fits_on_device(images, cuda, solo) and not memory.fits_on_device(images, cuda, pack)
+
+
+class Placed(Exception):
+    """Stops a job once its data are placed, before training."""
+
+
+@pytest.mark.parametrize("source", ["online", "cache"])
+def test_every_placement_of_a_pack_plans_with_its_training_reserve(demo, tmp_path, monkeypatch, source):
+    """The splits and the SP teachers' images or caches of a pack's job are placed with the one
+    reserve training_reserve gives for the pack."""
+    from gafkd import similarity_cache, students
+    reserve = 123_457
+    seen = {"training_reserve": [], "placements": []}
+
+    def training_reserve(model, members, *args):
+        seen["training_reserve"].append(members)
+        return reserve
+
+    def spy(function, name):
+        def wrapped(*args, **kwargs):
+            seen["placements"].append((name, kwargs.get("reserve", args[2] if len(args) > 2 else None)))
+            return function(*args, **kwargs)
+        return wrapped
+
+    def train_runs(*args, **kwargs):
+        raise Placed
+
+    monkeypatch.setattr(students, "training_reserve", training_reserve)
+    monkeypatch.setattr(students, "to_train_data", spy(students.to_train_data, "splits"))
+    monkeypatch.setattr(students, "fits_on_device", spy(students.fits_on_device, "images"))
+    monkeypatch.setattr(similarity_cache, "fits_on_device", spy(similarity_cache.fits_on_device, "caches"))
+    monkeypatch.setattr(students, "_load_initial_weights", lambda *args: None)
+    monkeypatch.setattr(students, "train_runs", train_runs)
+    inputs = {"windows": demo["windows"], "images": demo["images"], "init": tmp_path / "scratch.pt",
+              **{f"{m}_{kind}": demo[f"{m}_{kind}"] for m in ("gaf", "sig")
+                 for kind in ("outputs", "model", "similarity")}}
+    runs = [StudentRun({"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1",
+                        "method": "kd2-anneal-sp", "teachers": "gasf-wrn10-1+sig-wrn10-1", "alpha": alpha,
+                        "seed": seed, "teacher_seed": 1, "kd": {**KD, "sp_source": source},
+                        "training": TRAINING}, inputs, run_files(tmp_path / str(seed)), tmp_path / "resume.pt")
+            for seed, alpha in ((3, 0.3), (4, 0.7))]
+    with pytest.raises(Placed):
+        students.train_students(runs, CPU)
+    assert seen["training_reserve"] == [2]
+    assert seen["placements"] == [("splits", reserve), ({"online": "images", "cache": "caches"}[source], reserve)]

@@ -83,7 +83,7 @@ def log_interval(path):
 
 def test_concurrent_teachers_on_distinct_slots_and_demo_accuracy(tmp_path, monkeypatch):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["teachers"] = {"modalities": ["sig"], "archs": ["wrn16-1"], "seeds": [1, 2]}
+    config["teachers"] = {"modalities": ["sig"], "archs": ["wrn16-1"], "seeds": [1, 2], "pack": 1}
     config["students"] = {"methods": ["kd-sig"], "seeds": [1, 2]}
     config["devices"] = {"lock_dir": str(tmp_path / "locks"), "threads": 1}
     configfile = tmp_path / "config.yaml"
@@ -101,3 +101,43 @@ def test_concurrent_teachers_on_distinct_slots_and_demo_accuracy(tmp_path, monke
     for seed in (1, 2):
         metrics = json.loads((tmp_path / f"results/basicmotions/predefined/teachers/sig/wrn16-1/seed{seed}/metrics.json").read_text())
         assert metrics["test_at_best_val"]["accuracy"] >= 0.9
+
+
+def test_packed_signal_teachers_are_their_solo_runs(demo_files, tmp_path):
+    """A pack of signal teachers (teachers.pack) trains each seed as its solo run would: on the
+    CPU the same weights and metrics bit for bit, each member in its own files."""
+    from gafkd.teachers import TeacherRun, train_teachers
+
+    inputs = {"windows": demo_files / "windows.h5"}
+    seeds = (1, 7, 3)
+    runs = []
+    for seed in seeds:
+        folder = tmp_path / f"pack-seed{seed}"
+        folder.mkdir()
+        runs.append(TeacherRun({**settings("sig"), "seed": seed}, inputs, outputs(folder), folder / "resume.pt"))
+    packed = train_teachers(runs, torch.device("cpu"))
+    for seed, run, metrics in zip(seeds, runs, packed):
+        folder = tmp_path / f"solo-seed{seed}"
+        folder.mkdir()
+        solo = train_teacher(demo_files / "windows.h5", None, {**settings("sig"), "seed": seed},
+                             outputs(folder), folder / "resume.pt", torch.device("cpu"))
+        assert metrics["test_at_best_val"] == solo["test_at_best_val"]
+        assert (run.outputs["history"]).read_text() == (folder / "history").read_text()
+        mine, theirs = (torch.load(path, weights_only=False)["state_dict"]
+                        for path in (run.outputs["model"], folder / "model"))
+        assert all(torch.equal(mine[name], theirs[name]) for name in theirs)
+        assert torch.load(run.outputs["model"], weights_only=False)["seed"] == seed
+
+
+def test_image_teachers_and_differing_runs_do_not_pack(demo_files, tmp_path):
+    from gafkd.errors import ConfigError
+    from gafkd.teachers import TeacherRun, train_teachers
+
+    def run(name, **changes):
+        return TeacherRun({**settings("sig"), **changes}, {"windows": demo_files / "windows.h5"},
+                          outputs(tmp_path / name), tmp_path / name / "resume.pt")
+
+    with pytest.raises(ConfigError, match="must share arch"):
+        train_teachers([run("a"), run("b", arch="wrn10-1", seed=2)], torch.device("cpu"))
+    with pytest.raises(ConfigError, match="image teachers train alone"):
+        train_teachers([run("a", modality="gasf"), run("b", modality="gasf", seed=2)], torch.device("cpu"))

@@ -54,8 +54,9 @@ def the_job(jobs, rule, output):
 
 
 def test_dry_run_of_default_config(tmp_path):
-    """The demo's jobs (README: 3 seeds of 4 image teachers and 3 signal teachers, their 15 cached
-    outputs, 45 students in 3 derived runs and 8 packs) and what a few of them read and write."""
+    """The demo's jobs (README: 3 seeds of 4 image teachers and 3 signal teachers in one pack,
+    their 15 cached outputs, 45 students in 3 derived runs and 4 packs) and what a few of them
+    read and write."""
     run = snakemake(tmp_path, "-n")
     assert run.returncode == 0, run.stderr
     jobs = dry_run_jobs(run.stdout)
@@ -64,11 +65,18 @@ def test_dry_run_of_default_config(tmp_path):
         counts[rule] = counts.get(rule, 0) + 1
     assert {r: counts.get(r) for r in ("build_windows", "build_images", "train_teacher",
                                         "teacher_outputs", "train_student", "aggregate")} == {
-        "build_windows": 1, "build_images": 4, "train_teacher": 15, "teacher_outputs": 15,
+        "build_windows": 1, "build_images": 4, "train_teacher": 12, "teacher_outputs": 15,
         "train_student": 3, "aggregate": 1}
+    (teacher_pack,) = [fields for rule, fields in jobs if rule.startswith("train_teacher_pack")]
+    assert sorted(teacher_pack["output"]) == sorted(
+        f"results/basicmotions/predefined/teachers/sig/wrn16-1/seed{seed}/{name}"
+        for seed in (1, 2, 3) for name in ("model.pt", "metrics.json", "history.csv"))
+    assert teacher_pack["input"] == ["results/basicmotions/windows.h5"] * 3
     packs = [fields for rule, fields in jobs if rule.startswith("train_student_pack")]
-    # kd-gaf of each of the 4 encodings and kd-sig: 3 seeds; the kd2 family of GASF + signal: 3 × 3 α
-    assert sorted(len(pack["output"]) // 3 for pack in packs) == [3, 3, 3, 3, 3, 9, 9, 9]
+    # the 24 runs that distil from cached logits (kd-gaf of each of the 4 encodings and kd-sig:
+    # 3 seeds; kd2 of GASF + signal: 3 seeds × 3 α) in packs of up to 16, kd2-anneal and
+    # kd2-anneal-sp: 3 × 3 each
+    assert sorted(len(pack["output"]) // 3 for pack in packs) == [8, 9, 9, 16]
     for encoding in ("gasf", "mtf", "gasf+gadf+mtf", "pi"):
         cache = the_job(jobs, "build_images", f"results/basicmotions/images_{encoding}32.h5")
         assert cache["input"] == ["results/basicmotions/windows.h5"]
@@ -93,9 +101,17 @@ def test_dry_run_of_default_config(tmp_path):
               in pack["output"]]
     assert set(kd2["input"]) == {f"{teachers}/{m}/wrn16-1/seed{seed}/outputs.h5" for m in ("gasf", "sig")
                                  for seed in (1, 2, 3)} | {f"{data}/windows.h5"}
-    assert set(kd2["output"]) == {f"{students}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha{alpha}/seed{seed}/{name}"
-                                  for alpha in ("0.1", "0.5", "0.9") for seed in (1, 2, 3)
-                                  for name in ("model.pt", "metrics.json", "history.csv")}
+    kd2_outputs = {path for pack in packs for path in pack["output"] if "/kd2/" in path}
+    assert kd2_outputs == {f"{students}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha{alpha}/seed{seed}/{name}"
+                           for alpha in ("0.1", "0.5", "0.9") for seed in (1, 2, 3)
+                           for name in ("model.pt", "metrics.json", "history.csv")}
+    # a pack across grid cells reads what each of its members reads
+    (mixed,) = [pack for pack in packs if len(pack["output"]) == 16 * 3]
+    assert {path.split("/students/wrn16-1/")[1].split("/")[0] for path in mixed["output"]} == {
+        "kd-gaf", "kd-sig", "kd2"}
+    assert set(mixed["input"]) == {f"{teachers}/{m}/wrn16-1/seed{seed}/outputs.h5"
+                                   for m in ("gasf", "mtf", "gasf+gadf+mtf", "pi", "sig")
+                                   for seed in (1, 2, 3)} | {f"{data}/windows.h5"}
     report = the_job(jobs, "aggregate", "results/report/tables.md")
     assert len(report["input"]) == 15 + 45 and all(p.endswith("/metrics.json") for p in report["input"])
 

@@ -39,16 +39,34 @@ def schema_errors(config, schema_path):
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
-    images = config.get("images")
-    if isinstance(images, dict) and "method" in images:
-        return (f"images.method: replaced by images.methods, a list of encodings, each with its own "
-                f"cache and teachers; write `methods: [{images['method']}]` (teacher folders are named "
-                f"by the encoding: teachers/{images['method']}/..., no longer teachers/gaf/...)")
+    retired = retired_key(config)
+    if retired:
+        return retired
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is None:
         return None
     where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     return f"{where}: {error.message}"
+
+
+def retired_key(config):
+    """'key: replaced by …' for a key of an older config that a newer one replaced, else None:
+    a retired key is refused with what to write, never read in a way it did not mean."""
+    images = config.get("images")
+    if isinstance(images, dict) and "method" in images:
+        return (f"images.method: replaced by images.methods, a list of encodings, each with its own "
+                f"cache and teachers; write `methods: [{images['method']}]` (teacher folders are named "
+                f"by the encoding: teachers/{images['method']}/..., no longer teachers/gaf/...)")
+    training = config.get("training")
+    old = [key for key in ("bf16", "fast_math") if isinstance(training, dict) and key in training]
+    if old:
+        bf16, fast_math = training.get("bf16") is True, training.get("fast_math") is True
+        precision = "bf16" if bf16 else "tf32" if fast_math else "fp32"
+        said = ", ".join(f"{key}: {str(training[key]).lower()}" for key in old)
+        return (f"training.{old[0]}: replaced by training.precision (fp32, tf32 or bf16, every one "
+                f"deterministic); for what `{said}` meant write `precision: {precision}` and remove "
+                f"{' and '.join(old)}")
+    return None
 
 
 def resolve_dataset(name, spec):

@@ -136,8 +136,8 @@ def choose_placement(arrays, device, placement=None, reserve=None):
 
     `placement` (else $GAFKD_DATA_PLACEMENT, else auto): `device` or `host` for every split, or
     `auto`: on a CUDA device a split stays resident when it fits in this job's budget of device
-    memory (memory.device_budget_bytes: free memory, at most its share of a card shared by
-    devices.jobs_per_gpu jobs) less `reserve` bytes (activations, gradients;
+    memory (memory.device_budget_bytes: its share of a card shared by devices.jobs_per_gpu jobs,
+    less its CUDA context, at most the free memory) less `reserve` bytes (activations, gradients;
     memory.reserve_bytes() when None) and the splits before it, the training split first; on the
     CPU every split stays resident (host and device are the same memory)."""
     device = torch.device(device)
@@ -151,7 +151,7 @@ def choose_placement(arrays, device, placement=None, reserve=None):
     else:
         splits = plan_placement(sizes, budget or 0, reserve, requested)
     basis = (f"its share of the card with devices.jobs_per_gpu: {jobs_on_device()}"
-             if jobs_on_device() > 1 else "the free memory")
+             if jobs_on_device() > 1 else "the card less its CUDA context")
     left = None if budget is None else budget - reserve          # for the splits, in order
     for name, where in splits.items():
         if where == DEVICE:

@@ -4,15 +4,17 @@ Snakemake counts `gpu` as a plain resource and never picks a device. With `jobs_
 per visible device, a job takes the first free slot (slot s runs on visible device s % n, so
 jobs spread over devices before they share one). Lock files are named after the physical device
 (its UUID, else its CUDA_VISIBLE_DEVICES entry), so pipelines that see different devices never
-wait for each other. The lock is released by the OS when the job ends, however it ends. A job
-under SLURM that sees exactly one device (`--gpus=1`) uses it without a slot; one that sees
-several (an allocation running Snakemake locally) takes slots over them. The claimed device
+wait for each other. The lock is released by the OS when the job ends, however it ends. Under
+SLURM the same: a job given one device (`--gpus=1`) takes one of its `jobs_per_gpu` slots, so
+that jobs SLURM puts on one GPU share it as planned; one that sees several (an allocation
+running Snakemake locally) takes slots over them. The claimed device
 becomes torch's current device, and the job's share of its memory (1 / jobs_per_gpu) is what
 gafkd.memory plans with. With no usable CUDA, the job runs on the CPU and says why, or fails
 when `devices.require_cuda` is set.
 
-Every job also fixes its numerics before its first CUDA call (use_numerics): full float32 and
-deterministic algorithms, unless `training.fast_math` trades them for speed.
+Every job also fixes its numerics before its first CUDA call (use_numerics): the precision of
+`training.precision` (fp32, tf32 or bf16) and, unless `training.deterministic` is false,
+deterministic kernels only, so that a rerun on the same device gives the same bits.
 """
 
 import contextlib
@@ -30,7 +32,7 @@ import torch
 import torch.utils.deterministic
 
 from gafkd.errors import ConfigError, GafkdError
-from gafkd.memory import human_bytes, jobs_sharing_device, reserve_bytes
+from gafkd.memory import CUDA_CONTEXT_BYTES, human_bytes, jobs_sharing_device, reserve_bytes
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,19 @@ CUDA_INSTALL_ADVICE = ("install a CUDA build of torch into the project's environ
                        "README, GPU)")
 CUBLAS_WORKSPACE_CONFIG = ":4096:8"       # what deterministic cuBLAS needs (CUDA >= 10.2)
 NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
-CUDA_CONTEXT_BYTES = 2**29                # what a process's CUDA context takes, roughly (driver, kernels)
+PRECISIONS = ("fp32", "tf32", "bf16")
+DETERMINISTIC_WORKSPACES = (":4096:8", ":16:8")   # the CUBLAS_WORKSPACE_CONFIG values that make cuBLAS deterministic
+NONDETERMINISTIC_OP = " does not have a deterministic implementation"
+_numerics = {"precision": None, "deterministic": None}      # what use_numerics set in this process
 HIDING_ENTRIES = ("-1", "none", "NoDevFiles")     # CUDA_VISIBLE_DEVICES values that hide every GPU
 
 
 class DeviceError(GafkdError):
     """The job cannot get the device it needs (no usable CUDA, or a device that does not exist)."""
+
+
+class NondeterministicOpError(GafkdError):
+    """An op has no deterministic kernel on this device, and the run must be deterministic."""
 
 
 @dataclass
@@ -202,12 +211,9 @@ def claim_device(jobs_per_gpu=1, lock_dir=None, poll_seconds=0.5, require_cuda=F
         return
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     where = "" if visible is None else f" of CUDA_VISIBLE_DEVICES={visible}"
-    if os.environ.get("SLURM_JOB_ID") and visible and n_devices == 1:
-        device = _torch_device(0)
-        with _use(Claim(device, None, f"SLURM job {os.environ['SLURM_JOB_ID']}: the one device"
-                                      f"{where}, running on {_describe(device)}")) as claim:
-            yield claim
-        return
+    # Under SLURM too: a job given one GPU shares it with the jobs SLURM puts beside it when the
+    # profile runs several per GPU, and the lock names the physical device they share.
+    scheduler = f"SLURM job {os.environ['SLURM_JOB_ID']}: " if os.environ.get("SLURM_JOB_ID") else ""
     lock_dir = Path(lock_dir or default_lock_dir())
     lock_dir.mkdir(parents=True, exist_ok=True)
     n_slots = n_devices * jobs_per_gpu
@@ -221,8 +227,8 @@ def claim_device(jobs_per_gpu=1, lock_dir=None, poll_seconds=0.5, require_cuda=F
                 continue
             try:
                 device = _torch_device(index)
-                claim = Claim(device, slot, f"slot {slot} of {n_slots} ({name}): device {index}{where}, "
-                                            f"running on {_describe(device)}", jobs_per_gpu)
+                claim = Claim(device, slot, f"{scheduler}slot {slot} of {n_slots} ({name}): device "
+                                            f"{index}{where}, running on {_describe(device)}", jobs_per_gpu)
                 with _use(claim):
                     yield claim
             finally:
@@ -240,25 +246,55 @@ def _describe(device):
     return "the CPU"
 
 
-def use_numerics(fast_math=False):
-    """Full float32 and deterministic algorithms (the same numbers from the same inputs on a given
-    device), or with `fast_math` TF32 convolutions and matmuls and cuDNN's autotuner (faster on
-    Ampere and newer GPUs, not reproducible bit for bit). Call before the first CUDA operation:
-    cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it starts."""
-    if not fast_math:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
-    torch.backends.cudnn.deterministic = not fast_math
-    torch.backends.cudnn.benchmark = bool(fast_math)
-    torch.backends.cuda.matmul.allow_tf32 = bool(fast_math)
-    torch.backends.cudnn.allow_tf32 = bool(fast_math)
-    # An op with no deterministic kernel warns in the job's log instead of stopping the run.
-    torch.use_deterministic_algorithms(not fast_math, warn_only=True)
+
+
+def use_numerics(precision="tf32", deterministic=True):
+    """Fix a job's numerics before its first CUDA operation (training.precision,
+    training.deterministic). fp32: full float32 everywhere; tf32: TF32 convolutions and matmuls
+    (float32 storage, 10-bit mantissa products) on CUDA; bf16: bfloat16 autocast on CUDA with
+    float32 weights, losses and Gram maps (gafkd.engine), no TF32. cuDNN's autotuner is never on:
+    its choice is neither fixed nor recorded. `deterministic` makes every op use a deterministic
+    kernel and an op without one stop the run (deterministic_ops names it); cuBLAS reads
+    CUBLAS_WORKSPACE_CONFIG when it starts, so a value inherited from the environment that would
+    make it nondeterministic is replaced."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"training.precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if deterministic and os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in DETERMINISTIC_WORKSPACES:
+        if "CUBLAS_WORKSPACE_CONFIG" in os.environ:
+            log.warning("CUBLAS_WORKSPACE_CONFIG=%s makes cuBLAS nondeterministic: using %s "
+                        "(training.deterministic)", os.environ["CUBLAS_WORKSPACE_CONFIG"],
+                        CUBLAS_WORKSPACE_CONFIG)
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE_CONFIG
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = bool(deterministic)
+    torch.use_deterministic_algorithms(bool(deterministic))
     torch.utils.deterministic.fill_uninitialized_memory = False     # a debugging aid, slow on big buffers
+    _numerics.update(precision=precision, deterministic=bool(deterministic))
+
+
+@contextlib.contextmanager
+def deterministic_ops():
+    """Turn torch's error for an op without a deterministic kernel into one that names the op,
+    the device and the setting that allows it."""
+    try:
+        yield
+    except RuntimeError as error:
+        text = str(error)
+        if NONDETERMINISTIC_OP not in text:
+            raise
+        op = text.split(NONDETERMINISTIC_OP)[0].split()[-1]
+        raise NondeterministicOpError(f"{op} has no deterministic kernel on this device, and every run is "
+                          f"deterministic (training.deterministic: true). Set training.deterministic: "
+                          f"false to allow it (reruns may then differ in the last digits), or run "
+                          f"on another device") from None
 
 
 def numerics_record():
     """The numerics settings in force, for provenance."""
-    return {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    return {**_numerics, "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "cudnn_deterministic": torch.backends.cudnn.deterministic,
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
@@ -268,7 +304,7 @@ def numerics_record():
 
 @contextlib.contextmanager
 def job_device(config, scheduled_threads=None, scheduled_gpus=None):
-    """A GPU job's device: fix the numerics (training.fast_math) before any CUDA call, claim a slot
+    """A GPU job's device: fix the numerics (training.precision) before any CUDA call, claim a slot
     per the config's `devices` section, log it, and run torch on exactly `devices.threads` CPU
     threads (they change the numbers), even where Snakemake gave the job fewer
     (`scheduled_threads`, lowered to fit `--cores`). A job that Snakemake scheduled with no GPU
@@ -280,7 +316,7 @@ def job_device(config, scheduled_threads=None, scheduled_gpus=None):
                     "(--cores or set-threads is lower): running %d torch threads anyway, as the "
                     "results depend on it; give the job %d cores or lower devices.threads "
                     "(which reruns training)", threads, int(scheduled_threads), threads, threads)
-    use_numerics(config["training"]["fast_math"])
+    use_numerics(config["training"]["precision"], config["training"]["deterministic"])
     if scheduled_gpus is not None and int(scheduled_gpus) == 0:
         if devices["require_cuda"]:
             raise DeviceError("devices.require_cuda is set but Snakemake gave this GPU job no GPU "
@@ -292,10 +328,13 @@ def job_device(config, scheduled_threads=None, scheduled_gpus=None):
     else:
         claimed = claim_device(devices["jobs_per_gpu"], devices["lock_dir"],
                                require_cuda=devices["require_cuda"])
-    with claimed as claim:
+    with claimed as claim, deterministic_ops():
         log.info("device: %s", claim.description)
         torch.set_num_threads(threads)
-        log.info("torch threads: %d (devices.threads)", torch.get_num_threads())
+        log.info("torch threads: %d (devices.threads); numerics: training.precision %s%s",
+                 torch.get_num_threads(), config["training"]["precision"],
+                 ", deterministic" if config["training"]["deterministic"] else
+                 ", nondeterministic kernels allowed (training.deterministic: false)")
         yield claim
 
 

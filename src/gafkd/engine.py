@@ -30,7 +30,7 @@ from gafkd.errors import GafkdError, reason
 from gafkd.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.metrics import summarize
 from gafkd.run_record import metrics_text, sealed
-from gafkd.packed import members_of
+from gafkd.packed import host_state, members_of
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,17 @@ class TrainSettings:
     momentum: float
     weight_decay: float
     lr_boundaries: str
-    bf16: bool
-    fast_math: bool
+    precision: str                      # fp32, tf32 or bf16 (gafkd.devices.use_numerics)
+    deterministic: bool
     checkpoint_every: int
     seed: int = 0
     eval_batch_size: int = 512
     channels_last: bool | None = None   # None: with bf16 (see use_memory_format); benchmarks force it
+
+    @property
+    def bf16(self):
+        """bfloat16 autocast on CUDA (training.precision: bf16)."""
+        return self.precision == "bf16"
 
 
 def learning_rate(epoch, epochs, base_lr, boundaries="lab"):
@@ -190,10 +195,13 @@ class _StopFlag:
 def _save_resumes(runs, members, optimizer, generators, progress):
     """Each run's resume checkpoint, in a solo run's format (a member's part of a pack)."""
     for k, (run, generator, state) in enumerate(zip(runs, generators, progress)):
+        saved = asdict(state)
+        if state.best_state is not None:
+            saved["best_state"] = host_state(state.best_state)
         with atomic_path(run.resume_path) as tmp:
             save_checkpoint({"run_key": run.run_key, "model": members.member_state(k),
                              "optimizer": members.member_optimizer_state(optimizer, k),
-                             "generator": generator.get_state(), "progress": asdict(state)}, tmp)
+                             "generator": generator.get_state(), "progress": saved}, tmp)
 
 
 def _load_resumes(runs, members, optimizer, generators):
@@ -332,7 +340,7 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
                         state.best["val_accuracy"], -state.best["val_loss"]):
                     state.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"],
                                   "val_loss": val["loss"], "test": test}
-                    state.best_state = members.member_state(k)
+                    state.best_state = members.member_state(k, host=False)    # copied out once, at the end
                 if state.best_test is None or test["accuracy"] > state.best_test["accuracy"]:
                     state.best_test = {"epoch": epoch + 1, "accuracy": test["accuracy"]}
                 log.info("epoch %d/%d lr %.4g loss %.4f train %.4f val %.4f test %.4f%s", epoch + 1,
@@ -380,7 +388,7 @@ def _write_run(run, progress, test, data, settings, memory, epochs_here, seconds
     outputs = run.outputs
     paths = (outputs["model"], outputs["history"], outputs["metrics"])
     with atomic_paths(*paths) as (model_tmp, history_tmp, metrics_tmp):      # all three or none
-        save_model(progress.best_state, progress.best["epoch"], data.mean.cpu(), data.std.cpu(),
+        save_model(host_state(progress.best_state), progress.best["epoch"], data.mean.cpu(), data.std.cpu(),
                    run.checkpoint_extra or {}, model_tmp)
         with open(history_tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))

@@ -2,9 +2,11 @@
 its settings (what changes its result) and its inputs. Torch-free: the workflow, the benchmarks
 and the tests expand the grid with these functions, so it is expanded in one place."""
 
+import functools
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from gafkd.archs import ARCH_REGEX
 from gafkd.encodings import ENCODING_REGEX, IMAGE_METHODS, encoding_label, encoding_order, encoding_parts  # noqa: F401
@@ -204,12 +206,16 @@ def teacher_dir(config, run, modality, arch):
 
 def teacher_settings(config, run):
     """Exactly what changes a teacher's result (its rule's params: editing anything else never
-    retrains). devices.threads is the one device setting that changes numbers."""
+    retrains). devices.threads is the one device setting that changes numbers. A signal teacher
+    trained in a pack (teacher_packs) records its pack, as a packed student does."""
     settings = {"dataset": run["dataset"], "fold": run["fold"], "modality": run["modality"],
                 "arch": run["arch"], "seed": int(run["seed"]), "training": config["training"],
                 "threads": config["devices"]["threads"]}
     if is_image_modality(run["modality"]):
         settings["images"] = image_settings(config, run["modality"])
+    pack = teacher_pack_of(config, run)
+    if pack is not None:
+        settings["pack"] = {"width": len(pack.runs), "member": pack.runs.index(_teacher_id(run))}
     return canonical(settings)
 
 
@@ -270,23 +276,86 @@ def member_files(files, k):
 RUN_FILE_NAMES = {"model": "model.pt", "metrics": "metrics.json", "history": "history.csv"}
 
 
+@dataclass
+class RunFiles:
+    """A run as its job sees it: its settings (student_settings, teacher_settings), input files
+    (student_inputs', teacher_inputs' names), output files and resume checkpoint."""
+    settings: dict
+    inputs: dict
+    outputs: dict
+    resume_path: Path
+
+
+def pack_run_files(inputs, settings, outputs):
+    """The RunFiles of a pack's members from its rule's files (member k's named as member_files
+    gives them) and settings (one per member); each resumes from resume.pt beside its model.pt."""
+    return [RunFiles(member, member_files(inputs, k), member_files(outputs, k),
+                     Path(member_files(outputs, k)["model"]).with_name("resume.pt"))
+            for k, member in enumerate(settings)]
+
+
 @dataclass(frozen=True)
 class Pack:
-    """Student runs trained together in one job (gafkd.packed), member k = runs[k]."""
-    runs: tuple                  # wildcard dicts of strings (_run_id)
-    index: int                   # its place among the packs of its grid cell
+    """Student runs, or signal teacher runs, trained together in one job (gafkd.packed), member
+    k = runs[k]."""
+    runs: tuple                  # wildcard dicts of strings (_run_id, _teacher_id)
+    index: int                   # its place among the packs of its group
+    group: str                   # what its runs share (pack_group, or the teachers' modality-arch)
+
+    @property
+    def teachers(self):
+        return "modality" in self.runs[0]
 
     @property
     def label(self):
-        run = self.runs[0]
-        return f"{run['arch']}-{run['method']}-{run['teachers']}-pack{self.index}"
+        return f"{self.group}-pack{self.index}"
 
     def outputs(self):
-        return {member_name(k, key): f"{STUDENT_RUN.format(**run)}/{RUN_FILE_NAMES[key]}"
+        folder = TEACHER_RUN if self.teachers else STUDENT_RUN
+        return {member_name(k, key): f"{folder.format(**run)}/{RUN_FILE_NAMES[key]}"
                 for k, run in enumerate(self.runs) for key in RUN_FILE_NAMES}
 
 
 STUDENT_KEYS = ("dataset", "fold", "arch", "method", "teachers", "alpha", "seed")
+TEACHER_KEYS = ("dataset", "fold", "modality", "arch", "seed")
+
+
+def _teacher_id(run):
+    """A teacher run's wildcards as strings (how packs hold their runs)."""
+    return {key: str(run[key]) for key in TEACHER_KEYS}
+
+
+def _chunks(runs, width, group):
+    """`runs` in packs of up to `width`; a chunk of one run stays a solo job."""
+    chunks = [runs[start:start + width] for start in range(0, len(runs), width)]
+    return [Pack(tuple(chunk), i, group) for i, chunk in enumerate(chunks) if len(chunk) > 1]
+
+
+def _teacher_cell_packs(config, dataset, fold, arch):
+    """The packs of the signal teachers of one dataset, fold and architecture, in seed order."""
+    runs = [_teacher_id({"dataset": dataset, "fold": fold, "modality": SIGNAL, "arch": arch, "seed": seed})
+            for seed in config["teachers"]["seeds"]]
+    return _chunks(runs, config["teachers"]["pack"], f"{SIGNAL}-{arch}")
+
+
+def teacher_packs(config, folds):
+    """Every pack of two or more signal teacher runs (teachers.pack > 1): seeds of one dataset,
+    fold and architecture. Image teachers train alone."""
+    if config["teachers"]["pack"] < 2 or SIGNAL not in teacher_modalities(config):
+        return []
+    return [pack for dataset in config["datasets"] for fold in folds[dataset]
+            for arch in config["teachers"]["archs"] for pack in _teacher_cell_packs(config, dataset, fold, arch)]
+
+
+def teacher_pack_of(config, run):
+    """The pack that teacher `run` is trained in, or None for a solo run."""
+    if run["modality"] != SIGNAL or config["teachers"]["pack"] < 2:
+        return None
+    run = _teacher_id(run)
+    for pack in _teacher_cell_packs(config, run["dataset"], run["fold"], run["arch"]):
+        if run in pack.runs:
+            return pack
+    return None
 
 
 def _run_id(run):
@@ -294,31 +363,66 @@ def _run_id(run):
     return {key: str(run[key]) for key in STUDENT_KEYS}
 
 
-def _cell_packs(config, dataset, fold, name, tag):
-    """The packs of one grid cell (dataset, fold, method, teachers): its runs that train (not
-    those derived from a teacher's run), in seed then α order, in chunks of up to
-    students.pack; chunks of one run stay solo jobs."""
+def pack_group(run):
+    """The name of the runs student `run` may train with in one pack (with the same dataset,
+    fold and student architecture): runs that start alike and read alike. Distillation from
+    cached teacher logits packs across methods, teachers and α (`<arch>-kd`; `<arch>-kd2-anneal`
+    for the runs that start from the scratch student); an SP run packs within its grid cell, whose
+    teachers' similarity caches its pack holds (`<arch>-kd2-anneal-sp-<teachers>`); scratch runs
+    pack with each other."""
+    record = method(run["method"])
+    if record.similarity:
+        family = f"{record.name}-{run['teachers']}"
+    elif not record.teachers:
+        family = record.name
+    else:
+        family = "kd" if record.starts_from is None else f"kd-from-{record.starts_from}"
+    return f"{run['arch']}-{family}"
+
+
+def _group_packs(config, dataset, fold):
+    """{group: its packs} of one dataset and fold: the runs that train (not those derived from a
+    teacher's run) in grid order (student_cells, then seed, then α), grouped by pack_group, in
+    chunks of up to students.pack."""
+    return _group_packs_of(json.dumps(config, sort_keys=True), dataset, fold)
+
+
+@functools.lru_cache(maxsize=64)
+def _group_packs_of(config_json, dataset, fold):
+    """_group_packs of a config given as JSON (every run's settings ask for its pack: expanded
+    once per config, dataset and fold)."""
+    config = json.loads(config_json)
     students = config["students"]
-    record = method(name)
-    alphas = students["alphas"] if record.alpha_grid else [record.alpha]
-    runs = [{"dataset": dataset, "fold": fold, "arch": students["arch"], "method": name,
-             "teachers": tag, "alpha": alpha_tag(alpha), "seed": str(seed)}
-            for seed in students["seeds"] for alpha in alphas]
-    runs = [run for run in runs if same_run_teacher_dir(config, run) is None]
-    width = students["pack"]
-    chunks = [runs[start:start + width] for start in range(0, len(runs), width)]
-    return [Pack(tuple(chunk), i) for i, chunk in enumerate(chunks) if len(chunk) > 1]
+    groups = {}
+    for name, tag, alpha in student_cells(config):
+        for seed in students["seeds"]:
+            run = {"dataset": dataset, "fold": fold, "arch": students["arch"], "method": name,
+                   "teachers": tag, "alpha": alpha, "seed": str(seed)}
+            if same_run_teacher_dir(config, run) is None:
+                groups.setdefault(pack_group(run), []).append(run)
+    for runs in groups.values():      # seed before α within a cell, as the packs have always held them
+        runs.sort(key=lambda run: (_cell_order(config)[run["method"], run["teachers"]], int(run["seed"]),
+                                   float(run["alpha"])))
+    return {group: _chunks(runs, students["pack"], group) for group, runs in groups.items()}
+
+
+def _cell_order(config):
+    """{(method, teachers tag): its place among the grid's cells}."""
+    order = {}
+    for name, tag, _ in student_cells(config):
+        order.setdefault((name, tag), len(order))
+    return order
 
 
 def student_packs(config, folds):
     """Every pack of two or more student runs (students.pack > 1): runs of one dataset, fold,
-    student architecture, method and teachers, which differ only in seed and α (the training
-    settings are config-wide), so a pack is never formed of runs that cannot train together."""
+    student architecture and pack_group, which differ in seed, α, method or teachers (the
+    training settings are config-wide), so a pack is never formed of runs that cannot train
+    together."""
     if config["students"]["pack"] < 2:
         return []
-    cells = dict.fromkeys((name, tag) for name, tag, _ in student_cells(config))
     return [pack for dataset in config["datasets"] for fold in folds[dataset]
-            for name, tag in cells for pack in _cell_packs(config, dataset, fold, name, tag)]
+            for packs in _group_packs(config, dataset, fold).values() for pack in packs]
 
 
 def pack_of(config, run):
@@ -326,7 +430,7 @@ def pack_of(config, run):
     if config["students"]["pack"] < 2:
         return None
     run = _run_id(run)
-    for pack in _cell_packs(config, run["dataset"], run["fold"], run["method"], run["teachers"]):
+    for pack in _group_packs(config, run["dataset"], run["fold"]).get(pack_group(run), []):
         if run in pack.runs:
             return pack
     return None
@@ -334,8 +438,23 @@ def pack_of(config, run):
 
 def pack_inputs(config, pack):
     """{m<k>_<name>: path} of the files a pack's members read."""
+    inputs = teacher_inputs if pack.teachers else student_inputs
     return {member_name(k, name): path for k, run in enumerate(pack.runs)
-            for name, path in student_inputs(config, run).items()}
+            for name, path in inputs(config, run).items()}
+
+
+def pack_settings(config, pack):
+    """Each member's settings (its rule's params)."""
+    settings = teacher_settings if pack.teachers else student_settings
+    return [settings(config, run) for run in pack.runs]
+
+
+def teacher_inputs(config, run):
+    """{name: path} of the files teacher `run` reads (its rule's inputs)."""
+    inputs = {"windows": f"results/{run['dataset']}/windows.h5"}
+    if is_image_modality(run["modality"]):
+        inputs["images"] = images_path(config, run["dataset"], run["modality"])
+    return inputs
 
 
 def same_run_teacher_dir(config, run):

@@ -51,6 +51,10 @@ def host_available_bytes():
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+# What a process's CUDA context takes on its device, roughly (driver, kernels): memory outside
+# torch's allocator, so neither memory_reserved nor a job's reserve counts it.
+CUDA_CONTEXT_BYTES = 2**29
+
 # Jobs that may run on this process's CUDA device at once (devices.jobs_per_gpu): a job plans
 # with its share of the card, not with what happens to be free when it starts. Set by
 # gafkd.devices for the lifetime of a job's claim.
@@ -68,15 +72,25 @@ def jobs_sharing_device(jobs):
         _jobs_on_device = previous
 
 
+def device_share_bytes(total, jobs):
+    """A job's share of a card of `total` bytes that `jobs` jobs share: total / jobs, less its
+    process's CUDA context."""
+    return max(0, int(total) // max(1, int(jobs)) - CUDA_CONTEXT_BYTES)
+
+
 def device_budget_bytes(device):
-    """Device memory this job may still fill: on CUDA the smaller of the card's free memory
-    (torch.cuda.mem_get_info) and what is left of the job's share of it (total / jobs sharing
-    the card, less what this process's allocator already holds); the host's available memory
-    for the CPU."""
+    """Device memory this job may still fill: on CUDA its share of the card (device_share_bytes of
+    the card's total memory and the jobs sharing it) less what this process's allocator already
+    holds, and at most the card's free memory; the host's available memory for the CPU.
+
+    The share depends on the card and the number of jobs only, so jobs that start together plan
+    the same whatever the others have allocated at that moment. Free memory is smaller than the
+    share only when the card holds more than the other jobs' shares (another program, a job over
+    its share): the share is not there then, and planning with it would fail at the first copy."""
     if _device_type(device) == "cuda":
         import torch
         free, total = (int(n) for n in torch.cuda.mem_get_info(device))
-        share = total // _jobs_on_device - int(torch.cuda.memory_reserved(device))
+        share = device_share_bytes(total, _jobs_on_device) - int(torch.cuda.memory_reserved(device))
         return max(0, min(free, share))
     return host_available_bytes()
 
@@ -144,7 +158,7 @@ def peak_memory(device):
             "device_reserved_peak_bytes": reserved}
 
 
-def activation_bytes(model, input_shape, batch_size, eval_batch_size=512):
+def activation_bytes(model, input_shape, batch_size, eval_batch_size=512, fusion=None):
     """Estimated activation memory of `model` on inputs of `input_shape` (one window, without the
     batch dimension), in float32: the larger of a training step (the tensors autograd saves in
     the forward of `batch_size` windows, plus backward's gradients: three of the largest
@@ -152,11 +166,15 @@ def activation_bytes(model, input_shape, batch_size, eval_batch_size=512):
     windows alive at once: a residual block's input, its activated input, two intermediates and
     its output). Activations grow linearly with the batch: forwards of one and of two windows through
     a copy of the model on the CPU give the part that grows and the part that does not; the
-    model itself, its statistics and the random state are untouched."""
+    model itself, its statistics and the random state are untouched. `fusion`: the way a pack
+    (gafkd.packed) computes on the device it will train on, which the CPU copy then computes
+    too (gemm saves each convolution's unfolded input)."""
     import copy
 
     import torch
     probe = copy.deepcopy(model).cpu().float().train()
+    if fusion is not None:
+        probe.fusion = fusion
 
     def forward(windows):
         saved, largest = {}, [0]
@@ -194,6 +212,23 @@ def reserve_bytes(parameter_bytes=0, activations=None):
     return int(activations + RESERVE_SLACK_BYTES + RESERVE_PER_PARAMETER_BYTE * parameter_bytes)
 
 
+def training_reserve(model, members, input_shape, batch_size, device, eval_batch_size=512):
+    """Device memory a training job keeps free beside its data, with which every placement of
+    the job plans (its splits, similarity caches, online teachers' images): the weights and the
+    activations of `model` measured on inputs of `input_shape` (one member's, without the batch
+    dimension; a pack of `members` takes their inputs side by side and evaluates
+    eval_batch_size / members windows each), never less than the default reserve. On the CPU
+    nothing is placed: the default, without measuring."""
+    if _device_type(device) == "cpu":
+        return reserve_bytes()
+    channels, *rest = input_shape
+    fusion = model.device_fusion(device) if members > 1 else None
+    measured = reserve_bytes(sum(p.numel() * p.element_size() for p in model.parameters()),
+                             activation_bytes(model, (channels * members, *rest), batch_size,
+                                              max(1, eval_batch_size // members), fusion))
+    return max(reserve_bytes(), measured)
+
+
 def requested_placement(placement=None):
     """`placement` if given, else $GAFKD_DATA_PLACEMENT, else auto; checked."""
     value = placement if placement is not None else os.environ.get(PLACEMENT_ENV, AUTO)
@@ -201,6 +236,16 @@ def requested_placement(placement=None):
     if value not in PLACEMENTS:
         raise ConfigError(f"unknown data placement '{value}' (known: {', '.join(PLACEMENTS)})")
     return value
+
+
+def fits_on_device(nbytes, device, reserve, what="data"):
+    """Whether `nbytes` more of the job's data stay resident on `device` (always on the CPU):
+    as plan_placement places a split after those already on the device, with the job's training
+    `reserve` kept free; $GAFKD_DATA_PLACEMENT forces either."""
+    if _device_type(device) == "cpu":
+        return True
+    return plan_placement({what: nbytes}, device_budget_bytes(device), reserve,
+                          requested_placement())[what] == DEVICE
 
 
 def plan_placement(split_bytes, free_bytes, reserve, placement=AUTO):

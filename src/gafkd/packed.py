@@ -13,13 +13,26 @@ Shapes: inputs (B, K·C, ...) — member k's batch in channels [k·C, (k+1)·C);
 classes); group outputs (B, K·C_g, ...). Solo adapts a WideResNet to the same interface with
 K = 1, so that gafkd.engine trains both the same way.
 
-Two ways to compute the same network (`fusion`): "grouped" runs every layer once for all the
-members (a GPU launches one kernel where it would launch K); "members" runs the solo network
-K times, each time on views of member k's weights and statistics, so each member computes
-exactly its solo run's kernels. On a CPU a step is compute-bound and the grouped kernels are
-slower than K solo ones (benchmarks/student_pack.py), so by default a pack on the CPU runs its
-members one by one and a pack on a GPU runs them grouped.
-"""
+Three ways to compute the same network (`fusion`); the parameters, their names, shapes and
+layout are the same in all three, only the convolutions' kernels differ:
+
+- "grouped" runs every layer once for all the members: grouped convolutions (groups = K), one
+  kernel launch where K solo networks would launch K. The default on a GPU for 2-D packs.
+- "gemm" (1-D packs only) is "grouped" with every convolution computed as K independent GEMMs
+  (gemm_conv1d: each member's input unfolded, then one torch.bmm over the K members). On a GPU,
+  deterministic cuDNN picks slow kernels for grouped tiny 1-D convolutions and picks other ones
+  as K changes (K = 2 and 4 were slower per step than K = 1); a batched GEMM is the same kernel
+  for every K but its batch count, and on the CPU a member's numbers are the same bits at every
+  K. Autograd keeps the unfolded inputs (a kernel-3 convolution's input three times): about
+  2.3x grouped's activations. The default on a GPU for 1-D packs.
+- "members" runs the solo network K times, each time on views of member k's weights and
+  statistics, so each member computes exactly its solo run's kernels (bit-identical to the solo
+  run). On a CPU a step is compute-bound: the grouped kernels are slower than K solo ones, and
+  unfold + bmm slower still (WRN16-1, K = 8, two cores: 1.7-1.9x members' step time;
+  benchmarks/student_pack.py --fusion), so by default a pack on the CPU runs its members one by
+  one.
+
+The default (fusion=None) is chosen from the inputs' device at every forward: resolve_fusion."""
 
 import copy
 
@@ -47,12 +60,56 @@ class GroupedLinear(nn.Module):
         return out + self.bias.view(self.members, self.out_features)
 
 
+def gemm_conv1d(x, weight, stride, padding, members):
+    """A grouped 1-D convolution without bias (groups = members) as `members` GEMMs: x (B, K·Ci, L),
+    weight (K·Co, Ci, w) -> (B, K·Co, L_out). Member k's columns (Ci·w, B·L_out) are its input
+    unfolded; one torch.bmm over the K members multiplies each by its weight (Co, Ci·w), so a
+    member's numbers come from the same GEMM, of the same shape, whatever K is."""
+    batch, (out_channels, in_channels, width) = len(x), weight.shape
+    if padding:
+        x = F.pad(x, (padding, padding))
+    windows = x.unfold(2, width, stride)                          # (B, K·Ci, L_out, w), a view
+    length = windows.shape[2]
+    columns = (windows.view(batch, members, in_channels, length, width)
+               .permute(1, 2, 4, 0, 3).reshape(members, in_channels * width, batch * length))
+    out = torch.bmm(weight.view(members, out_channels // members, in_channels * width), columns)
+    return out.view(members, -1, batch, length).permute(2, 0, 1, 3).reshape(batch, out_channels, length)
+
+
+class PackedConv1d(nn.Conv1d):
+    """A grouped nn.Conv1d (groups = the members) that computes as gemm_conv1d while `gemm` is set
+    (the pack sets it from its fusion at every forward): the same parameter, another kernel."""
+
+    gemm = False
+
+    def forward(self, x):
+        if self.gemm:
+            return gemm_conv1d(x, self.weight, self.stride[0], self.padding[0], self.groups)
+        return super().forward(x)
+
+
+def _packed_layers(dims):
+    conv, norm = _layers(dims)
+    return (PackedConv1d if dims == 1 else conv), norm
+
+
+def resolve_fusion(fusion, device, dims):
+    """The fusion a pack of `dims`-D networks computes with on `device` (a torch.device or its
+    type): `fusion` itself when given; by default "members" on a CPU, elsewhere "gemm" for 1-D
+    and "grouped" for 2-D networks."""
+    if fusion is not None:
+        return fusion
+    if torch.device(device).type == "cpu":
+        return "members"
+    return "gemm" if dims == 1 else "grouped"
+
+
 class PackedBlock(nn.Module):
     """gafkd.models.BasicBlock for K members (grouped convolutions, per-member channels)."""
 
     def __init__(self, members, dims, in_planes, out_planes, stride):
         super().__init__()
-        conv, norm = _layers(dims)
+        conv, norm = _packed_layers(dims)
         k = members
         self.bn1 = norm(k * in_planes)
         self.conv1 = conv(k * in_planes, k * out_planes, 3, stride=stride, padding=1, bias=False, groups=k)
@@ -72,19 +129,21 @@ class PackedWideResNet(nn.Module):
     """`members` copies of WideResNet(arch, in_channels, num_classes, dims), fused; the same
     parameter names and order as the solo network."""
 
-    FUSIONS = ("grouped", "members")
+    FUSIONS = ("grouped", "gemm", "members")
 
     def __init__(self, arch, in_channels, num_classes, dims, members, fusion=None):
         super().__init__()
         depth, width = parse_arch(arch)
         if fusion not in (None, *self.FUSIONS):
             raise ValueError(f"fusion must be one of {self.FUSIONS} or None (by device), got {fusion!r}")
+        if fusion == "gemm" and dims != 1:
+            raise ValueError(f"fusion 'gemm' computes 1-D convolutions only, not a dims={dims} network's")
         self.arch, self.dims, self.members, self.fusion = arch, dims, int(members), fusion
         # False: the loss reads logits only, so computed one by one the members' group outputs
         # are not stacked (a copy of every member's activations)
         self.group_outputs = True
         self.in_channels, self.num_classes = in_channels, num_classes
-        conv, norm = _layers(dims)
+        conv, norm = _packed_layers(dims)
         k = self.members
         blocks = (depth - 4) // 6
         widths = [16, 16 * width, 32 * width, 64 * width]
@@ -100,11 +159,18 @@ class PackedWideResNet(nn.Module):
         with torch.device("meta"):      # the solo network's layers, without storage of their own
             self.__dict__["_solo"] = WideResNet(arch, in_channels, num_classes, dims)
 
+    def device_fusion(self, device):
+        """The fusion this pack computes with on `device`."""
+        return resolve_fusion(self.fusion, device, self.dims)
+
     def forward(self, x):
-        fusion = self.fusion or ("members" if x.device.type == "cpu" else "grouped")
-        if fusion == "grouped":
-            return WideResNet.forward(self, x)     # the solo forward: its grouped layers do every member
-        return self._members_one_by_one(x)
+        fusion = self.device_fusion(x.device)
+        if fusion == "members":
+            return self._members_one_by_one(x)
+        for conv in self.modules():
+            if isinstance(conv, PackedConv1d):
+                conv.gemm = fusion == "gemm"
+        return WideResNet.forward(self, x)     # the solo forward: its grouped layers do every member
 
     def _members_one_by_one(self, x):
         solo = self._solo.train(self.training)
@@ -142,10 +208,11 @@ class PackedWideResNet(nn.Module):
         return logits.transpose(0, 1), [
             g.view(len(g), self.members, -1, *g.shape[2:]).transpose(0, 1) for g in groups]
 
-    def member_state(self, k):
-        """Member k's state_dict, as a solo WideResNet's (copies, on the CPU)."""
-        return {name: _host_copy(member_part(tensor, self.members, k))
-                for name, tensor in self.state_dict().items()}
+    def member_state(self, k, host=True):
+        """Member k's state_dict, as a solo WideResNet's (copies, on the CPU; with host False on
+        the model's device, without waiting for it)."""
+        copy = _host_copy if host else _device_copy
+        return {name: copy(member_part(tensor, self.members, k)) for name, tensor in self.state_dict().items()}
 
     def load_member_state(self, k, state):
         """Set member k's weights and statistics from a solo WideResNet's state_dict."""
@@ -176,6 +243,16 @@ def _host_copy(tensor):
     return tensor.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
 
 
+def _device_copy(tensor):
+    """A contiguous copy where the tensor lives (asynchronous on a GPU)."""
+    return tensor.detach().clone(memory_format=torch.contiguous_format)
+
+
+def host_state(state):
+    """A state_dict's tensors as _host_copy makes them (a no-op copy for those on the CPU)."""
+    return {name: _host_copy(tensor) for name, tensor in state.items()}
+
+
 def member_part(tensor, members, k):
     """Member k's part of a packed tensor (a view); a 0-d tensor (BatchNorm's step count) is
     shared by the members."""
@@ -201,8 +278,9 @@ class Solo:
     def member_major(self, logits, groups):
         return logits[None], [g[None] for g in groups]
 
-    def member_state(self, k):
-        return {name: _host_copy(tensor) for name, tensor in self.model.state_dict().items()}
+    def member_state(self, k, host=True):
+        copy = _host_copy if host else _device_copy
+        return {name: copy(tensor) for name, tensor in self.model.state_dict().items()}
 
     def load_member_state(self, k, state):
         self.model.load_state_dict(state)

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 SHARED = ("dataset", "fold", "arch", "seed", "training", "threads")
 SCRATCH = {"method": "scratch", "teachers": "none", "alpha": 0.0}
 SIGNAL_TEACHER = {"modality": "sig"}
+# A signal teacher trained in a pack (teachers.pack) records it: the run is still the one run of
+# its seed, computed beside others, and the student derived from it carries the record along.
+TEACHER_OPTIONAL = ("pack",)
 
 WHY = ("a scratch student is the signal teacher of its architecture run under another name: the "
        "same windows, fold, 1-D network, seed, initial weights, cross-entropy loss, training "
@@ -44,8 +47,8 @@ def differences(student, teacher):
     for key, value in SCRATCH.items():
         if not _same(student.get(key), value):
             wrong.append(f"student {key} {student.get(key)!r}, not {value!r}")
-    if set(teacher) != set(SHARED) | set(SIGNAL_TEACHER):
-        extra = sorted(set(teacher) ^ (set(SHARED) | set(SIGNAL_TEACHER)))
+    if set(teacher) - set(TEACHER_OPTIONAL) != set(SHARED) | set(SIGNAL_TEACHER):
+        extra = sorted((set(teacher) - set(TEACHER_OPTIONAL)) ^ (set(SHARED) | set(SIGNAL_TEACHER)))
         wrong.append(f"teacher settings {', '.join(extra)} differ from a signal teacher's")
     for key, value in SIGNAL_TEACHER.items():
         if not _same(teacher.get(key), value):

@@ -28,8 +28,8 @@ from gafkd.atomic import atomic_path
 from gafkd.checkpoint import check_trained_on
 from gafkd.errors import REBUILD, InputError, check_identity
 from gafkd.h5checked import CheckedH5, create_h5, seal
-from gafkd.memory import (DEVICE, device_budget_bytes, host_available_bytes, human_bytes,
-                          plan_placement, requested_placement, reserve_bytes)
+from gafkd.memory import (device_budget_bytes, fits_on_device, host_available_bytes, human_bytes,
+                          requested_placement)
 from gafkd.splits import TRAIN
 from gafkd.staging import PinnedStaging, gather_rows
 from gafkd.teacher_outputs import IDENTITY, load_teacher, teacher_inputs
@@ -235,11 +235,11 @@ class SimilarityCache:
         return blocks
 
 
-def open_similarity_caches(paths, fingerprint, expected, n_train, device):
+def open_similarity_caches(paths, fingerprint, expected, n_train, device, reserve):
     """{modality: loaded SimilarityCache}. Refused before anything is loaded when the caches
-    together exceed the host's available memory; kept on the GPU when they fit beside the training
-    reserve (gafkd.memory.plan_placement, as a training split; $GAFKD_DATA_PLACEMENT forces
-    either), else in host memory (logged)."""
+    together exceed the host's available memory; kept on the GPU when they fit beside the job's
+    training `reserve` (gafkd.memory.fits_on_device, as a training split; $GAFKD_DATA_PLACEMENT
+    forces either), else in host memory (logged)."""
     caches = {m: SimilarityCache.open(path, fingerprint, expected[m], n_train) for m, path in paths.items()}
     total = sum(c.nbytes for c in caches.values())
     available = host_available_bytes()
@@ -249,8 +249,7 @@ def open_similarity_caches(paths, fingerprint, expected, n_train, device):
                          f"{human_bytes(available)} is available on this machine. Free memory, "
                          f"set students.kd.sp_source: online to run the teachers at every step, or "
                          f"lower students.pack (a pack holds the caches of each of its seeds' teachers)")
-    resident = device.type == "cpu" or plan_placement(
-        {"caches": total}, device_budget_bytes(device), reserve_bytes(), requested_placement())["caches"] == DEVICE
+    resident = fits_on_device(total, device, reserve, "caches")
     if device.type != "cpu":
         log.info("similarity caches (%s) %s", human_bytes(total),
                  f"on {device}" if resident else

@@ -15,17 +15,23 @@ import torch
 
 
 class PinnedStaging:
-    """Send host batches of one dtype to `device` through `count` reused pinned buffers."""
+    """Send host batches of one dtype to `device` through `count` reused pinned buffers.
+
+    Buffer i is filled on calls i, i + count, ...; its event is recorded after each copy out of
+    it and waited on before it is filled again, so a buffer is rewritten only once its own last
+    copy has finished (with two buffers, the copy of the batch before last). The copies are
+    issued on the device's current stream, the stream of the work that reads the batches."""
 
     def __init__(self, device, dtype, count=2):
         self.device, self.dtype = torch.device(device), dtype
         self.buffers = [None] * count
-        self.copied = [torch.cuda.Event() for _ in range(count)]
+        # blocking: synchronize() sleeps until the copy is done instead of spinning a CPU core
+        self.copied = [torch.cuda.Event(blocking=True) for _ in range(count)]
         self.turn = 0
 
     def send(self, shape, fill):
         """`fill(out)` writes a batch of `shape` into the host tensor `out`; returns the batch on
-        the device (its copy ordered before later work on the current stream)."""
+        the device (its copy ordered before later work on the device's current stream)."""
         turn = self.turn
         self.turn = (turn + 1) % len(self.buffers)
         self.copied[turn].synchronize()              # the last copy out of this buffer is done
@@ -35,7 +41,9 @@ class PinnedStaging:
         out = self.buffers[turn][:size].view(shape)
         fill(out)
         batch = out.to(self.device, non_blocking=True)
-        self.copied[turn].record()
+        # on the stream the copy ran on: that of the destination device, which need not be
+        # the process's current device
+        self.copied[turn].record(torch.cuda.current_stream(self.device))
         return batch
 
 

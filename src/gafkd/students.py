@@ -14,7 +14,6 @@ under inference mode at every step instead, the reference the cache is tested ag
 """
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,12 +22,11 @@ from gafkd.data import load_fold, to_train_data
 from gafkd.checkpoint import read_model
 from gafkd.engine import Run, TrainSettings, train_runs
 from gafkd.errors import REBUILD, ConfigError, InputError, reason
-from gafkd.grid import check_alpha, member_files, parse_teachers_tag
+from gafkd.grid import RunFiles, check_alpha, pack_group, pack_run_files, parse_teachers_tag
 from gafkd.images import read_images
 from gafkd.losses import merged_gram_map, raw_gram, similarity_preserving, two_teacher_loss
 from gafkd.losses.multi_teacher import cross_entropy
-from gafkd.memory import (DEVICE, activation_bytes, device_budget_bytes, human_bytes, plan_placement,
-                          requested_placement, reserve_bytes)
+from gafkd.memory import fits_on_device, human_bytes, training_reserve
 from gafkd.methods import method as method_named
 from gafkd.models import build_model
 from gafkd.packed import pack_models
@@ -145,54 +143,48 @@ class DistillationLoss:
         return logits[self._member_tensors(index.device)[2], index]
 
 
-@dataclass
-class StudentRun:
-    """A student run as its job sees it: its settings (gafkd.grid.student_settings), input files
-    (gafkd.grid.student_inputs' names), output files and resume checkpoint."""
-    settings: dict
-    inputs: dict
-    outputs: dict
-    resume_path: Path
+StudentRun = RunFiles          # a student run as its job sees it
 
 
-# What the runs of one job must share: every other setting is the same for them (config-wide).
-PACK_SHARED = ("dataset", "fold", "arch", "method", "teachers", "training", "threads", "kd", "images")
+# What the runs of one job must share, beside their pack group (gafkd.grid.pack_group): every
+# other setting is the same for them (config-wide).
+PACK_SHARED = ("dataset", "fold", "arch", "training", "threads", "kd", "images")
 
 
 def train_students(runs, device, claim=None):
-    """Student runs that differ only in seed and α, trained together: one run as a solo
-    WideResNet, several as the members of one PackedWideResNet (gafkd.packed), each with its
-    seed's initial weights (or its annealing start) and batch order, its α, its teachers'
-    cached logits and Gram blocks, and its own files. Returns their metrics."""
+    """Student runs of one pack group (gafkd.grid.pack_group: they may differ in seed, α, method
+    and teachers), trained together: one run as a solo WideResNet, several as the members of one
+    PackedWideResNet (gafkd.packed), each with its seed's initial weights (or its annealing
+    start) and batch order, its α, its teachers' cached logits and Gram blocks, and its own
+    files. Returns their metrics."""
     first = runs[0].settings
     for run in runs[1:]:
         differ = [key for key in PACK_SHARED if run.settings.get(key) != first.get(key)]
+        if pack_group(run.settings) != pack_group(first):
+            differ.append(f"pack group ({pack_group(run.settings)}, not {pack_group(first)})")
         if differ:
             raise ConfigError(f"student runs packed into one job must share {', '.join(differ)}: "
                               f"{run.outputs['model']} differs from {runs[0].outputs['model']}")
-    method = first["method"]
-    spec = method_named(method)
+    specs = [method_named(run.settings["method"]) for run in runs]
+    spec = specs[0]         # its teachers' presence, starting point and SP are the pack group's
     arrays = load_fold(runs[0].inputs["windows"], first["fold"], "sig", dataset=first["dataset"])
     train_mask = arrays.split == TRAIN
     models, teachers = [], []
-    for run in runs:
+    for run, run_spec in zip(runs, specs):
         settings = run.settings
-        check_alpha(method, float(settings["alpha"]))
-        teachers.append({role: teacher_identity(settings, modality, arch)
-                         for role, (modality, arch) in parse_teachers_tag(method, settings["teachers"]).items()})
+        check_alpha(run_spec.name, float(settings["alpha"]))
+        teachers.append({role: teacher_identity(settings, modality, arch) for role, (modality, arch)
+                         in parse_teachers_tag(run_spec.name, settings["teachers"]).items()})
         torch.manual_seed(settings["seed"])
         model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), dims=1)
-        if spec.starts_from is not None:
-            _load_initial_weights(model, run.inputs.get("init"), settings, arrays.fingerprint, spec.starts_from)
+        if run_spec.starts_from is not None:
+            _load_initial_weights(model, run.inputs.get("init"), settings, arrays.fingerprint,
+                                  run_spec.starts_from)
         models.append(model)
     model = models[0] if len(runs) == 1 else pack_models(models)
     if len(runs) > 1:
         model.group_outputs = spec.similarity
-    reserve = None
-    if len(runs) > 1 and device.type == "cuda":
-        reserve = reserve_bytes(sum(p.numel() * p.element_size() for p in model.parameters()),
-                                activation_bytes(model, (arrays.X.shape[1] * len(runs), arrays.X.shape[2]),
-                                                 first["training"]["batch_size"], 512 // len(runs)))
+    reserve = training_reserve(model, len(runs), arrays.X.shape[1:], first["training"]["batch_size"], device)
     data = to_train_data(arrays, device, reserve=reserve)
     read = {}
 
@@ -206,26 +198,36 @@ def train_students(runs, device, claim=None):
             read[path] = torch.from_numpy(logits[train_mask]).to(device)
         return read[path]
 
-    tables = {m: [member_logits(run, m, teachers[k][m]) for k, run in enumerate(runs)] for m in spec.teachers}
+    tables = {m: [member_logits(run, m, teachers[k][m]) if m in teachers[k] else None
+                  for k, run in enumerate(runs)]
+              for m in ("gaf", "sig") if any(m in run_spec.teachers for run_spec in specs)}
+    for k, member in enumerate(teachers):
+        # a member without this teacher weighs its KL term 0 (its α is 1 or 0, as a solo run's):
+        # any finite logits do, and its other teacher's stay finite however they are standardised
+        for m, table in tables.items():
+            if table[k] is None:
+                table[k] = tables["sig" if m == "gaf" else "gaf"][k]
     sources, records = [], []
     if spec.similarity:
         opened = {}
         for run, expected in zip(runs, teachers):
             key = tuple(sorted(run.inputs.items()))
             if key not in opened:
-                opened[key] = _sp_teachers(run.settings, expected, arrays, data, device, train_mask, run.inputs)
+                opened[key] = _sp_teachers(run.settings, expected, arrays, data, device, train_mask,
+                                           run.inputs, reserve)
             sources.append(opened[key][0])
             records.append({"sp_teachers": opened[key][1]})
     if len(runs) == 1:
-        loss = DistillationLoss(method, float(first["alpha"]), first.get("kd"),
+        loss = DistillationLoss(spec.name, float(first["alpha"]), first.get("kd"),
                                 {m: t[0] for m, t in tables.items()}, sources[0] if sources else None)
     else:
-        loss = DistillationLoss(method, [float(run.settings["alpha"]) for run in runs], first.get("kd"),
+        loss = DistillationLoss(spec.name, [float(run.settings["alpha"]) for run in runs], first.get("kd"),
                                 {m: torch.stack(t) for m, t in tables.items()}, sources or None,
                                 batch_orders=[run.settings["seed"] for run in runs])
-    log.info("student %s, %s, teachers %s on %s/%s: %d train windows; %s", first["arch"], method,
-             first["teachers"], first["dataset"], first["fold"], len(data.train),
-             "; ".join(f"α {float(run.settings['alpha']):g}, seed {run.settings['seed']}" for run in runs)
+    log.info("student %s on %s/%s: %d train windows; %s", first["arch"], first["dataset"], first["fold"],
+             len(data.train), "; ".join(
+                 f"{run.settings['method']}, teachers {run.settings['teachers']}, α "
+                 f"{float(run.settings['alpha']):g}, seed {run.settings['seed']}" for run in runs)
              + (f" (a pack of {len(runs)})" if len(runs) > 1 else ""))
     engine_runs = []
     for k, run in enumerate(runs):
@@ -236,7 +238,7 @@ def train_students(runs, device, claim=None):
             settings["seed"], run.outputs, Path(run.resume_path), run_key(settings, arrays.fingerprint),
             record, checkpoint_extra={
                 "role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
-                "arch": settings["arch"], "method": method, "teachers": settings["teachers"],
+                "arch": settings["arch"], "method": settings["method"], "teachers": settings["teachers"],
                 "alpha": float(settings["alpha"]), "seed": settings["seed"],
                 "windows_fingerprint": arrays.fingerprint, "modality": "sig", "dims": 1,
                 "in_channels": arrays.X.shape[1], "class_names": arrays.class_names}))
@@ -266,16 +268,13 @@ def train_student_from_inputs(inputs, settings, outputs, device, claim=None):
 
 
 def train_pack_from_files(inputs, settings, outputs, device, claim=None):
-    """A pack's runs from its rule's files (member k's named as gafkd.grid.member_files gives
-    them) and settings (one per member)."""
-    runs = [StudentRun(member, member_files(inputs, k), member_files(outputs, k),
-                       Path(member_files(outputs, k)["model"]).with_name("resume.pt"))
-            for k, member in enumerate(settings)]
-    return train_students(runs, device, claim)
+    """A pack's runs from its rule's files and settings (gafkd.grid.pack_run_files)."""
+    return train_students(pack_run_files(inputs, settings, outputs), device, claim)
 
 
-def _sp_teachers(settings, teachers, arrays, data, device, train_mask, inputs):
-    """The source of the teachers' Gram blocks, and what metrics.json says of it."""
+def _sp_teachers(settings, teachers, arrays, data, device, train_mask, inputs, reserve):
+    """The source of the teachers' Gram blocks, and what metrics.json says of it; their images or
+    caches are placed with the job's training `reserve` (training_reserve)."""
     source = settings["kd"].get("sp_source", "cache")
     models = {m: inputs[f"{m}_model"] for m in ("gaf", "sig") if f"{m}_model" in inputs}
     similarity = {m: inputs[f"{m}_similarity"] for m in ("gaf", "sig") if f"{m}_similarity" in inputs}
@@ -285,9 +284,7 @@ def _sp_teachers(settings, teachers, arrays, data, device, train_mask, inputs):
                   for m in ("gaf", "sig")}
         train_images = torch.from_numpy(images[train_mask])
         del images
-        on_device = device.type == "cpu" or plan_placement(
-            {"images": train_images.nbytes}, device_budget_bytes(device), reserve_bytes(),
-            requested_placement())["images"] == DEVICE
+        on_device = fits_on_device(train_images.nbytes, device, reserve, "images")
         if device.type != "cpu":
             log.info("online SP teachers: training images (%s) %s", human_bytes(train_images.nbytes),
                      f"on {device}" if on_device else "in host memory, gathered there")
@@ -297,7 +294,8 @@ def _sp_teachers(settings, teachers, arrays, data, device, train_mask, inputs):
     if set(similarity) != {"gaf", "sig"}:
         raise InputError(f"method '{settings['method']}' with sp_source cache needs the similarity "
                          f"caches of both teachers; given: {sorted(similarity)}")
-    caches = open_similarity_caches(similarity, arrays.fingerprint, teachers, int(train_mask.sum()), device)
+    caches = open_similarity_caches(similarity, arrays.fingerprint, teachers, int(train_mask.sum()), device,
+                                    reserve)
     return CachedTeachers(caches), {"source": "cache", "caches": cache_record(caches)}
 
 

@@ -94,12 +94,7 @@ wildcard_constraints:
 
 
 def teacher_inputs(wildcards):
-    inputs = {"windows": f"results/{wildcards.dataset}/windows.h5"}
-    if grid.is_image_modality(wildcards.modality):
-        inputs["images"] = grid.images_path(
-            config, wildcards.dataset, wildcards.modality
-        )
-    return inputs
+    return grid.teacher_inputs(config, dict(wildcards.items()))
 
 
 def torch_threads():
@@ -181,6 +176,7 @@ def student_settings(wildcards):
 
 try:
     STUDENT_PACKS = grid.student_packs(config, FOLDS)
+    TEACHER_PACKS = grid.teacher_packs(config, FOLDS)
 except ConfigError as error:
     raise WorkflowError(f"Invalid config: {error}") from None
 

@@ -97,7 +97,7 @@ for number, pack in enumerate(STUDENT_PACKS):
         resources:
             gpu=1,
         params:
-            settings=[grid.student_settings(config, run) for run in pack.runs],
+            settings=grid.pack_settings(config, pack),
         script:
             "../scripts/train_student_pack.py"
 

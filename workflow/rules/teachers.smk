@@ -28,3 +28,33 @@ rule train_teacher:
 rule teachers:
     input:
         teacher_targets("metrics.json"),
+
+
+# Packs (teachers.pack > 1): signal teachers of one dataset, fold and architecture that differ
+# only in seed train together, one job and one device slot per pack; each member writes a solo
+# run's files. A pack's rule takes precedence over train_teacher for its members' files.
+for number, pack in enumerate(TEACHER_PACKS):
+
+    rule:
+        name:
+            f"train_teacher_pack{number}"
+        input:
+            **grid.pack_inputs(config, pack),
+        output:
+            **pack.outputs(),
+        log:
+            f"results/{pack.runs[0]['dataset']}/logs/teachers/{pack.runs[0]['fold']}/{pack.label}.log",
+        benchmark:
+            f"results/{pack.runs[0]['dataset']}/benchmarks/teachers/{pack.runs[0]['fold']}/{pack.label}.tsv"
+        priority: 2
+        conda:
+            "../../envs/train.yaml"
+        threads: config["devices"]["threads"]
+        resources:
+            gpu=1,
+        params:
+            settings=grid.pack_settings(config, pack),
+        script:
+            "../scripts/train_teacher_pack.py"
+
+    workflow.ruleorder(f"train_teacher_pack{number}", "train_teacher")
