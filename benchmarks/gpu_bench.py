@@ -239,8 +239,8 @@ def slice_stage(args, device, clock, precisions, config, projections, folder):
                   "students": f"pack of {members} {student} kd-{modality}, {epochs} epoch(s)", "total": ""}
         measured["total"], expected["total"] = sum(measured.values()), sum(expected.values())
         for part in detail:
-            out.add({"slice": part, "precision": precision, "measured_s": round(measured[part], 3),
-                     "projected_s": round(expected[part], 3),
+            out.add({"slice": part, "precision": precision, "measured_s": round(measured[part], 6),
+                     "projected_s": round(expected[part], 6),
                      "ratio": round(measured[part] / expected[part], 3), "detail": detail[part]})
         ratio = measured["total"] / expected["total"]
         verdict = "within" if abs(ratio - 1) <= TOLERANCE else "NOT within"

@@ -9,6 +9,9 @@ import yaml
 from conftest import REPO
 from test_workflow import scheduled_jobs
 
+from gafkd import grid
+from gafkd.config import check_config_file
+
 TEACHER = "results/basicmotions/predefined/teachers/sig/wrn16-1/seed1"
 STUDENT = "results/basicmotions/predefined/students/wrn16-1/kd-sig/sig-wrn16-1/alpha0/seed1"
 LOGS = "results/basicmotions/logs"
@@ -96,5 +99,9 @@ def test_only_the_canonical_alpha_spelling_is_a_target(alpha, tmp_path):
 def test_canonical_alpha_spelling_is_scheduled(tmp_path):
     target = "results/basicmotions/predefined/students/wrn16-1/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json"
     counts = scheduled_jobs(tmp_path, target)
-    # its pack (the demo's kd2 runs: 3 seeds x 3 alphas), one job
-    assert [rule for rule in counts if "student" in rule] == ["train_student_pack5"]
+    # its pack, one job: the workflow's pack rules are numbered in gafkd.grid.student_packs' order
+    packs = grid.student_packs(check_config_file(REPO / "config.yaml"), {"basicmotions": ["predefined"]})
+    run = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn16-1", "method": "kd2",
+           "teachers": "gasf-wrn16-1+sig-wrn16-1", "alpha": "0.5", "seed": "1"}
+    (number,) = [i for i, pack in enumerate(packs) if run in pack.runs]
+    assert [rule for rule in counts if "student" in rule] == [f"train_student_pack{number}"]

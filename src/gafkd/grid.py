@@ -366,7 +366,7 @@ def _run_id(run):
 def pack_group(run):
     """The name of the runs student `run` may train with in one pack (with the same dataset,
     fold and student architecture): runs that start alike and read alike. Distillation from
-    cached teacher logits packs across methods, teachers and α (`<arch>-kd`; `<arch>-kd2-anneal`
+    cached teacher logits packs across methods, teachers and α (`<arch>-kd`; `<arch>-kd-from-scratch`
     for the runs that start from the scratch student); an SP run packs within its grid cell, whose
     teachers' similarity caches its pack holds (`<arch>-kd2-anneal-sp-<teachers>`); scratch runs
     pack with each other."""
@@ -400,18 +400,14 @@ def _group_packs_of(config_json, dataset, fold):
                    "teachers": tag, "alpha": alpha, "seed": str(seed)}
             if same_run_teacher_dir(config, run) is None:
                 groups.setdefault(pack_group(run), []).append(run)
-    for runs in groups.values():      # seed before α within a cell, as the packs have always held them
-        runs.sort(key=lambda run: (_cell_order(config)[run["method"], run["teachers"]], int(run["seed"]),
-                                   float(run["alpha"])))
-    return {group: _chunks(runs, students["pack"], group) for group, runs in groups.items()}
-
-
-def _cell_order(config):
-    """{(method, teachers tag): its place among the grid's cells}."""
-    order = {}
+    # within a cell, seed before α (each in the config's order), as a cell's packs have always held them
+    cells = {}
     for name, tag, _ in student_cells(config):
-        order.setdefault((name, tag), len(order))
-    return order
+        cells.setdefault((name, tag), len(cells))
+    seeds = [str(seed) for seed in students["seeds"]]
+    for runs in groups.values():                 # a stable sort: the αs of a cell and seed stay in order
+        runs.sort(key=lambda run: (cells[run["method"], run["teachers"]], seeds.index(run["seed"])))
+    return {group: _chunks(runs, students["pack"], group) for group, runs in groups.items()}
 
 
 def student_packs(config, folds):

@@ -201,12 +201,11 @@ def train_students(runs, device, claim=None):
     tables = {m: [member_logits(run, m, teachers[k][m]) if m in teachers[k] else None
                   for k, run in enumerate(runs)]
               for m in ("gaf", "sig") if any(m in run_spec.teachers for run_spec in specs)}
-    for k, member in enumerate(teachers):
+    for m, table in tables.items():
         # a member without this teacher weighs its KL term 0 (its α is 1 or 0, as a solo run's):
         # any finite logits do, and its other teacher's stay finite however they are standardised
-        for m, table in tables.items():
-            if table[k] is None:
-                table[k] = tables["sig" if m == "gaf" else "gaf"][k]
+        other = tables["sig" if m == "gaf" else "gaf"] if len(tables) == 2 else table
+        tables[m] = [own if own is not None else other[k] for k, own in enumerate(table)]
     sources, records = [], []
     if spec.similarity:
         opened = {}
