@@ -286,10 +286,10 @@ def deterministic_ops():
         if NONDETERMINISTIC_OP not in text:
             raise
         op = text.split(NONDETERMINISTIC_OP)[0].split()[-1]
-        raise NondeterministicOpError(f"{op} has no deterministic kernel on this device, and every run is "
-                          f"deterministic (training.deterministic: true). Set training.deterministic: "
-                          f"false to allow it (reruns may then differ in the last digits), or run "
-                          f"on another device") from None
+        raise NondeterministicOpError(
+            f"{op} has no deterministic kernel on this device, and every run is deterministic "
+            f"(training.deterministic: true). Set training.deterministic: false to allow it (reruns "
+            f"may then differ in the last digits), or run on another device") from None
 
 
 def numerics_record():
