@@ -51,9 +51,7 @@ import re
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
-from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -63,7 +61,7 @@ import torch  # noqa: E402
 
 import grid_projection  # noqa: E402
 import student_pack  # noqa: E402
-from gafkd.config import check_config_file, default_train_settings  # noqa: E402
+from gafkd.config import check_config_file  # noqa: E402
 from gafkd.data import Split, TrainData  # noqa: E402
 from gafkd.devices import use_numerics  # noqa: E402
 from gafkd.engine import Run, predict, train_runs  # noqa: E402
@@ -133,13 +131,12 @@ class Results:
 def pack_stage(args, device, clock, precisions, folder):
     """Stage 1: packed student steps per precision, arch and K (student_pack.engine_step_ms)."""
     out = Results(args.out / f"student_pack_{args.card}.csv", args.precisions, device)
-    shapes = {"LENGTH": 32, "BATCH": 8} if args.quick else {}
+    shapes = {"length": 32, "batch": 8} if args.quick else {}
     fusion = resolve_fusion(None, device, 1)
     packs = QUICK_PACKS if args.quick else PACKS
     cost = {}                       # wall seconds of a point at an earlier precision
     for precision in precisions:
         use_numerics(precision)
-        settings = partial(default_train_settings, precision=precision)
         for arch in ARCHS:
             for k in packs:
                 if args.quick:
@@ -156,8 +153,8 @@ def pack_stage(args, device, clock, precisions, folder):
                     continue
                 started = time.perf_counter()
                 try:
-                    with mock.patch.multiple(student_pack, default_train_settings=settings, **shapes):
-                        ms = student_pack.engine_step_ms(arch, k, device, timing, folder)
+                    ms = student_pack.engine_step_ms(arch, k, device, timing, folder, precision=precision,
+                                                     **shapes)
                     row.update(student_steps_per_s=round(1000 * k / ms, 3), ms_per_step=round(ms, 3))
                     said = f"{ms:.2f} ms per step, {1000 * k / ms:.1f} student steps/s"
                 except Exception as error:      # out of memory, above all: the next point still runs

@@ -53,11 +53,13 @@ def members_alpha(k):
     return [round(0.1 + 0.2 * (m % 5), 1) for m in range(k)]
 
 
-def engine_step_ms(arch, k, device, timing, folder, fusion=None):
-    """Median ms of one engine step of a pack of k (solo for k = 1)."""
-    n = timing.windows(BATCH)
+def engine_step_ms(arch, k, device, timing, folder, fusion=None, precision="fp32", length=LENGTH,
+                   batch=BATCH):
+    """Median ms of one engine step of a pack of k (solo for k = 1) at `precision`
+    on windows of `length` (the caller fixes the matching numerics: gafkd.devices.use_numerics)."""
+    n = timing.windows(batch)
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(n, CHANNELS, LENGTH, generator=generator).to(device)
+    x = torch.randn(n, CHANNELS, length, generator=generator).to(device)
     y = torch.randint(0, CLASSES, (n,), generator=generator).to(device)
     models = []
     for seed in range(k):
@@ -69,7 +71,7 @@ def engine_step_ms(arch, k, device, timing, folder, fusion=None):
     else:
         model, loss = pack_models(models, fusion), DistillationLoss("kd2", members_alpha(k), KD, teacher)
         model.group_outputs = False         # kd2 reads logits only (gafkd.students sets the same)
-    settings = default_train_settings(epochs=1, batch_size=BATCH)
+    settings = default_train_settings(epochs=1, batch_size=batch, precision=precision)
     return 1000 * step_seconds(model, x, y, loss, settings, device, timing, folder, classes=CLASSES)
 
 
