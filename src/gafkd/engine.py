@@ -16,7 +16,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -195,9 +195,10 @@ class _StopFlag:
 def _save_resumes(runs, members, optimizer, generators, progress):
     """Each run's resume checkpoint, in a solo run's format (a member's part of a pack)."""
     for k, (run, generator, state) in enumerate(zip(runs, generators, progress)):
-        saved = asdict(state)
-        if state.best_state is not None:
-            saved["best_state"] = host_state(state.best_state)
+        # the best weights, kept on the device, go to the file as host copies (asdict would first
+        # copy them on the device)
+        saved = {**asdict(replace(state, best_state=None)),
+                 "best_state": None if state.best_state is None else host_state(state.best_state)}
         with atomic_path(run.resume_path) as tmp:
             save_checkpoint({"run_key": run.run_key, "model": members.member_state(k),
                              "optimizer": members.member_optimizer_state(optimizer, k),
