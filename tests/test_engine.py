@@ -6,11 +6,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from train_job import run, synthetic_data
 
 from gafkd.data import Split, TrainData
+from gafkd.errors import InputError
+from gafkd.metrics import confusion_matrix
+from gafkd.predictions import correct, read_predictions
 from gafkd.config import default_train_settings
 from gafkd.engine import TrainingError, cross_entropy, learning_rate, train
 from gafkd.memory import HOST
@@ -60,7 +64,8 @@ def test_same_seed_same_metrics_and_files(tmp_path):
 
 def test_outputs_and_metrics(tmp_path):
     metrics = run(tmp_path, epochs=4)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.out", "metrics.out", "model.out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.out", "metrics.out", "model.out",
+                                                          "predictions.npz"]
     history = (tmp_path / "history.out").read_text().splitlines()
     assert history[0].startswith("epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy")
     assert len(history) == 1 + 4
@@ -74,6 +79,31 @@ def test_outputs_and_metrics(tmp_path):
     memory = json.loads((tmp_path / "metrics.out").read_text())["memory"]
     assert memory["host_peak_bytes"] > 0 and memory["device_peak_bytes"] is None
     assert memory["placement"] == {"splits": {"train": "device", "val": "device", "test": "device"}}
+
+
+def test_predictions_are_the_best_checkpoints_test_windows_sealed_with_the_metrics(tmp_path):
+    metrics = run(tmp_path, epochs=4, lr=0.2)
+    written = json.loads((tmp_path / "metrics.out").read_text())
+    predictions = read_predictions(written, tmp_path / "metrics.out", tmp_path / "predictions.npz")
+    test = synthetic_data().test
+    assert predictions["window"].tolist() == list(range(64))          # a Split without rows: 0..n-1
+    assert predictions["label"].tolist() == test.y.tolist()
+    assert predictions["logits"].shape == (64, 4) and predictions["logits"].dtype == np.float32
+    assert (predictions["predicted"] == predictions["logits"].argmax(1)).all()
+    # the checkpoint of the best validation accuracy, not the last epoch's weights
+    assert correct(predictions).mean() == metrics["test_at_best_val"]["accuracy"]
+    assert confusion_matrix(predictions["label"], predictions["predicted"], 4).tolist() == \
+        metrics["test_at_best_val"]["confusion"]
+    model = build_model("wrn10-1", 3, 4, dims=1)
+    model.load_state_dict(torch.load(tmp_path / "model.out")["state_dict"])
+    model.eval()
+    with torch.no_grad():
+        assert np.allclose(model(test.x)[0].numpy(), predictions["logits"], atol=1e-5)
+    # a predictions file changed after it was written is named
+    other = tmp_path / "other.npz"
+    np.savez(other, **{**predictions, "predicted": np.zeros(64, dtype=np.int64)})
+    with pytest.raises(InputError, match="other.npz.*does not match the digest"):
+        read_predictions(written, tmp_path / "metrics.out", other)
 
 
 def wait_for(path, process, timeout=120):

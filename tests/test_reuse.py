@@ -149,6 +149,7 @@ def test_the_scratch_student_is_derived_from_the_teacher_run(chain):
         "role": "student", "method": "scratch", "teachers": "none", "alpha": 0.0, "seed": 1, "arch": "wrn16-1",
         "modality": "sig", "dims": 1}
     assert (student / "history.csv").read_bytes() == (teacher / "history.csv").read_bytes()
+    assert (student / "predictions.npz").read_bytes() == (teacher / "predictions.npz").read_bytes()
     metrics = json.loads((student / "metrics.json").read_text())
     teacher_metrics = json.loads((teacher / "metrics.json").read_text())
     assert metrics["config"]["method"] == "scratch" and "modality" not in metrics["config"]
@@ -185,7 +186,7 @@ def test_a_teacher_run_that_is_not_the_students_is_refused(chain, tmp_path):
     windows = workdir / "results/basicmotions/windows.h5"
     settings = json.loads((workdir / SCRATCH / "metrics.json").read_text())["config"]
     files = {k: tmp_path / "teacher" / f"{k}{ext}" for k, ext in
-             (("model", ".pt"), ("metrics", ".json"), ("history", ".csv"))}
+             (("model", ".pt"), ("metrics", ".json"), ("history", ".csv"), ("predictions", ".npz"))}
     files["model"].parent.mkdir()
     for key, path in files.items():
         shutil.copy(workdir / TEACHER / path.name, path)
@@ -206,6 +207,10 @@ def test_a_teacher_run_that_is_not_the_students_is_refused(chain, tmp_path):
     with pytest.raises(InputError, match=re.escape(str(files["history"])) + ".*damaged"):
         student_from_teacher_run(windows, settings, files, outputs)
     shutil.copy(workdir / TEACHER / "history.csv", files["history"])
+    shutil.copy(workdir / SCRATCH / "metrics.json", files["predictions"])        # not the run's predictions
+    with pytest.raises(InputError, match=re.escape(str(files["predictions"])) + ".*damaged.*digest"):
+        student_from_teacher_run(windows, settings, files, outputs)
+    shutil.copy(workdir / TEACHER / "predictions.npz", files["predictions"])
     with pytest.raises(InputError, match="seed"):
         student_from_teacher_run(windows, {**settings, "seed": 2}, files, outputs)
 

@@ -91,6 +91,7 @@ class Split:
     y: torch.Tensor                     # on the device, wherever x lives
     placement: str = DEVICE             # where x lives: 'device' or 'host' (gafkd.memory)
     staging: PinnedStaging | None = field(default=None, repr=False)    # a host split's, on CUDA
+    windows: np.ndarray | None = field(default=None, repr=False)       # its rows in windows.h5
 
     def __len__(self):
         return len(self.y)
@@ -204,7 +205,7 @@ def to_train_data(arrays, device, placement=None, reserve=None):
             x = torch.from_numpy(np.ascontiguousarray(arrays.X[mask]))
         else:
             x = _device_rows(arrays.X, mask, device)
-        return Split(x, torch.from_numpy(arrays.y[mask]).to(device), where)
+        return Split(x, torch.from_numpy(arrays.y[mask]).to(device), where, windows=np.flatnonzero(mask))
 
     test = part("test")
     # split.validation: test (the lab's protocol): the checkpoint is picked on the test windows

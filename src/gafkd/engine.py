@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -29,6 +30,7 @@ from gafkd.checkpoint import load_checkpoint, save_checkpoint, save_model
 from gafkd.errors import GafkdError, reason
 from gafkd.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.metrics import summarize
+from gafkd.predictions import predictions_path, write_predictions
 from gafkd.run_record import metrics_text, sealed
 from gafkd.packed import host_state, members_of
 
@@ -362,13 +364,26 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
              f"{human_bytes(memory['device_peak_bytes'])} allocated, "
              f"{human_bytes(memory['device_reserved_peak_bytes'])} reserved"
              if device.type == "cuda" else "(the host)")
+    logits = best_test_logits(model, members, data, settings, device, progress)
     return [_write_run(run, state, tests[k], data, settings, memory, epochs_here, seconds_here,
-                       started_at) for k, (run, state) in enumerate(zip(runs, progress))]
+                       started_at, logits[k]) for k, (run, state) in enumerate(zip(runs, progress))]
 
 
-def _write_run(run, progress, test, data, settings, memory, epochs_here, seconds_here, started_at):
-    """A run's model.pt, history.csv and metrics.json (all three or none); its resume checkpoint
-    removed. Returns the metrics."""
+def best_test_logits(model, members, data, settings, device, progress):
+    """Each run's test logits at its best-validation checkpoint (its weights loaded into its
+    member: training is over)."""
+    if len(data.test) == 0:
+        return np.zeros((members.members, 0, data.num_classes), dtype=np.float32)
+    for k, state in enumerate(progress):
+        members.load_member_state(k, state.best_state)
+    logits = predict(model, data.normalize, data.test.x, max(1, settings.eval_batch_size // members.members),
+                     device, settings.bf16)
+    return logits.numpy() if members.members > 1 else logits.numpy()[None]
+
+
+def _write_run(run, progress, test, data, settings, memory, epochs_here, seconds_here, started_at, logits):
+    """A run's model.pt, history.csv, predictions.npz (its best checkpoint's test `logits`) and
+    metrics.json (all four or none); its resume checkpoint removed. Returns the metrics."""
     metrics = {
         "best_epoch": progress.best["epoch"],
         "val_accuracy": progress.best["val_accuracy"],
@@ -387,15 +402,18 @@ def _write_run(run, progress, test, data, settings, memory, epochs_here, seconds
         **(run.record or {}),
     }
     outputs = run.outputs
-    paths = (outputs["model"], outputs["history"], outputs["metrics"])
-    with atomic_paths(*paths) as (model_tmp, history_tmp, metrics_tmp):      # all three or none
+    predictions = outputs.get("predictions", predictions_path(outputs["metrics"]))
+    paths = (outputs["model"], outputs["history"], predictions, outputs["metrics"])
+    with atomic_paths(*paths) as (model_tmp, history_tmp, predictions_tmp, metrics_tmp):      # all or none
         save_model(host_state(progress.best_state), progress.best["epoch"], data.mean.cpu(), data.std.cpu(),
                    run.checkpoint_extra or {}, model_tmp)
         with open(history_tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))
             writer.writeheader()
             writer.writerows(progress.history)
-        metrics = sealed(metrics, history_tmp)
+        windows = data.test.windows if data.test.windows is not None else np.arange(len(data.test))
+        write_predictions(predictions_tmp, windows, data.test.y.cpu().numpy(), logits)
+        metrics = sealed(metrics, history_tmp, predictions_tmp)
         metrics_tmp.write_text(metrics_text(metrics))
     Path(run.resume_path).unlink(missing_ok=True)
     return metrics

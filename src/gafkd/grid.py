@@ -47,7 +47,7 @@ TEACHERS_REGEX = (rf"none|(?:{ENCODING_REGEX})-{ARCH_REGEX}|{SIGNAL}-{ARCH_REGEX
                   rf"|(?:{ENCODING_REGEX})-{ARCH_REGEX}\+{SIGNAL}-{ARCH_REGEX}")
 # Files of the signal teacher run that a scratch student is (gafkd.reuse), as the student's inputs.
 SAME_RUN_FILES = {"same_run_model": "model.pt", "same_run_metrics": "metrics.json",
-                  "same_run_history": "history.csv"}
+                  "same_run_history": "history.csv", "same_run_predictions": "predictions.npz"}
 
 
 def alpha_tag(alpha):
@@ -273,7 +273,8 @@ def member_files(files, k):
     return {name[len(prefix):]: path for name, path in files.items() if name.startswith(prefix)}
 
 
-RUN_FILE_NAMES = {"model": "model.pt", "metrics": "metrics.json", "history": "history.csv"}
+RUN_FILE_NAMES = {"model": "model.pt", "metrics": "metrics.json", "history": "history.csv",
+                  "predictions": "predictions.npz"}
 
 
 @dataclass

@@ -93,20 +93,23 @@ def _teacher_metrics(path):
 
 
 def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
-    """Write the model.pt, metrics.json and history.csv of the scratch student of `settings` from
-    the signal teacher run that is the same run (`teacher_files`: its model, metrics and history).
+    """Write the model.pt, metrics.json, history.csv and predictions.npz of the scratch student of
+    `settings` from the signal teacher run that is the same run (`teacher_files`: its model,
+    metrics, history and, where given, predictions).
 
     The teacher's settings (its metrics.json) must be the same run's and its checkpoint must hold
     the teacher of the same dataset, fold, architecture and seed on these windows; any
     disagreement is an InputError naming the file. model.pt holds the teacher's weights,
     statistics and epoch under the student's identity (as gafkd.students.train_student writes
-    it), history.csv is the teacher's byte for byte, and metrics.json the teacher's numbers with
-    the student's config and a `reused_from` record. All three are written or none.
+    it), history.csv and predictions.npz are the teacher's byte for byte, and metrics.json the
+    teacher's numbers with the student's config and a `reused_from` record. All are written or
+    none.
     """
     from gafkd.atomic import atomic_paths
     from gafkd.checkpoint import check_trained_on, read_model, save_model
     from gafkd.errors import REBUILD, InputError
-    from gafkd.run_record import metrics_text, read_history_bytes, sealed
+    from gafkd.predictions import predictions_path
+    from gafkd.run_record import metrics_text, read_history_bytes, read_predictions_bytes, sealed
     from gafkd.windows import read_windows
 
     model_pt, metrics_json, history_csv = (Path(teacher_files[k]) for k in ("model", "metrics", "history"))
@@ -125,6 +128,8 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
         raise InputError(f"{metrics_json}: best epoch {metrics.get('best_epoch')}, but {model_pt} holds "
                          f"epoch {checkpoint.get('epoch')}: not the files of one run; {REBUILD}")
     history = read_history_bytes(history_csv, metrics, metrics_json)
+    predictions = read_predictions_bytes(teacher_files.get("predictions", predictions_path(metrics_json)),
+                                         metrics, metrics_json)
     metadata = {
         "role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
         "arch": settings["arch"], "method": "scratch", "teachers": settings["teachers"],
@@ -135,12 +140,14 @@ def student_from_teacher_run(windows_h5, settings, teacher_files, outputs):
     record = {"run": str(model_pt.parent), "settings": metrics["config"], "why": WHY,
               "model_digest": checkpoint["digest"]}
     reused = {**metrics, "config": settings, "reused_from": record}
-    paths = (outputs["model"], outputs["history"], outputs["metrics"])
-    with atomic_paths(*paths) as (model_tmp, history_tmp, metrics_tmp):      # all three or none
+    paths = (outputs["model"], outputs["history"], outputs.get("predictions", predictions_path(outputs["metrics"])),
+             outputs["metrics"])
+    with atomic_paths(*paths) as (model_tmp, history_tmp, predictions_tmp, metrics_tmp):      # all or none
         save_model(checkpoint["state_dict"], checkpoint["epoch"], checkpoint["mean"], checkpoint["std"],
                    metadata, model_tmp)
         history_tmp.write_bytes(history)
-        reused = sealed(reused, history_tmp)
+        predictions_tmp.write_bytes(predictions)
+        reused = sealed(reused, history_tmp, predictions_tmp)
         metrics_tmp.write_text(metrics_text(reused))
     log.info("scratch student %s, seed %d on %s/%s: the run of the signal teacher %s (epoch %d), "
              "reused without training", settings["arch"], settings["seed"], settings["dataset"],

@@ -55,6 +55,7 @@ rule train_student:
         model=f"{STUDENT_RUN}/model.pt",
         metrics=f"{STUDENT_RUN}/metrics.json",
         history=f"{STUDENT_RUN}/history.csv",
+        predictions=f"{STUDENT_RUN}/predictions.npz",
     log:
         "results/{dataset}/logs/students/{fold}/{arch}-{method}-{teachers}-alpha{alpha}-seed{seed}.log",
     benchmark:

@@ -8,6 +8,7 @@ rule train_teacher:
         model=f"{TEACHER_RUN}/model.pt",
         metrics=f"{TEACHER_RUN}/metrics.json",
         history=f"{TEACHER_RUN}/history.csv",
+        predictions=f"{TEACHER_RUN}/predictions.npz",
     log:
         "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}.log",
     benchmark:

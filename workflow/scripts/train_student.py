@@ -11,7 +11,7 @@ if "same_run_model" in snakemake.input.keys():
     with logged(snakemake.log[0]):
         student_from_teacher_run(
             snakemake.input.windows, snakemake.params.settings,
-            {k: snakemake.input[f"same_run_{k}"] for k in ("model", "metrics", "history")},
+            {k: snakemake.input[f"same_run_{k}"] for k in ("model", "metrics", "history", "predictions")},
             outputs=dict(snakemake.output.items()),
         )
 else:
