@@ -31,7 +31,8 @@ def test_default_config_is_valid_and_defaults_are_filled():
     config = default_config()
     del config["images"]
     validate(config, SCHEMA)
-    assert config["images"] == {"methods": ["gasf"], "size": 64, "pi": {"recipe": "lab"}, "dtype": "float16"}
+    assert config["images"] == {"methods": ["gasf"], "size": 64, "pi": {"recipe": "lab"}, "dtype": "float16",
+                                "qgaf": {"scaling": "minmax", "shots": None, "seed": 0}}
     check_config(config)
     assert config["datasets"]["basicmotions"]["split"]["test_fraction"] == 0.2
 
@@ -49,6 +50,8 @@ def test_default_config_is_valid_and_defaults_are_filled():
     (lambda c: c["students"].setdefault("kd", {}).update(sp_merge="average"), "average"),
     (lambda c: c["training"].update(lr_boundaries="ceil"), "ceil"),
     (lambda c: c["datasets"]["basicmotions"].update(standardize="zscore"), "zscore"),
+    (lambda c: c["images"].update(qgaf={"scaling": "log"}), "log"),
+    (lambda c: c["images"].update(qgaf={"shots": 0}), "minimum of 1"),
 ])
 def test_schema_names_the_bad_key_or_value(change, named):
     config = default_config()

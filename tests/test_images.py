@@ -258,6 +258,7 @@ def test_an_image_caches_name_says_what_changes_it_and_defaults_keep_todays_name
     assert grid.image_tags(several) == ["gasf64", "pi64-clean", "gasf+gadf+mtf64"]     # one cache each
     for variant in ("", "-clean", "-float32", "-clean-float32"):
         assert grid.image_variant(variant) == {"pi_recipe": "clean" if "clean" in variant else "lab",
+                                               "qgaf": {"scaling": "minmax", "shots": None, "seed": 0},
                                                "dtype": "float32" if "32" in variant else "float16"}
     assert grid.image_settings({"images": {"methods": ["gasf"], "size": 64, "pi": {"recipe": "lab"},
                                            "dtype": "float16"}}, "gasf") == {"method": "gasf", "size": 64}

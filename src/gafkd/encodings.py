@@ -4,7 +4,7 @@ joined by '+' (gafkd.images: each sensor channel's encodings as consecutive imag
 
 from gafkd.errors import ConfigError
 
-IMAGE_METHODS = ("gasf", "gadf", "mtf", "pi")
+IMAGE_METHODS = ("gasf", "gadf", "qgasf", "qgadf", "mtf", "pi")
 ENCODING_REGEX = rf"(?:{'|'.join(IMAGE_METHODS)})(?:\+(?:{'|'.join(IMAGE_METHODS)}))*"
 
 def encoding_parts(name, key="images.methods"):
@@ -20,6 +20,35 @@ def encoding_parts(name, key="images.methods"):
     if twice:
         raise ConfigError(f"{key}: the stack '{name}' names {', '.join(twice)} more than once")
     return parts
+
+
+QGAF_METHODS = ("qgasf", "qgadf")
+QGAF_SCALINGS = ("minmax", "standard", "none")
+QGAF_DEFAULTS = {"scaling": "minmax", "shots": None, "seed": 0}
+
+
+def qgaf_settings(qgaf, key="images.qgaf"):
+    """images.qgaf with defaults filled in; a bad value is a ConfigError naming its key."""
+    settings = {**QGAF_DEFAULTS, **(qgaf or {})}
+    unknown = sorted(set(settings) - set(QGAF_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"{key}: unknown setting {', '.join(unknown)} (known: {', '.join(QGAF_DEFAULTS)})")
+    if settings["scaling"] not in QGAF_SCALINGS:
+        raise ConfigError(f"{key}.scaling: '{settings['scaling']}' is not one of {', '.join(QGAF_SCALINGS)}")
+    for name, least, meaning in (("shots", 1, "null (the exact expectation) or a whole number of shots"),
+                                 ("seed", 0, "a whole number")):
+        value = settings[name]
+        if value is None and name == "shots":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{key}.{name}: {value!r} must be {meaning} of at least {least}")
+    return settings
+
+
+def qgaf_identity(qgaf):
+    """What of images.qgaf changes a Q-GAF cache: the scaling, the shots, and their seed with shots."""
+    settings = qgaf_settings(qgaf)
+    return {key: settings[key] for key in (("scaling", "shots", "seed") if settings["shots"] else ("scaling", "shots"))}
 
 
 def encoding_label(encoding):

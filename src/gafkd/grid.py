@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gafkd.archs import ARCH_REGEX
 from gafkd.encodings import ENCODING_REGEX, IMAGE_METHODS, encoding_label, encoding_order, encoding_parts  # noqa: F401
+from gafkd.encodings import QGAF_DEFAULTS, QGAF_METHODS, qgaf_identity
 from gafkd.errors import ConfigError
 from gafkd.methods import method
 from gafkd.reuse import same_run_teacher
@@ -110,7 +111,7 @@ def canonical(value):
 
 
 # The image cache's name: encoding, size, then what else changes it, where not the default.
-IMAGE_VARIANT_REGEX = r"(?:-clean)?(?:-float32)?"
+IMAGE_VARIANT_REGEX = r"(?:-clean)?(?:-unscaled|-standard)?(?:-shots[1-9]\d*(?:-seed\d+)?)?(?:-float32)?"
 
 
 def image_tag(config, encoding):
@@ -120,14 +121,23 @@ def image_tag(config, encoding):
     tag = f"{settings['method']}{settings['size']}"
     if settings.get("pi", {}).get("recipe", "lab") != "lab":
         tag += f"-{settings['pi']['recipe']}"
+    qgaf = settings.get("qgaf", QGAF_DEFAULTS)
+    if qgaf["scaling"] != "minmax":
+        tag += "-unscaled" if qgaf["scaling"] == "none" else f"-{qgaf['scaling']}"
+    if qgaf["shots"]:
+        tag += f"-shots{qgaf['shots']}" + (f"-seed{qgaf['seed']}" if qgaf["seed"] else "")
     if "dtype" in settings:
         tag += f"-{settings['dtype']}"
     return tag
 
 
 def image_variant(variant):
-    """build_images' pi_recipe and dtype from the variant part of an image cache's name."""
+    """build_images' pi_recipe, qgaf and dtype from the variant part of an image cache's name."""
+    shots = re.search(r"-shots(\d+)(?:-seed(\d+))?", variant)
+    scaling = "none" if "-unscaled" in variant else "standard" if "-standard" in variant else "minmax"
     return {"pi_recipe": "clean" if "-clean" in variant else "lab",
+            "qgaf": {"scaling": scaling, "shots": int(shots[1]) if shots else None,
+                     "seed": int(shots[2] or 0) if shots else 0},
             "dtype": "float32" if "-float32" in variant else "float16"}
 
 
@@ -221,12 +231,15 @@ def teacher_settings(config, run):
 
 def image_settings(config, encoding):
     """What changes the image cache of `encoding`: the encoding and size, the persistence-image
-    recipe when the encoding has persistence images, and its dtype when not the default float16
+    recipe when the encoding has persistence images, the Q-GAF scaling and shots when it has
+    Q-GAF images, and its dtype when not the default float16
     (so that the runs made before images.dtype existed keep their identity)."""
     images = config["images"]
     settings = {"method": encoding, "size": images["size"]}
     if "pi" in encoding_parts(encoding):
         settings["pi"] = images["pi"]
+    if set(QGAF_METHODS) & set(encoding_parts(encoding)):
+        settings["qgaf"] = qgaf_identity(images.get("qgaf"))
     if images.get("dtype", "float16") != "float16":
         settings["dtype"] = images["dtype"]
     return settings

@@ -11,7 +11,7 @@ import numpy as np
 
 from gafkd.atomic import atomic_path
 from gafkd.errors import REBUILD, ConfigError, InputError, check_identity, damaged
-from gafkd.encodings import encoding_parts
+from gafkd.encodings import QGAF_METHODS, encoding_parts, qgaf_identity, qgaf_settings
 from gafkd.h5checked import CheckedH5, create_checked, create_h5, seal
 from gafkd.windows import fingerprint
 
@@ -32,14 +32,15 @@ def images_per_chunk(channels, size, chunk_bytes=IMAGE_CHUNK_BYTES, dtype="float
 
 
 def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024, threads=None,
-                 chunk_images=None, pi_recipe="lab", dtype="float16"):
+                 chunk_images=None, pi_recipe="lab", dtype="float16", qgaf=None):
     """Write (N, C·E, size, size) images (`dtype`) of every window (E encodings in `method`), in
     windows.h5 order, streaming `chunk_windows` windows at a time through reused buffers so
     memory stays bounded for any dataset size. `threads` caps the encoder's threads (default:
     numba's). The windows are checked against their fingerprint on the way, and every image
     must be finite. `chunk_images`: images per HDF5 chunk (default images_per_chunk);
-    `pi_recipe`: gafkd.persistence's recipe for `pi`."""
+    `pi_recipe`: gafkd.persistence's recipe for `pi`; `qgaf`: images.qgaf for `qgasf`, `qgadf`."""
     parts = encoding_parts(method)
+    qgaf = qgaf_settings(qgaf)
     if dtype not in DTYPES:
         raise ConfigError(f"images.dtype: '{dtype}' is not one of {', '.join(DTYPES)}")
     # Imported here: numba's start-up is a cost every training job would pay for read_images.
@@ -69,7 +70,8 @@ def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024,
                     count = len(block)
                     for e, part in enumerate(parts):
                         out = encoded[e, :count * channels]
-                        encode(block.reshape(-1, length), size, part, out, pi_recipe=pi_recipe)
+                        encode(block.reshape(-1, length), size, part, out, pi_recipe=pi_recipe,
+                               qgaf=qgaf, first_row=start * channels)
                         if not np.isfinite(out).all():
                             raise InputError(f"{windows_h5}: {part} images of windows {start}–"
                                              f"{start + count - 1} are not finite; check the windows")
@@ -94,12 +96,19 @@ def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024,
             })
             if "pi" in parts:
                 dst.attrs.update({"pi_recipe": pi_recipe, "pi_empty_images": empty["pi"]})
+            if set(QGAF_METHODS) & set(parts):
+                dst.attrs.update(qgaf_attrs(qgaf))
             seal(dst)
     if "pi" in parts and empty["pi"]:
         log.warning("%d of %d window channels have no persistence pair that lives longer than the "
                     "recipe keeps (a constant or nearly constant signal): their persistence images "
                     "are all zero", empty["pi"], n * channels)
     log.info("wrote %d x %d %s images of %dx%d to %s", n, planes, method, size, size, out_h5)
+
+
+def qgaf_attrs(qgaf):
+    """The cache's record of its Q-GAF settings (HDF5 has no null: shots 0 is the exact value)."""
+    return {f"qgaf_{key}": value or 0 for key, value in qgaf_identity(qgaf).items()}
 
 
 def read_images(path, windows_fingerprint, expected=None):
@@ -114,6 +123,8 @@ def read_images(path, windows_fingerprint, expected=None):
             wanted = {k: expected[k] for k in ("method", "size") if k in expected}
             if "pi" in encoding_parts(expected.get("method", f.attrs.get("method"))) and "pi" in expected:
                 wanted["pi_recipe"] = expected["pi"]["recipe"]
+            if "qgaf" in expected:
+                wanted.update(qgaf_attrs(expected["qgaf"]))
             found = {**f.attrs, "dtype": str(f.dtype("images"))}
             wanted["dtype"] = expected.get("dtype", "float16")
             check_identity(path, "images", found, wanted)
