@@ -8,7 +8,10 @@ import pytest
 from scipy import stats
 from test_reporting import outputs, write_run
 
+from gafkd import comparison_text as ct
 from gafkd import comparisons as cmp
+from gafkd import ranks as rk
+from gafkd import statistics as st
 from gafkd.reporting import write_report_tables
 
 # baycomp's example data (docs/code/accuracies.txt of janezd/baycomp): naive Bayes and J48 on
@@ -33,84 +36,92 @@ def test_correlated_ttest_reproduces_baycomp():
     diffs = np.subtract(NBC, J48)
     # baycomp 1.0.3: two_on_single(nbc, j48, rope=1) -> (p_left, p_rope, p_right), left = nbc better;
     # one run of 10 folds: ρ = 1/10
-    worse, equivalent, better = cmp.bayes_probabilities(diffs, rope=1, rho=1 / 10)
+    worse, equivalent, better = st.bayes_probabilities(diffs, rope=1, rho=1 / 10)
     assert (better, equivalent, worse) == pytest.approx(
         (0.6469584619977451, 0.1227312297144163, 0.2303103082878386), abs=1e-12)
-    worse, _, better = cmp.bayes_probabilities(diffs, rope=0, rho=1 / 10)
+    worse, _, better = st.bayes_probabilities(diffs, rope=0, rho=1 / 10)
     assert better == pytest.approx(0.7119373612507098, abs=1e-12)
     # baycomp's test of compute_statistics: x = [4, 2, 6], y = [5, 7, 3], 3 folds
-    df, loc, scale = cmp.t_posterior(np.subtract([5, 7, 3], [4, 2, 6]), rho=1 / 3)
+    df, loc, scale = st.t_posterior(np.subtract([5, 7, 3], [4, 2, 6]), rho=1 / 3)
     assert (df, loc, scale ** 2) == (2, 1, pytest.approx((4 ** 2 + 4 ** 2) / 2 * (1 / 3 + 1 / 2)))
 
 
 def test_paired_t_against_scipy():
     a, b = np.array([71.2, 69.8, 70.4, 72.0, 70.9]), np.array([68.1, 68.0, 69.9, 69.5, 67.2])
     diffs = a - b
-    assert cmp.corrected_ttest(diffs)[1] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert st.corrected_ttest(diffs)[1] == pytest.approx(stats.ttest_rel(a, b).pvalue)
     interval = stats.ttest_rel(a, b).confidence_interval(0.95)
-    assert cmp.t_interval(diffs) == pytest.approx((interval.low, interval.high))
+    assert st.t_interval(diffs) == pytest.approx((interval.low, interval.high))
     # ρ = 0: the posterior's mass below 0 is the one-sided p of the paired t-test
-    worse, _, _ = cmp.bayes_probabilities(diffs, rope=0)
+    worse, _, _ = st.bayes_probabilities(diffs, rope=0)
     assert worse == pytest.approx(stats.ttest_rel(a, b, alternative="greater").pvalue)
-    assert cmp.cohens_dz(diffs) == pytest.approx(diffs.mean() / diffs.std(ddof=1))
+    assert st.cohens_dz(diffs) == pytest.approx(diffs.mean() / diffs.std(ddof=1))
 
 
 def test_nadeau_bengio_correction():
     diffs = np.array([1.5, -0.5, 2.0, 0.8, 1.1, 2.4, -0.2, 0.9])
     ratio = 0.25                                       # n_test / n_train
-    t, p = cmp.corrected_ttest(diffs, ratio)
+    t, p = st.corrected_ttest(diffs, ratio)
     expected = diffs.mean() / math.sqrt((1 / len(diffs) + ratio) * diffs.var(ddof=1))
     assert t == pytest.approx(expected)
     assert p == pytest.approx(2 * stats.t.sf(expected, len(diffs) - 1))
-    assert p > cmp.corrected_ttest(diffs)[1]           # the correction widens, never narrows
+    assert p > st.corrected_ttest(diffs)[1]           # the correction widens, never narrows
     # the same correction as the correlated t-test's: ρ / (1 - ρ) = n_test / n_train
-    worse, _, better = cmp.bayes_probabilities(diffs, rope=0, rho=ratio / (1 + ratio))
+    worse, _, better = st.bayes_probabilities(diffs, rope=0, rho=ratio / (1 + ratio))
     assert p == pytest.approx(2 * min(worse, better))
-    assert math.isnan(cmp.corrected_ttest([2.0, 2.0, 2.0])[1])
+    assert math.isnan(st.corrected_ttest([2.0, 2.0, 2.0])[1])
 
 
 def test_wilcoxon_exact_and_its_floor():
     diffs = np.array([1.2, -0.4, 2.5, 3.1, 0.0, 1.8, 0.7, 2.2, -1.1])
-    assert cmp.wilcoxon_p(diffs) == pytest.approx(stats.wilcoxon(diffs, method="exact").pvalue)
-    assert cmp.smallest_wilcoxon_p(5) == 0.0625 == stats.wilcoxon(np.arange(1, 6.0), method="exact").pvalue
-    assert cmp.smallest_wilcoxon_p(9) == pytest.approx(stats.wilcoxon(np.arange(1, 10.0), method="exact").pvalue)
+    assert st.wilcoxon_p(diffs) == pytest.approx(stats.wilcoxon(diffs, method="exact").pvalue)
+    assert st.smallest_wilcoxon_p(5) == 0.0625 == stats.wilcoxon(np.arange(1, 6.0), method="exact").pvalue
+    assert st.smallest_wilcoxon_p(9) == pytest.approx(stats.wilcoxon(np.arange(1, 10.0), method="exact").pvalue)
     nonzero = diffs[diffs != 0]
     r_plus = stats.wilcoxon(nonzero, alternative="greater").statistic
     total = len(nonzero) * (len(nonzero) + 1) / 2
-    assert cmp.rank_biserial(diffs) == pytest.approx((r_plus - (total - r_plus)) / total)
-    assert cmp.rank_biserial([1.0, 2.0, 3.0]) == 1.0
+    assert st.rank_biserial(diffs) == pytest.approx((r_plus - (total - r_plus)) / total)
+    assert st.rank_biserial([1.0, 2.0, 3.0]) == 1.0
 
 
 def test_holm_by_hand():
     p = [0.01, 0.04, 0.03, 0.005, math.nan]
-    adjusted = cmp.holm(p)
+    adjusted = st.holm(p)
     # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, then made monotone
     assert list(adjusted[:4]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert math.isnan(adjusted[4])
-    assert list(cmp.holm([0.5, 0.9])) == [1.0, 1.0]
+    assert list(st.holm([0.5, 0.9])) == [1.0, 1.0]
 
 
 def test_friedman_and_nemenyi_reproduce_demsar():
-    ranks = cmp.average_ranks(DEMSAR)
+    ranks = st.average_ranks(DEMSAR)
     assert list(ranks) == pytest.approx([3.143, 2.000, 2.893, 1.964], abs=5e-4)
-    chi2, ff, p = cmp.friedman(DEMSAR)
+    chi2, ff, p, how = st.friedman(DEMSAR)
     assert (round(chi2, 2), round(ff, 2)) == (9.28, 3.69)
-    assert p < 0.05 and ff > stats.f.ppf(0.95, 3, 39)        # Demšar: F(3, 39) = 2.85 at 0.05
+    assert ff > stats.f.ppf(0.95, 3, 39)        # Demšar: F(3, 39) = 2.85 at 0.05
+    # 24^13 orderings: a permutation p (ties counted: below the asymptotic F's 0.020), checked by
+    # shuffling each block's ranks here, one block at a time
+    rng, ranks = np.random.default_rng(1), st.block_ranks(DEMSAR)
+    observed = np.sum(ranks.sum(axis=0) ** 2)
+    drawn = [np.sum(np.array([rng.permutation(row) for row in ranks]).sum(axis=0) ** 2) for _ in range(4000)]
+    expected = np.mean(np.array(drawn) >= observed - 1e-9)
+    assert how == f"{st.PERMUTATIONS} permutations"
+    assert p == pytest.approx(expected, abs=4 * math.sqrt(expected * (1 - expected) / 4000))
     # the critical values of Demšar's Table 5(a) (to their 3 decimals, within one in the last), and
     # CD = 1.25 (1.12 at α = 0.10) for 4 methods on 14 data sets
     table = [1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164]
-    assert [cmp.nemenyi_cd(k, 10)[0] for k in range(2, 11)] == pytest.approx(table, abs=1.1e-3)
-    assert round(cmp.nemenyi_cd(4, 14)[1], 2) == 1.25
-    assert round(cmp.nemenyi_cd(4, 14, alpha=0.10)[1], 2) == 1.12
+    assert [st.nemenyi_cd(k, 10)[0] for k in range(2, 11)] == pytest.approx(table, abs=1.1e-3)
+    assert round(st.nemenyi_cd(4, 14)[1], 2) == 1.25
+    assert round(st.nemenyi_cd(4, 14, alpha=0.10)[1], 2) == 1.12
     # without ties Demšar's χ²_F is scipy's statistic
     untied = np.random.default_rng(0).normal(size=(12, 5))
-    assert cmp.friedman(untied)[0] == pytest.approx(stats.friedmanchisquare(*untied.T).statistic)
+    assert st.friedman(untied)[0] == pytest.approx(stats.friedmanchisquare(*untied.T).statistic)
 
 
 def test_cliques():
-    assert cmp.cliques([1.0, 1.5, 3.0, 3.2], cd=1.0) == [(0, 1), (2, 3)]
-    assert cmp.cliques([1.0, 1.9, 2.5], cd=1.0) == [(0, 1), (1, 2)]
-    assert cmp.cliques([1.0, 3.0], cd=1.0) == []
+    assert st.cliques([1.0, 1.5, 3.0, 3.2], cd=1.0) == [(0, 1), (2, 3)]
+    assert st.cliques([1.0, 1.9, 2.5], cd=1.0) == [(0, 1), (1, 2)]
+    assert st.cliques([1.0, 3.0], cd=1.0) == []
 
 
 # ------------------------------------------------------------------ synthetic grids
@@ -161,13 +172,13 @@ def test_three_points_better_over_loso_folds_is_detected():
     row = row_of(cmp.comparison_table(runs, "gene", "loso")[0])
     assert row["n_pairs"] == 9 and row["n_runs"] == 27 and row["pairing"] == "folds (seed means)"
     assert row["test"].startswith("Wilcoxon") and row["effect"] == 1.0             # every fold better
-    assert row["p"] == pytest.approx(cmp.smallest_wilcoxon_p(9)) and row["p"] < 0.05
+    assert row["p"] == pytest.approx(st.smallest_wilcoxon_p(9)) and row["p"] < 0.05
     assert row["verdict"] == "better"
     # the interval is the correlated t-test's, with ρ = 1/9: wider than the plain t interval
     paired = runs.pivot_table(index=["fold", "seed"], columns="method", values="test_accuracy") * 100
     diffs = (paired["kd2"] - paired["scratch"]).groupby(level="fold").mean().to_numpy()
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx(cmp.t_interval(diffs, rho=1 / 9))
-    assert row["ci_high"] - row["ci_low"] > np.subtract(*cmp.t_interval(diffs)[::-1])
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(st.t_interval(diffs, rho=1 / 9))
+    assert row["ci_high"] - row["ci_low"] > np.subtract(*st.t_interval(diffs)[::-1])
 
 
 def test_equal_method_is_not_detected_and_called_equivalent():
@@ -224,7 +235,7 @@ def test_comparison_without_pairs_is_a_named_row():
     row = row_of(table)
     assert row["n_pairs"] == 0 and row["note"] == "no pairs" and row["dropped"] == 3
     assert math.isnan(row["p"]) and math.isnan(row["diff"]) and row["verdict"] == ""
-    blocks = cmp.comparison_blocks(table, [], 1, 1.0)
+    blocks = ct.comparison_blocks(table, [], 1, 1.0)
     frame = blocks[0][2]
     assert frame.loc["2 teachers, α = 0.3 vs student from scratch", "note"] == "no pairs"
     assert "seed 1 (no 2 teachers, α = 0.3); seed 2 (no 2 teachers, α = 0.3); seed 3 (no student from " \
@@ -245,7 +256,7 @@ def test_missing_baseline_method_leaves_its_comparisons_out():
     runs = grid(["holdout"], (1, 2, 3), effect=3.0, noise=0.5, methods=("kd2",))
     table, absent = cmp.comparison_table(runs, "gene", "holdout")
     assert table.empty and absent == ["student from scratch"]
-    assert "No comparisons" in cmp.comparison_blocks(table, absent, 1, 1.0)[0][1]
+    assert "No comparisons" in ct.comparison_blocks(table, absent, 1, 1.0)[0][1]
 
 
 # ------------------------------------------------------------------ ranks and the report
@@ -254,16 +265,16 @@ def test_missing_baseline_method_leaves_its_comparisons_out():
 def test_rank_blocks_are_folds_or_seeds():
     folds = [f"fold{i}" for i in range(9)]
     loso = grid(folds, (1, 2, 3), effect=3.0, noise=0.5, split="loso", methods=("scratch", "kd-sig", "kd2"))
-    [panel] = cmp.rank_panels(loso)
+    [panel] = rk.rank_panels(loso)
     assert panel["unit"] == "fold" and len(panel["scores"]) == 9
     assert list(panel["scores"].columns) == ["student from scratch", "1 teacher (signal)", "2 teachers, α = 0.3"]
-    summary = cmp.rank_summary(panel)
+    summary = rk.rank_summary(panel)
     assert summary["ranks"].index[0] == "2 teachers, α = 0.3" and summary["ranks"].iloc[0] == 1.0
     assert summary["n"] == 9 and summary["p"] < 0.05
     single = grid(["predefined"], (1, 2, 3), effect=3.0, noise=0.5, split="predefined")
-    [panel] = cmp.rank_panels(single)
+    [panel] = rk.rank_panels(single)
     assert panel["unit"] == "seed" and len(panel["scores"]) == 3
-    assert "the seeds are the only replication" in cmp.blocks_text(panel)
+    assert "the seeds are the only replication" in rk.blocks_text(panel)
 
 
 def test_report_tables_hold_comparisons_and_ranks(tmp_path):

@@ -15,6 +15,7 @@ from gafkd.encodings import encoding_parts
 from gafkd.splits import fold_names as split_fold_names
 from gafkd.methods import TEACHER_ROWS, method
 from gafkd.archs import parse_arch
+from gafkd.headline import check_headline
 from gafkd.readers import geneactiv, pamap2
 from gafkd.windowset import parse_class_map
 
@@ -214,6 +215,7 @@ def check_config(config):
         check_arch(arch, "teachers.archs")
     check_students(config)
     check_reference(config)
+    check_headline(config)
     size = config["images"]["size"]
     parts = {part for encoding in config["images"]["methods"] for part in encoding_parts(encoding)}
     for name, spec in datasets.items():

@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from gafkd.atomic import atomic_path  # noqa: E402
-from gafkd.comparisons import blocks_text, cliques, rank_panels, rank_summary  # noqa: E402
+from gafkd.ranks import blocks_text, rank_panels, rank_summary  # noqa: E402
+from gafkd.statistics import cliques  # noqa: E402
 from gafkd.encodings import encoding_parts  # noqa: E402
 from gafkd.h5checked import CheckedH5  # noqa: E402
 from gafkd.methods import names  # noqa: E402

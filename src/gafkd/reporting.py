@@ -17,7 +17,11 @@ import numpy as np
 import pandas as pd
 
 from gafkd.atomic import atomic_path
-from gafkd.comparisons import ROPE, comparison_blocks, comparison_table, rank_blocks, rank_panels
+from gafkd.comparison_text import comparison_blocks
+from gafkd.comparisons import ROPE, check_unique, comparison_table
+from gafkd.ranks import rank_blocks, rank_panels
+from gafkd.statistics import SIGNIFICANCE
+from gafkd.testset import TestSet
 from gafkd.errors import InputError
 from gafkd.encodings import encoding_label, encoding_order
 from gafkd.grid import is_image_modality, tag_encoding, teacher_arch as teachers_arch
@@ -111,6 +115,7 @@ def collect_runs(paths):
     if not rows:
         raise InputError("no runs to aggregate")
     runs = pd.DataFrame(rows)
+    check_unique(runs)
     return runs.sort_values(["dataset", "split", "role", "method", "images", "teacher_arch", "alpha", "fold", "seed"],
                             key=lambda column: column.map(fold_order) if column.name == "fold" else column,
                             ignore_index=True)
@@ -364,13 +369,27 @@ def selection_text(runs):
             "test windows, so every test number here is optimistic")
 
 
+def metric_label(metric, runs):
+    """METRIC_LABELS[metric]; where the test subject selected the checkpoint (split.validation:
+    test, the lab's protocol) it says so instead of calling the selection set validation."""
+    label = METRIC_LABELS[metric]
+    if "validation" in runs and (runs["validation"] == "test").all():
+        label = label.replace("the best validation accuracy", "the best accuracy on the test windows, which "
+                              "selected the epoch (split.validation: test): optimistic")
+        label = label.replace("best validation accuracy", "best accuracy on the test windows (they selected "
+                              "the epoch: split.validation: test)")
+    return label
+
+
 def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric="test_accuracy", decimals=2,
-                   min_test_windows=MIN_TEST_WINDOWS, reference=None):
+                   min_test_windows=MIN_TEST_WINDOWS, reference=None, testset=None):
     """The split of one dataset's results, then its tables: (intro, [(heading, note, DataFrame or None)]);
     `reference` is the dataset's report.reference block."""
+    from gafkd import intervals     # it builds on this module's tables
+
     part_runs, part = _part(runs, dataset, split), _part(summary, dataset, split)
     folds = part_runs["fold"].nunique()
-    name, label = metric.replace("_", " "), METRIC_LABELS[metric]
+    name, label = metric.replace("_", " "), metric_label(metric, part_runs)
     counts = ("in brackets the number of seeds; columns are teacher architectures, then the row's test "
               "windows (over all folds of a seed); `!` marks a group with fewer runs than the config asks for "
               "(runs done of runs asked)")
@@ -383,6 +402,7 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
         over = f"mean ± std (ddof 1) over {_seeds_text(part)}"
         intro = f"Split: {SPLIT_DESCRIPTIONS[split]}{selection_text(part_runs)}."
         blocks = [(name, f"{label} in %, {over}; {counts}.", table())]
+        blocks.append(intervals.interval_block(runs, dataset, split, teacher_archs, alphas, metric, decimals, testset))
     else:
         over = f"mean ± std (ddof 1) over {_seeds_text(part)} of the per-seed mean over {folds} folds"
         intro = f"Split: {SPLIT_DESCRIPTIONS['loso']}, {folds} folds{selection_text(part_runs)}."
@@ -394,6 +414,7 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
             blocks.append((f"{name}, window-weighted fold mean",
                            f"{label} in %, {over} weighted by each fold's test windows{pooled}; {counts}.",
                            table(weighted=True)))
+            blocks.append(intervals.interval_block(runs, dataset, split, teacher_archs, alphas, metric, decimals, testset))
         else:
             blocks.append((None, f"{label} has no window-weighted version (it is not measured on the test "
                                  "windows).", None))
@@ -421,8 +442,8 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
                     "never a test target. ")
     blocks.append(("Compare with the lab",
                    reported + "lab: test accuracy at the epoch with the best test accuracy, picked on the test "
-                   "set itself as the lab's code did (optimistic); gafkd: test accuracy at the checkpoint with "
-                   f"the best validation accuracy. Both in %, {lab_over}" + (" (unweighted)" if split == "loso" else "")
+                   "set itself as the lab's code did (optimistic); gafkd: " + metric_label("test_accuracy", part_runs)
+                   + f". Both in %, {lab_over}" + (" (unweighted)" if split == "loso" else "")
                    + "; in brackets the number of seeds; `!` marks incomplete groups as above.",
                    lab_table(summary, dataset, teacher_archs, alphas, decimals, split=split, reference=reference)))
     return intro, blocks
@@ -447,10 +468,13 @@ def _append(text, page, blocks):
 
 
 def write_report_tables(metrics_paths, out, teacher_archs, alphas, expected, metric="test_accuracy",
-                        decimals=2, rope=ROPE, min_test_windows=MIN_TEST_WINDOWS, reference=None):
+                        decimals=2, rope=ROPE, min_test_windows=MIN_TEST_WINDOWS, reference=None, headline=None,
+                        alpha=SIGNIFICANCE):
     """runs.csv, summary.csv, comparisons.csv, tables.md and tables.html (for the Snakemake report);
-    `reference` {dataset: report.reference block}."""
+    `reference` {dataset: report.reference block}; `headline` report.headline (gafkd.headline),
+    tested at `alpha`."""
     runs = collect_runs(metrics_paths)
+    testset = TestSet()
     summary = summarize(runs, expected)
     text, page, comparisons = ["# Results\n"], [], []
     for dataset in sorted(runs["dataset"].unique()):
@@ -458,11 +482,13 @@ def write_report_tables(metrics_paths, out, teacher_archs, alphas, expected, met
         for split in splits:
             title = dataset if len(splits) == 1 else f"{dataset}, {split}"
             intro, blocks = dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric, decimals,
-                                           min_test_windows, (reference or {}).get(dataset))
-            table, absent = comparison_table(runs, dataset, split, metric, rope)
+                                           min_test_windows, (reference or {}).get(dataset), testset)
+            table, absent = comparison_table(runs, dataset, split, metric, rope, headline, alpha, testset)
             comparisons.append(table)
             n_folds = runs.loc[(runs["dataset"] == dataset) & (runs["split"] == split), "fold"].nunique()
-            blocks += comparison_blocks(table, absent, n_folds, rope, decimals)
+            headline_blocks = comparison_blocks(table, absent, n_folds, rope, decimals, headline, alpha)
+            first = [b for b in headline_blocks if b[0] == "Headline comparison"]
+            blocks = first + blocks + [b for b in headline_blocks if b[0] != "Headline comparison"]
             text.append(f"## {title}\n\n{intro}\n")
             page.append(f"<h2>{escape(title)}</h2>{_html_note(intro)}")
             _append(text, page, blocks)

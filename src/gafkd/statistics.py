@@ -11,7 +11,7 @@ import itertools
 import math
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import integrate, optimize, stats
 
 LEVEL = 0.95            # of the intervals
 SIGNIFICANCE = 0.05
@@ -100,6 +100,16 @@ def corrected_ttest(diffs, test_train_ratio=0.0, tol=0.0):
     return t, float(2 * stats.t.sf(abs(t), n - 1))
 
 
+def _nct_cdf(t, df, ncp):
+    """P(T <= t) of the noncentral t; by integration over the χ² where scipy's series gives NaN
+    (large t and noncentrality at few degrees of freedom)."""
+    value = float(stats.nct.cdf(t, df, ncp))
+    if math.isfinite(value):
+        return value
+    return integrate.quad(lambda v: stats.norm.cdf(t * math.sqrt(v / df) - ncp) * stats.chi2.pdf(v, df),
+                          0, np.inf)[0]
+
+
 def cohens_dz(diffs, tol=0.0):
     """Standardised mean difference of paired data: mean / sd (ddof 1) of the differences."""
     d = np.asarray(diffs, dtype=float)
@@ -119,7 +129,7 @@ def dz_interval(diffs, level=LEVEL, tol=0.0):
 
     def ncp(q):
         span = 10 + 2 * abs(t)
-        return optimize.brentq(lambda c: stats.nct.cdf(t, df, c) - q, t - span, t + span, xtol=1e-12)
+        return optimize.brentq(lambda c: _nct_cdf(t, df, c) - q, t - span, t + span, xtol=1e-12)
 
     return ncp(1 - tail) / math.sqrt(n), ncp(tail) / math.sqrt(n)
 

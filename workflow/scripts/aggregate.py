@@ -9,4 +9,5 @@ with logged(snakemake.log[0]):
     write_report_tables(list(snakemake.input), dict(snakemake.output.items()),
                         snakemake.params.teacher_archs, snakemake.params.alphas,
                         snakemake.params.expected, options["metric"], options["decimals"], options["rope"],
-                        options["min_test_windows"], options["reference"])
+                        options["min_test_windows"], options["reference"], options.get("headline"),
+                        options["alpha"])
