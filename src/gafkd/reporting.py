@@ -303,7 +303,8 @@ def reference_cells(reference, decimals=2):
     return cells
 
 
-def lab_table(summary, dataset, teacher_archs, alphas, decimals=2, split=None, reference=None):
+def lab_table(summary, dataset, teacher_archs, alphas, decimals=2, split=None, reference=None,
+              selected_on="validation"):
     """Per teacher architecture the lab's reported number (`reference`, a report.reference block),
     then gafkd's run of the lab's selection (best epoch on test) and gafkd's own (best on
     validation), with the lab's std (ddof 0)."""
@@ -318,7 +319,7 @@ def lab_table(summary, dataset, teacher_archs, alphas, decimals=2, split=None, r
             columns[f"{arch} lab reported"] = [
                 reported.get(key, {}).get(arch, "") for key in keys]
         columns[f"{arch} lab (best epoch on test)"] = list(lab[arch])
-        columns[f"{arch} gafkd (best on validation)"] = list(ours[arch])
+        columns[f"{arch} gafkd (best on {selected_on})"] = list(ours[arch])
     return pd.DataFrame(columns, index=lab.index)
 
 
@@ -369,11 +370,15 @@ def selection_text(runs):
             "test windows, so every test number here is optimistic")
 
 
+def selected_on_test(runs):
+    return "validation" in runs and bool((runs["validation"] == "test").all())
+
+
 def metric_label(metric, runs):
     """METRIC_LABELS[metric]; where the test subject selected the checkpoint (split.validation:
     test, the lab's protocol) it says so instead of calling the selection set validation."""
     label = METRIC_LABELS[metric]
-    if "validation" in runs and (runs["validation"] == "test").all():
+    if selected_on_test(runs):
         label = label.replace("the best validation accuracy", "the best accuracy on the test windows, which "
                               "selected the epoch (split.validation: test): optimistic")
         label = label.replace("best validation accuracy", "best accuracy on the test windows (they selected "
@@ -445,7 +450,8 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
                    "set itself as the lab's code did (optimistic); gafkd: " + metric_label("test_accuracy", part_runs)
                    + f". Both in %, {lab_over}" + (" (unweighted)" if split == "loso" else "")
                    + "; in brackets the number of seeds; `!` marks incomplete groups as above.",
-                   lab_table(summary, dataset, teacher_archs, alphas, decimals, split=split, reference=reference)))
+                   lab_table(summary, dataset, teacher_archs, alphas, decimals, split=split, reference=reference,
+                             selected_on="the test subject" if selected_on_test(part_runs) else "validation")))
     return intro, blocks
 
 
