@@ -1,5 +1,5 @@
 """GASF images: pyts once per window, pyts on a whole batch, and gafkd's builder, against the
-machine's write-bound limit.
+machine's write-bound limit; gafkd's GADF and quantum GAF builders beside its GASF.
 
     python benchmarks/gaf.py [--quick] [--series N] [--length L] [--size S] [--csv PATH]
 
@@ -7,7 +7,9 @@ Every method encodes the same N random float32 series of length L into S x S flo
 images. "pyts per window" calls `GramianAngularField.fit_transform` on one series at a time, as
 hand-written loops do (timed on the first 1,000 series); "pyts batch" calls it once on all N;
 "gafkd" is `gafkd.gaf.gramian_angular_field` writing into a reused buffer, as
-`build_images` streams its chunks ("gafkd, new array" allocates the output each call). The
+`build_images` streams its chunks ("gafkd, new array" allocates the output each call); "gafkd
+GADF", "gafkd Q-GASF" and "gafkd Q-GADF" (gafkd.qgaf, exact, min-max scaling) the same way, and
+`x_gafkd_time` is each one's median time over gafkd's GASF time. The
 write-bound limit is the copy bandwidth (np.copyto between two arrays the size of all the
 images, measured in the same run) divided by the bytes of one image: no encoder that writes its
 output once can beat it. Medians of repeats; numba's JIT (pyts' and gafkd's) is warmed up first.
@@ -23,6 +25,7 @@ from pyts.image import GramianAngularField
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.gaf import gramian_angular_field  # noqa: E402
+from gafkd.qgaf import quantum_gaf  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 
@@ -58,22 +61,31 @@ def main(argv=None):
     rates["gafkd"] = n / median_seconds(lambda: gramian_angular_field(series, args.size, out=out), repeats)
     rates["gafkd, new array"] = n / median_seconds(lambda: gramian_angular_field(series, args.size), repeats)
     max_diff = float(np.abs(out - reference).max())
+    gadf = np.empty_like(out)
+    builders = {"gafkd GADF": lambda: gramian_angular_field(series, args.size, "gadf", out=gadf),
+                "gafkd Q-GASF": lambda: quantum_gaf(series, args.size, "qgasf", out=gadf),
+                "gafkd Q-GADF": lambda: quantum_gaf(series, args.size, "qgadf", out=gadf)}
+    for name, build in builders.items():
+        build()
+        rates[name] = n / median_seconds(build, repeats)
 
     bandwidth = copy_bandwidth(n * image_bytes, repeats)
     limit = bandwidth / image_bytes
     rows = [{"method": method, "series": n, "length": args.length, "size": args.size,
              "threads": numba.get_num_threads(), "series_per_s": round(rate),
              "x_pyts_batch": round(rate / rates["pyts batch"], 2),
+             "x_gafkd_time": round(rates["gafkd"] / rate, 2),
              "fraction_of_write_bound": round(rate / limit, 3)}
             for method, rate in rates.items()]
     rows.append({"method": "write-bound limit", "series": n, "length": args.length, "size": args.size,
                  "threads": 1, "series_per_s": round(limit),
-                 "x_pyts_batch": round(limit / rates["pyts batch"], 2), "fraction_of_write_bound": 1.0})
+                 "x_pyts_batch": round(limit / rates["pyts batch"], 2),
+                 "x_gafkd_time": round(rates["gafkd"] / limit, 2), "fraction_of_write_bound": 1.0})
 
     print(f"{n} series of length {args.length} -> {args.size}x{args.size} float32 GASF; "
           f"copy bandwidth {bandwidth / 1e9:.2f} GB/s; gafkd vs pyts max abs diff {max_diff:.2e}")
     print_table(rows, {"method": "method", "series_per_s": "series/s", "x_pyts_batch": "x pyts batch",
-                       "fraction_of_write_bound": "of write-bound"})
+                       "x_gafkd_time": "time / gafkd GASF", "fraction_of_write_bound": "of write-bound"})
     write_csv(rows, args.csv)
     return rows, max_diff
 

@@ -26,10 +26,13 @@ def test_gaf_benchmark_runs(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     rows = {r["method"]: r for r in csv.DictReader(out.open())}
-    assert list(rows) == ["pyts per window", "pyts batch", "gafkd", "gafkd, new array", "write-bound limit"]
+    assert list(rows) == ["pyts per window", "pyts batch", "gafkd", "gafkd, new array", "gafkd GADF",
+                          "gafkd Q-GASF", "gafkd Q-GADF", "write-bound limit"]
     limit = float(rows["write-bound limit"]["series_per_s"])
     for row in rows.values():
         assert float(row["series_per_s"]) > 0
+        ratio = float(rows["gafkd"]["series_per_s"]) / float(row["series_per_s"])
+        assert abs(float(row["x_gafkd_time"]) - ratio) < 1e-2 * max(1, ratio)
         assert abs(float(row["fraction_of_write_bound"]) - float(row["series_per_s"]) / limit) < 1e-2
     diff = float(run.stdout.split("max abs diff ")[1].split()[0])
     assert diff < 1e-5
