@@ -3,7 +3,9 @@
 
 rule aggregate:
     input:
-        teacher_targets("metrics.json") + student_targets("metrics.json"),
+        metrics=teacher_targets("metrics.json") + student_targets("metrics.json"),
+        # read beside each metrics.json: the test-set intervals and McNemar's test
+        predictions=teacher_targets("predictions.npz") + student_targets("predictions.npz"),
     output:
         runs=report(
             "results/report/runs.csv", caption="../report/runs.rst", category="Tables"

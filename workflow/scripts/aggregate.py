@@ -6,7 +6,7 @@ from gafkd.reporting import write_report_tables
 
 with logged(snakemake.log[0]):
     options = snakemake.params.options
-    write_report_tables(list(snakemake.input), dict(snakemake.output.items()),
+    write_report_tables(list(snakemake.input.metrics), dict(snakemake.output.items()),
                         snakemake.params.teacher_archs, snakemake.params.alphas,
                         snakemake.params.expected, options["metric"], options["decimals"], options["rope"],
                         options["min_test_windows"], options["reference"], options.get("headline"),
