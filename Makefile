@@ -1,5 +1,5 @@
 # make demo       -- install into .venv, run the default pipeline (BasicMotions demo) and write
-#                    results/report.html
+#                    results/reports/demo/report.html
 # make test       -- install into .venv and run the test suite
 # make gpu-check  -- install into .venv and check the CUDA path (benchmarks/gpu_check.py; on a
 #                    machine without a GPU it runs the same checks on the CPU)
@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml envs/pip-constraints.txt $(TORCH_STAMP)
 
 demo: install
 	$(BIN)/snakemake --cores $(CORES)
-	$(BIN)/snakemake --cores $(CORES) --report results/report.html
+	$(BIN)/snakemake --cores $(CORES) --report results/reports/demo/report.html
 
 test: install
 	$(BIN)/pytest -q

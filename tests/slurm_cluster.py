@@ -1,5 +1,6 @@
 """A real single-node SLURM for tests: munged, slurmctld and slurmd started from a generated
-slurm.conf/gres.conf in a temporary folder, with fake GPUs, and stopped by PID.
+slurm.conf/gres.conf in a temporary folder, with fake GPUs, and stopped by PID. The node is in
+two partitions, `cpu` (the default) and `gpu`, as a site's CPU and GPU partitions.
 
 The GPUs are character devices (`mknod PATH c 1 3`, the harmless /dev/null device) listed in
 gres.conf with `Flags=nvidia_gpu_env`: SLURM then gives each `--gpus=1` job its own
@@ -104,10 +105,11 @@ SelectTypeParameters=CR_Core
 GresTypes=gpu
 MpiDefault=none
 ReturnToService=2
-MinJobAge=600
+MinJobAge=7200
 SchedulerParameters=sched_interval=1
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{gpus} State=UNKNOWN
-PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=cpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=ALL MaxTime=INFINITE State=UP
 """)
     (folder / "gres.conf").write_text(
         f"NodeName={host} Name=gpu File={folder}/dev/nvidia[0-{gpus - 1}] Flags=nvidia_gpu_env\n")
@@ -178,7 +180,7 @@ def single_node_slurm(folder, cpus=None, gpus=2):
 
         def node_idle():
             run = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True)
-            return run.returncode == 0 and run.stdout.strip() == "idle"
+            return run.returncode == 0 and set(run.stdout.split()) == {"idle"}
 
         _wait_until(node_idle, 60, "the node becoming idle",
                     [log_dir / n for n in ("slurmctld.log", "slurmd.log", "slurmctld.err", "slurmd.err")])

@@ -1,9 +1,12 @@
 """The demo pipeline submitted through profiles/slurm to a real single-node SLURM with two fake
-GPUs. The grid is cut down (GASF images only, two teacher seeds, one student seed and α, 12 epochs) to keep the
-suite short; every rule of the pipeline still runs as a SLURM job."""
+GPUs and two partitions (`cpu`, `gpu`, as profiles/slurm/partitions.yaml names them). The grid is
+cut down (GASF images only, two teacher seeds, one student seed and α, 12 epochs) to keep the
+suite short; every rule of the pipeline still runs as a SLURM job, packs and an SP student
+included, and each job's partition, GPUs, memory and time limit are checked against the plan."""
 import collections
 import itertools
 import json
+import os
 import re
 import subprocess
 from datetime import datetime
@@ -14,16 +17,16 @@ from conftest import REPO
 from slurm_cluster import Unavailable, single_node_slurm
 from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
+from gafkd.config import check_config_file
+from gafkd.plan import plan, report_dir
+
 
 def cluster_profile(folder):
-    """profiles/slurm with this test cluster's partition, sizes and status command."""
+    """profiles/slurm as shipped (its partitions file included), with this test cluster's status
+    command and no account."""
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    profile["default-resources"].update(slurm_partition="test", mem_mb=1000, runtime=30)
-    for resources in profile["set-resources"].values():
-        resources.update(slurm_partition="test", mem_mb=1000)
-        if "cpus_per_gpu" in resources:
-            resources["cpus_per_gpu"] = 1
-    profile["set-threads"] = {rule: 1 for rule in profile["set-threads"]}
+    assert "set-resources" not in profile and "default-resources" not in profile  # the plan's
+    profile["slurm-partition-config"] = str(REPO / profile["slurm-partition-config"])
     profile.update({
         "slurm-status-command": "squeue",          # no accounting database here
         "slurm-no-account": True,
@@ -63,15 +66,56 @@ def cluster_run(tmp_path_factory):
             run = subprocess.run(snakemake_command(workdir, "--profile", str(profile), configfile=configfile),
                                  capture_output=True, text=True, env=env, timeout=900)
             assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-            yield {"workdir": workdir, "configfile": configfile, "planned": planned,
-                   "log": run.stdout + run.stderr}
+            log = run.stdout + run.stderr
+            submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", log)
+            granted = {job: scontrol_job(job, env) for job, _ in submitted}
+            yield {"workdir": workdir, "configfile": configfile, "planned": planned, "log": log,
+                   "submitted": submitted, "granted": granted}
     except Unavailable as reason:
         print(f"SLURM cluster test skipped: {reason}")
         pytest.skip(str(reason))
 
 
+def scontrol_job(job_id, env):
+    """{key: value} of `scontrol show job` (finished jobs stay listed for the cluster's MinJobAge)."""
+    run = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    return dict(item.split("=", 1) for item in run.stdout.split() if "=" in item)
+
+
+def minutes(time_limit):
+    """SLURM's [days-]hours:minutes:seconds as minutes."""
+    days, _, clock = time_limit.rpartition("-")
+    hours, mins, _ = (int(part) for part in clock.split(":"))
+    return int(days or 0) * 1440 + hours * 60 + mins
+
+
 def training_runs(workdir):
     return sorted((workdir / "results").rglob("metrics.json"))
+
+
+def test_each_job_got_what_the_plan_asks_for(cluster_run):
+    """Per rule, the requests SLURM granted equal the plan's (gafkd.plan): GPU jobs in the gpu
+    partition with one GPU, every other job (the derived scratch student too) in cpu without."""
+    previous = os.getcwd()
+    os.chdir(cluster_run["workdir"])            # the plan counts the windows the jobs read
+    try:
+        config = check_config_file(cluster_run["configfile"])
+        expected = collections.defaultdict(collections.Counter)
+        for job in plan(config, "test"):
+            expected[job.rule][("gpu" if job.needs.gpu else "cpu", job.needs.gpu, job.needs.mem_mb,
+                                job.needs.runtime)] += 1
+    finally:
+        os.chdir(previous)
+    granted = collections.defaultdict(collections.Counter)
+    for job, rule in cluster_run["submitted"]:
+        fields = cluster_run["granted"][job]
+        gpus = 1 if re.search(r"gpu[:=]1\b", fields.get("TresPerJob", "")) else 0
+        granted[rule][(fields["Partition"], gpus, int(fields["MinMemoryNode"].rstrip("M")),
+                       minutes(fields["TimeLimit"]))] += 1
+    assert granted == expected
+    # the scratch student copied from its teacher's run: the one student job without a GPU
+    assert [key[0] for key in granted["train_student"].elements()].count("cpu") == 1
 
 
 def test_every_job_ran_as_a_slurm_job(cluster_run):
@@ -81,7 +125,7 @@ def test_every_job_ran_as_a_slurm_job(cluster_run):
     # kd2-anneal-sp alone: packs are SLURM jobs like any other, with the GPU their rule asks for
     assert planned["train_teacher"] == 2 and planned["train_teacher_pack0"] == 1
     assert planned["train_student"] == 3 and planned["train_student_pack0"] == 1
-    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", cluster_run["log"])
+    submitted = cluster_run["submitted"]
     job_ids = {job for job, _ in submitted}
     assert len(job_ids) == len(submitted)
     assert collections.Counter(rule for _, rule in submitted) == planned
@@ -96,7 +140,8 @@ def test_every_job_ran_as_a_slurm_job(cluster_run):
 def test_all_outputs_are_complete(cluster_run):
     workdir = cluster_run["workdir"]
     assert len(training_runs(workdir)) == 4 + 6
-    assert (workdir / "results/report/tables.md").exists()
+    config = yaml.safe_load(cluster_run["configfile"].read_text())
+    assert (workdir / report_dir(config["report"]["name"]) / "tables.md").exists()
     again = snakemake(workdir, "-n", configfile=cluster_run["configfile"])
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout
 

@@ -114,7 +114,7 @@ def test_config_dry_run_from_the_repository_root(path, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert job_counts(run.stdout) == expected_counts(path, len(folds))
     outputs = [p for line in dry_run_outputs(run.stdout) for p in line.split(", ")]
-    assert outputs and all(p.startswith(f"results/{name}/") or p.startswith("results/report/")
+    assert outputs and all(p.startswith(f"results/{name}/") or p.startswith(f"results/reports/{path.stem}/")
                            for p in outputs), "only this config's dataset (the demo is replaced)"
     runs = [p for p in outputs if "/teachers/" in p or "/students/" in p]
     assert runs and {p.split("/")[2] for p in runs if "/logs/" not in p} == set(folds)

@@ -51,7 +51,7 @@ def test_signal_teachers_reach_90_percent_on_basicmotions(demo):
 
 def test_tables_figures_and_report(demo):
     workdir, config = demo
-    report = workdir / "results/report"
+    report = workdir / "results/reports/demo"
     tables = (report / "tables.md").read_text()
     for encoding in config["images"]["methods"]:
         assert f"| {encoding.upper()} teacher |" in tables and f"| 1 teacher ({encoding.upper()}) |" in tables

@@ -112,7 +112,7 @@ def test_dry_run_of_default_config(tmp_path):
     assert set(mixed["input"]) == {f"{teachers}/{m}/wrn16-1/seed{seed}/outputs.h5"
                                    for m in ("gasf", "mtf", "gasf+gadf+mtf", "pi", "sig")
                                    for seed in (1, 2, 3)} | {f"{data}/windows.h5"}
-    report = the_job(jobs, "aggregate", "results/report/tables.md")
+    report = the_job(jobs, "aggregate", "results/reports/demo/tables.md")
     assert len(report["input"]) == 15 + 45 and all(p.endswith("/metrics.json") for p in report["input"])
 
 

@@ -383,18 +383,33 @@ def non_finite_numbers(value, key=""):
     return [found for name, item in items for found in non_finite_numbers(item, f"{key}.{name}".lstrip("."))]
 
 
-def check_config_file(path, schema_path=SCHEMA):
-    """Every check the workflow makes before any job, on one config file: its YAML (with the line
-    of a syntax error, which Snakemake does not give), the schema (with the key), the source
-    checks and the subjects the split names. Returns the config with its defaults."""
+def merge_config(base, update):
+    """`update` merged into `base` in place, mapping by mapping, as Snakemake merges config files."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def check_config_files(paths, schema_path=SCHEMA):
+    """Every check the workflow makes before any job, on config files merged in order (later ones
+    override, as Snakemake's --configfile): each file's YAML (with the line of a syntax error,
+    which Snakemake does not give), the schema (with the key), the source checks and the subjects
+    the split names. Returns the config with its defaults."""
     from snakemake.utils import validate
 
-    config = load_yaml(path)
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: a config file holds a mapping of keys, not {type(config).__name__}")
+    config = {}
+    for path in paths:
+        loaded = load_yaml(path)
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a config file holds a mapping of keys, not {type(loaded).__name__}")
+        merge_config(config, loaded)
+    where = ", ".join(str(path) for path in paths)
     problem = schema_errors(config, schema_path)
     if problem:
-        raise ConfigError(f"{path}: {problem}")
+        raise ConfigError(f"{where}: {problem}")
     validate(config, str(schema_path))
     try:
         check_config(config)
@@ -402,8 +417,13 @@ def check_config_file(path, schema_path=SCHEMA):
             check_split_subjects(name, spec)
             fold_names(spec)
     except GafkdError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
     return config
+
+
+def check_config_file(path, schema_path=SCHEMA):
+    """check_config_files of one file."""
+    return check_config_files([path], schema_path)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from gafkd.config import (
 )
 from gafkd.errors import ConfigError, GafkdError
 from gafkd import grid
+from gafkd import resources as job_needs
+from gafkd.plan import report_dir, report_name
 from gafkd.archs import ARCH_REGEX
 from gafkd.splits import FOLD_PATTERN
 from gafkd.grid import (
@@ -159,11 +161,6 @@ def same_run_teacher_dir(wildcards):
     return grid.same_run_teacher_dir(config, dict(wildcards.items()))
 
 
-def student_gpus(wildcards):
-    """A device slot for a training job; none for a student derived from a teacher's run."""
-    return 0 if same_run_teacher_dir(wildcards) else 1
-
-
 def student_threads(wildcards):
     """devices.threads for a training job; one for a student derived from a teacher's run."""
     return 1 if same_run_teacher_dir(wildcards) else config["devices"]["threads"]
@@ -188,7 +185,22 @@ def student_targets(filename):
     ]
 
 
+# This experiment's tables, figures and report (report.name, else the config file's name).
+config["report"]["name"] = report_name(config, workflow.configfiles)
+REPORT = report_dir(config["report"]["name"])
 REPORT_OPTIONS = canonical(config["report"])
+
+
+def declared(needs_of):
+    """A rule's resources from the plan (gafkd.resources): gpu, mem_mb and runtime, each a
+    function of the job's wildcards. `needs_of`: {wildcard: value} -> gafkd.resources.Needs.
+    """
+    return {
+        key: (
+            lambda wildcards, key=key: getattr(needs_of(dict(wildcards.items())), key)
+        )
+        for key in ("gpu", "mem_mb", "runtime")
+    }
 
 
 def expected_runs_per_group():

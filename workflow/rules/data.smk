@@ -40,6 +40,8 @@ rule build_windows:
         "results/{dataset}/benchmarks/windows.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        **declared(lambda run: job_needs.windows_needs(config, run["dataset"])),
     params:
         spec=dataset_spec,
     script:
@@ -68,6 +70,10 @@ rule build_images:
     conda:
         "../../envs/data.yaml"
     threads: 4
+    resources:
+        **declared(
+            lambda run: job_needs.images_needs(config, run["dataset"], run["encoding"])
+        ),
     script:
         "../scripts/build_images.py"
 

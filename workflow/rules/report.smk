@@ -8,28 +8,30 @@ rule aggregate:
         predictions=teacher_targets("predictions.npz") + student_targets("predictions.npz"),
     output:
         runs=report(
-            "results/report/runs.csv", caption="../report/runs.rst", category="Tables"
+            f"{REPORT}/runs.csv", caption="../report/runs.rst", category="Tables"
         ),
         summary=report(
-            "results/report/summary.csv",
+            f"{REPORT}/summary.csv",
             caption="../report/summary.rst",
             category="Tables",
         ),
         comparisons=report(
-            "results/report/comparisons.csv",
+            f"{REPORT}/comparisons.csv",
             caption="../report/comparisons.rst",
             category="Tables",
         ),
-        tables="results/report/tables.md",
+        tables=f"{REPORT}/tables.md",
         tables_html=report(
-            "results/report/tables.html",
+            f"{REPORT}/tables.html",
             caption="../report/tables.rst",
             category="Tables",
         ),
     log:
-        "results/report/logs/aggregate.log",
+        f"{REPORT}/logs/aggregate.log",
     conda:
         "../../envs/report.yaml"
+    resources:
+        **job_needs.report_needs(config).resources(),
     params:
         teacher_archs=config["students"]["teacher_archs"],
         alphas=config["students"]["alphas"],
@@ -41,7 +43,7 @@ rule aggregate:
 
 rule figures:
     input:
-        runs="results/report/runs.csv",
+        runs=f"{REPORT}/runs.csv",
         # Read through the paths in runs.csv: every history.csv of the dataset's runs (learning
         # curves) and its students' metrics.json (the best student's confusion matrix).
         histories=lambda wildcards: [
@@ -56,33 +58,35 @@ rule figures:
         ],
     output:
         alpha=report(
-            "results/report/{dataset}_alpha.png",
+            f"{REPORT}/{{dataset}}_alpha.png",
             caption="../report/alpha.rst",
             category="Figures",
             subcategory="{dataset}",
         ),
         teachers_vs_students=report(
-            "results/report/{dataset}_teachers_vs_students.png",
+            f"{REPORT}/{{dataset}}_teachers_vs_students.png",
             caption="../report/teachers_vs_students.rst",
             category="Figures",
             subcategory="{dataset}",
         ),
         confusion=report(
-            "results/report/{dataset}_confusion.png",
+            f"{REPORT}/{{dataset}}_confusion.png",
             caption="../report/confusion.rst",
             category="Figures",
             subcategory="{dataset}",
         ),
         learning_curves=report(
-            "results/report/{dataset}_learning_curves.png",
+            f"{REPORT}/{{dataset}}_learning_curves.png",
             caption="../report/learning_curves.rst",
             category="Figures",
             subcategory="{dataset}",
         ),
     log:
-        "results/report/logs/figures_{dataset}.log",
+        f"{REPORT}/logs/figures_{{dataset}}.log",
     conda:
         "../../envs/report.yaml"
+    resources:
+        **job_needs.report_needs(config).resources(),
     params:
         options=REPORT_OPTIONS,
     script:
@@ -91,17 +95,19 @@ rule figures:
 
 rule critical_difference:
     input:
-        runs="results/report/runs.csv",
+        runs=f"{REPORT}/runs.csv",
     output:
         report(
-            "results/report/critical_difference.png",
+            f"{REPORT}/critical_difference.png",
             caption="../report/critical_difference.rst",
             category="Figures",
         ),
     log:
-        "results/report/logs/critical_difference.log",
+        f"{REPORT}/logs/critical_difference.log",
     conda:
         "../../envs/report.yaml"
+    resources:
+        **job_needs.report_needs(config).resources(),
     params:
         metric=REPORT_OPTIONS["metric"],
     script:

@@ -18,7 +18,7 @@ rule teacher_outputs:
         "../../envs/train.yaml"
     threads: config["devices"]["threads"]
     resources:
-        gpu=1,
+        **declared(lambda run: job_needs.outputs_needs(config, run)),
     params:
         threads=torch_threads(),
     script:
@@ -41,7 +41,7 @@ rule teacher_similarity:
         "../../envs/train.yaml"
     threads: config["devices"]["threads"]
     resources:
-        gpu=1,
+        **declared(lambda run: job_needs.similarity_needs(config, run)),
     params:
         threads=torch_threads(),
     script:
@@ -64,7 +64,7 @@ rule train_student:
         "../../envs/train.yaml"
     threads: student_threads
     resources:
-        gpu=student_gpus,
+        **declared(lambda run: job_needs.student_needs(config, [run])),
     params:
         settings=student_settings,
     script:
@@ -96,7 +96,7 @@ for number, pack in enumerate(STUDENT_PACKS):
             "../../envs/train.yaml"
         threads: config["devices"]["threads"]
         resources:
-            gpu=1,
+            **job_needs.student_needs(config, list(pack.runs)).resources(),
         params:
             settings=grid.pack_settings(config, pack),
         script:

@@ -19,7 +19,7 @@ rule train_teacher:
         "../../envs/train.yaml"
     threads: config["devices"]["threads"]
     resources:
-        gpu=1,
+        **declared(lambda run: job_needs.teacher_needs(config, run)),
     params:
         settings=teacher_settings,
     script:
@@ -52,7 +52,7 @@ for number, pack in enumerate(TEACHER_PACKS):
             "../../envs/train.yaml"
         threads: config["devices"]["threads"]
         resources:
-            gpu=1,
+            **job_needs.teacher_needs(config, pack.runs[0], len(pack.runs)).resources(),
         params:
             settings=grid.pack_settings(config, pack),
         script:
