@@ -15,6 +15,7 @@ from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
 from gafkd import grid
 from gafkd.config import check_config_file
+from gafkd.predictions import correct, read_predictions
 
 STUDENTS = "results/basicmotions/predefined/students/wrn16-1"
 KD2_RUN = f"{STUDENTS}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed2"
@@ -40,6 +41,8 @@ def test_whole_student_grid_is_built(demo):
         metrics = json.loads(path.read_text())
         assert metrics["epochs"] == config["training"]["epochs"]
         assert metrics["provenance"]["device"] == "cpu"
+        predictions = read_predictions(metrics, path)           # every run's, sealed with its metrics
+        assert correct(predictions).mean() == metrics["test_at_best_val"]["accuracy"]
 
 
 def test_signal_teachers_reach_90_percent_on_basicmotions(demo):
@@ -62,6 +65,7 @@ def test_tables_figures_and_report(demo):
     assert (report / "critical_difference.png").read_bytes()[:4] == b"\x89PNG"
     comparisons = (report / "comparisons.csv").read_text()
     assert "+ SP (GASF + signal), α = 0.5 vs student from scratch" in comparisons and "### Paired comparisons" in tables
+    assert "### test accuracy, test-set 95 % intervals" in tables and "test-set 95 % CI" in tables
     html = workdir / "report.html"
     run = snakemake(workdir, "--report", str(html))
     assert run.returncode == 0, run.stderr
@@ -133,7 +137,8 @@ def test_deleted_student_output_asked_by_path_reruns_its_pack(demo, tmp_path):
                                  "method": "kd2", "teachers": "gasf-wrn16-1+sig-wrn16-1", "alpha": "0.5",
                                  "seed": "2"})
     pack_runs = {grid.STUDENT_RUN.format(**run) for run in pack.runs}
-    run_files = {f"{run}/{name}" for run in pack_runs for name in ("metrics.json", "model.pt", "history.csv")}
+    run_files = {f"{run}/{name}" for run in pack_runs
+                 for name in ("metrics.json", "model.pt", "history.csv", "predictions.npz")}
     assert len(pack_runs) == 8 and run_files <= changed        # the whole pack: kd2 but seed 1, α 0.1
     assert all(p in run_files or "/logs/" in p or "/benchmarks/" in p for p in changed), changed
     for run in pack_runs:                                      # retrained to the same numbers
