@@ -1,5 +1,5 @@
 """The comparisons of a report at the edges a KD grid produces (constant gains, tied folds,
-duplicated runs, several student architectures, the lab's protocol), the declared headline, and
+duplicated runs, several student architectures), the declared headline, and
 the test-set intervals and McNemar's test from the runs' per-window predictions."""
 import json
 import math
@@ -99,20 +99,6 @@ def test_ranks_stay_within_one_student_architecture():
     alone = rk.rank_summary(rk.rank_panels(small)[0])["ranks"]
     assert rk.rank_summary(panels[0])["ranks"].equals(alone)
     assert "student wrn28-1" in rk.rank_blocks(panels)[1][0]
-
-
-def test_lab_protocol_tables_say_the_test_subject_selected_the_epoch(tmp_path):
-    paths = []
-    for fold in ("fold0", "fold1"):
-        for seed in (1, 2):
-            record = {"validation": "test", "test_subjects": [101 + int(fold[-1])], "val_subjects": []}
-            paths.append(write_run(tmp_path, 0.6, seed, method="scratch", fold=fold, split=record))
-    out = outputs(tmp_path)
-    write_report_tables(paths, out, ["wrn16-1"], [0.5], None)
-    markdown = out["tables"].read_text()
-    assert "checkpoint of the best accuracy on the test windows, which selected the epoch" in markdown
-    assert "checkpoint of the best validation accuracy" not in markdown
-    assert "wrn16-1 gafkd (best on the test subject)" in markdown and "best on validation" not in markdown
 
 
 # ------------------------------------------------------------------ the headline

@@ -441,6 +441,10 @@ def test_tables_of_runs_validated_on_the_test_subject_say_so(tmp_path):
     write_report_tables(paths, out, ["wrn16-1"], [0.5], None)
     markdown = out["tables"].read_text()
     assert "Split: leave-one-subject-out, 2 folds; selection on the test subject (the lab's protocol)" in markdown
+    # no table calls the test subject that selected the epoch "validation"
+    assert "checkpoint of the best accuracy on the test windows, which selected the epoch" in markdown
+    assert "checkpoint of the best validation accuracy" not in markdown
+    assert "wrn16-1 gafkd (best on the test subject)" in markdown and "best on validation" not in markdown
     held_out = write_run(tmp_path / "other", 0.6, 1, method="scratch", split={"test_subjects": [101]})
     write_report_tables([held_out], outputs(tmp_path / "other"), ["wrn16-1"], [0.5], None)
     assert "selection on the test subject" not in (tmp_path / "other" / "report" / "tables.md").read_text()
