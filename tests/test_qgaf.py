@@ -194,3 +194,22 @@ def test_the_config_check_names_the_bad_key_and_value(qgaf, message):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["images"]["qgaf"] = qgaf
     assert schema_errors(config, SCHEMA) == message
+
+
+def test_the_demo_config_is_the_experiments_grid_made_short():
+    import yaml
+
+    from gafkd.config import check_config_file
+    from conftest import REPO
+
+    experiment = yaml.safe_load((REPO / "configs/qgaf_vs_gaf.yaml").read_text())
+    demo = check_config_file(REPO / "docs/qgaf_demo.yaml")
+    assert demo["images"]["methods"] == experiment["images"]["methods"]
+    assert demo["images"]["qgaf"] == qgaf_settings(experiment["images"]["qgaf"])
+    assert demo["teachers"]["modalities"] == experiment["teachers"]["modalities"]
+    assert demo["teachers"]["seeds"] == experiment["teachers"]["seeds"]
+    for key in ("arch", "methods", "paired_images", "seeds"):
+        assert demo["students"][key] == experiment["students"][key]
+    assert experiment["students"]["kd"].items() <= demo["students"]["kd"].items()   # demo: defaults filled
+    assert set(demo["students"]["alphas"]) <= set(experiment["students"]["alphas"])
+    assert demo["training"]["epochs"] < experiment["training"]["epochs"]
