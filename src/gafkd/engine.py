@@ -370,14 +370,17 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
 
 
 def best_test_logits(model, members, data, settings, device, progress):
-    """Each run's test logits at its best-validation checkpoint (its weights loaded into its
-    member: training is over)."""
+    """Each run's test logits at its best-validation checkpoint (loaded into its member for the
+    pass; the model keeps its last weights)."""
     if len(data.test) == 0:
         return np.zeros((members.members, 0, data.num_classes), dtype=np.float32)
+    last = [members.member_state(k, host=False) for k in range(members.members)]
     for k, state in enumerate(progress):
         members.load_member_state(k, state.best_state)
     logits = predict(model, data.normalize, data.test.x, max(1, settings.eval_batch_size // members.members),
                      device, settings.bf16)
+    for k, state in enumerate(last):
+        members.load_member_state(k, state)
     return logits.numpy() if members.members > 1 else logits.numpy()[None]
 
 
