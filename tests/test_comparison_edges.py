@@ -118,7 +118,8 @@ def test_the_headline_is_checked_and_completed():
             ({"method": "kd2-anneal-sp", "teacher_arch": "wrn16-1"}, "alpha: 'kd2-anneal-sp' runs for each"),
             ({"method": "kd2", "alpha": 0.7, "teacher_arch": "wrn16-1"}, r"alpha: 0.7 is not in students.alphas"),
             ({"method": "kd-sig", "teacher_arch": "wrn16-1"}, "method: 'kd-sig' is not run by this config"),
-            ({"method": "kd-gaf", "alpha": 1.0, "teacher_arch": "wrn16-1"}, "alpha: 'kd-gaf' has no α grid; remove alpha"),
+            ({"method": "kd-gaf", "alpha": 1.0, "teacher_arch": "wrn16-1"},
+             "alpha: 'kd-gaf' has no α grid; remove alpha"),
             ({"method": "kd2", "alpha": 0.3, "teacher_arch": "wrn16-3"}, "teacher_arch: 'wrn16-3' is not run")]:
         with pytest.raises(ConfigError, match="report.headline." + message):
             check_headline(lab_config(**headline))
@@ -182,6 +183,7 @@ def test_one_seed_is_compared_by_mcnemar_on_its_windows_and_windows_give_the_tes
     assert (row["testset_low"], row["testset_high"]) == pytest.approx(
         (reference.confidence_interval.low, reference.confidence_interval.high), abs=1.0)
     assert row["testset_unit"] == "test windows"
+    assert cmp.mcnemar_runs(paths[1], paths[0]) == (row["p"], only_a, only_b)
     markdown = out["tables"].read_text()
     assert "test accuracy, test-set 95 % intervals" in markdown and "bootstrap over the test windows" in markdown
 

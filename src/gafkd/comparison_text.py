@@ -61,7 +61,7 @@ def holm_text(table, n_folds, alpha=SIGNIFICANCE):
 
 
 def _cells(row, unit, decimals, archs, several):
-    name = row["comparison"]
+    name = row["comparison"] + (" (headline)" if row["family"] == "headline" else "")
     if several and row["teacher_arch"]:
         name += f" (teachers {row['teacher_arch']})"
     if archs:
@@ -101,7 +101,8 @@ def headline_text(row, alpha):
     return (f"{row['comparison']}: Δ = {_number(row['diff'], 2, True)} points, 95 % CI"
             f"{_interval(row['ci_low'], row['ci_high'], 2) or ' –'}{testset}; {row['test']}, p = {p_text(row['p'])} "
             f"(unadjusted), {decided}; {row['effect_measure']} = {_number(row['effect'], 2, True)}"
-            f"{_interval(row['effect_low'], row['effect_high'], 2)}" + (f"; {row['note']}" if row["note"] else "") + ".")
+            f"{_interval(row['effect_low'], row['effect_high'], 2)}"
+            + (f"; {row['note']}" if row["note"] else "") + ".")
 
 
 def comparison_blocks(table, absent, n_folds, rope, decimals=2, headline=None, alpha=SIGNIFICANCE):

@@ -28,8 +28,8 @@ from gafkd.errors import InputError
 from gafkd.grid import IMAGE_ROLE
 from gafkd.methods import METHODS, method as method_record, row_label
 from gafkd.statistics import (SIGNIFICANCE, bayes_probabilities, cohens_dz, corrected_ttest, dz_interval, holm,
-                              rank_biserial, rank_biserial_interval, smallest_wilcoxon_p, t_interval, tolerance,
-                              no_spread, wilcoxon_p)
+                              mcnemar_p, rank_biserial, rank_biserial_interval, smallest_wilcoxon_p, t_interval,
+                              tolerance, no_spread, wilcoxon_p)
 from gafkd.testset import TestSet
 
 ROPE = 1.0              # points; report.rope
@@ -260,6 +260,17 @@ def compare(students, config, baseline, metric="test_accuracy", rope=ROPE, tests
         row["effect_low"], row["effect_high"] = dz_interval(diffs, tol=tol)
         row["p"] = corrected_ttest(diffs, tol=tol)[1]
     return row
+
+
+def mcnemar_runs(path_a, path_b, testset=None):
+    """McNemar's exact test between two runs (their metrics.json) on the same test windows, from
+    their predictions.npz: (p, windows only a got right, windows only b got right)."""
+    testset = TestSet() if testset is None else testset
+    both = testset.aligned([path_a, path_b])
+    if both is None:
+        raise InputError(f"{path_a}, {path_b}: McNemar's test needs both runs' per-window predictions; one "
+                         "records none (run it again)")
+    return mcnemar_p(both[0].astype(bool), both[1].astype(bool))
 
 
 def verdict(worse, equivalent, better, threshold=DECISIVE):

@@ -112,9 +112,9 @@ def rank_blocks(panels, decimals=2):
                            for entry, per in panel["alphas"].items())
         ff = ("F_F undefined (every block ranks the methods alike)" if math.isnan(summary["ff"])
               else f"Iman–Davenport F_F = {summary['ff']:.2f}")
-        friedman_text = (f"Friedman: χ²_F = {summary['chi2']:.2f}, {ff}, p = {p_text(summary['p'])} "
-                         f"({'exact permutation p' if summary['how'] == 'exact' else 'permutation p, ' + summary['how']}"
-                         ", ties within a block counted)")
+        how = "exact permutation p" if summary["how"] == "exact" else f"permutation p, {summary['how']}"
+        friedman_text = (f"Friedman: χ²_F = {summary['chi2']:.2f}, {ff}, p = {p_text(summary['p'])} ({how}, ties "
+                         "within a block counted)")
         nemenyi_text = (f"Nemenyi's critical difference at {summary['alpha']:g}: CD = {summary['q']:.3f} · "
                         f"√(k(k+1)/6N) = {summary['cd']:.2f} ranks (k = {summary['k']}, N = {summary['n']}); two "
                         "methods whose average ranks differ by less are not told apart")

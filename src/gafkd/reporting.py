@@ -419,7 +419,8 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
             blocks.append((f"{name}, window-weighted fold mean",
                            f"{label} in %, {over} weighted by each fold's test windows{pooled}; {counts}.",
                            table(weighted=True)))
-            blocks.append(intervals.interval_block(runs, dataset, split, teacher_archs, alphas, metric, decimals, testset))
+            blocks.append(intervals.interval_block(runs, dataset, split, teacher_archs, alphas, metric, decimals,
+                                                   testset))
         else:
             blocks.append((None, f"{label} has no window-weighted version (it is not measured on the test "
                                  "windows).", None))

@@ -43,7 +43,7 @@ class TestSet:
                 self._read[path] = (arrays["window"], correct(arrays))
         return self._read[path]
 
-    def _aligned(self, paths):
+    def aligned(self, paths):
         """(n runs × windows) correct matrix of runs tested on the same windows, or None when a run
         has no predictions."""
         read = [self.correct(p) for p in paths]
@@ -64,7 +64,7 @@ class TestSet:
             return (*bootstrap_interval(values), SUBJECTS)
         if metric not in WINDOW_METRICS or "path" not in group:
             return math.nan, math.nan, ""
-        matrix = self._aligned(list(group["path"]))
+        matrix = self.aligned(list(group["path"]))
         if matrix is None:
             return math.nan, math.nan, ""
         return (*bootstrap_interval(matrix.mean(axis=0) * 100), WINDOWS)
@@ -88,7 +88,7 @@ class TestSet:
         per_fold = {}
         for fold, seed in paired.index:
             per_fold.setdefault(fold, []).append((paths["a"][(fold, seed)], paths["b"][(fold, seed)]))
-        matrices = {fold: (self._aligned([a for a, _ in runs]), self._aligned([b for _, b in runs]))
+        matrices = {fold: (self.aligned([a for a, _ in runs]), self.aligned([b for _, b in runs]))
                     for fold, runs in per_fold.items()}
         if any(a is None or b is None for a, b in matrices.values()):
             return row
