@@ -20,8 +20,8 @@ import numpy as np
 
 from gafkd.encodings import QGAF_METHODS, QGAF_SCALINGS, qgaf_settings
 from gafkd.errors import ConfigError
-from gafkd.gaf import (COSINE_DIFFERENCE, FASTMATH, SUMMATION, checked_output, minmax_paa_into,
-                       outer_into, paa_into, segment_bounds)
+from gafkd.gramian import (COSINE_DIFFERENCE, FASTMATH, SUMMATION, checked_output, minmax_paa_into,
+                           outer_into, paa_into, segment_bounds)
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _qgaf_kernel(series, bounds, scaling, form, threads, out):
