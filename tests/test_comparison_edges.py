@@ -195,9 +195,9 @@ def test_several_seeds_share_the_window_resample(tmp_path):
         correct[seed] = rng.random(120) < 0.5 + 0.1 * seed
         paths.append(predicted_run(tmp_path, correct[seed], seed, "scratch"))
     from gafkd.intervals import interval_table
-    from gafkd.reporting import collect_runs
+    from gafkd.reporting import collect_runs, table_groups
 
-    frame, unit = interval_table(collect_runs(paths), "gene", "holdout", ["wrn16-1"], [0.3])
+    frame, unit = interval_table(table_groups(collect_runs(paths), ["wrn16-1"], [0.3]), loso=False)
     mean_over_seeds = np.mean([correct[s] for s in (1, 2, 3)], axis=0) * 100
     reference = stats.bootstrap((mean_over_seeds,), np.mean, n_resamples=4000, method="percentile",
                                 random_state=0).confidence_interval
@@ -206,4 +206,4 @@ def test_several_seeds_share_the_window_resample(tmp_path):
     # windows that differ between runs of one split are named
     other = predicted_run(tmp_path / "other", correct[1], 4, "scratch", offset=2000)
     with pytest.raises(InputError, match=f"{other}: its test windows are not those of"):
-        interval_table(collect_runs(paths + [other]), "gene", "holdout", ["wrn16-1"], [0.3])
+        interval_table(table_groups(collect_runs(paths + [other]), ["wrn16-1"], [0.3]), loso=False)

@@ -229,7 +229,9 @@ def compare(students, config, baseline, metric="test_accuracy", rope=ROPE, tests
         row["note"] = "no pairs"
         return row
     testset = TestSet() if testset is None else testset
-    row.update(testset.difference(students, config, baseline, paired, metric, loso))
+    paths = None if "path" not in students else {
+        side: _runs_of(students, c).set_index(["fold", "seed"])["path"] for side, c in (("a", config), ("b", baseline))}
+    row.update(testset.difference(paired, metric, loso, paths))
     if n < 2:
         if not loso and not math.isnan(row["p_mcnemar"]):
             row["p"], row["test"] = row["p_mcnemar"], "McNemar, exact, over the test windows of 1 seed"

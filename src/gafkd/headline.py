@@ -7,8 +7,9 @@ architecture where the grid has one) and refuses a headline the grid does not ru
 """
 
 from gafkd.errors import ConfigError
-from gafkd.grid import IMAGE_ROLE
-from gafkd.methods import method
+from gafkd.methods import TEACHER_ROWS, method
+
+IMAGE_ROLE = TEACHER_ROWS["teacher-gaf"]        # the image teacher's role in a method's teachers
 
 
 def _one(key, value, choices, what):

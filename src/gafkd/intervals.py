@@ -4,36 +4,34 @@ percentile bootstrap interval over its test windows, or over its test subjects f
 
 import pandas as pd
 
-from gafkd.reporting import _part, select, table_rows
 from gafkd.testset import SUBJECTS, TestSet
 
 
-def interval_table(runs, dataset, split, teacher_archs, alphas, metric="test_accuracy", decimals=2, testset=None):
-    """(DataFrame of '[low, high]' cells in %, rows and columns as the dataset's table, the unit
-    resampled: 'subjects', 'windows' or None where no interval exists)."""
-    part = _part(runs, dataset, split)
-    loso = part["fold"].nunique() > 1
+def interval_table(groups, loso, metric="test_accuracy", decimals=2, testset=None):
+    """(DataFrame of '[low, high]' cells in %, its rows and columns those of `groups` {row label:
+    {column: the cell's runs}}, the unit resampled: 'subjects', 'windows' or None where no
+    interval exists)."""
     testset = TestSet() if testset is None else testset
     table, units = {}, set()
-    for label, method, images, alpha in table_rows(part, alphas):
-        cells = {}
-        for arch in teacher_archs:
-            group = select(part, method, images, arch, alpha)
+    for label, cells in groups.items():
+        table[label] = {}
+        for column, group in cells.items():
             if group.empty:
-                cells[arch] = ""
+                table[label][column] = ""
                 continue
             low, high, unit = testset.group_interval(group, metric, loso)
-            cells[arch] = "–" if pd.isna(low) else f"[{low:.{decimals}f}, {high:.{decimals}f}]"
+            table[label][column] = "–" if pd.isna(low) else f"[{low:.{decimals}f}, {high:.{decimals}f}]"
             units.add(unit)
-        table[label] = cells
     known = {u for u in units if u}
     unit = None if not known else "subjects" if SUBJECTS in known else "windows"
-    return pd.DataFrame.from_dict(table, orient="index", columns=list(teacher_archs)), unit
+    columns = list(next(iter(groups.values()), {}))
+    return pd.DataFrame.from_dict(table, orient="index", columns=columns), unit
 
 
-def interval_block(runs, dataset, split, teacher_archs, alphas, metric, decimals, testset=None):
-    """The table of test-set intervals of one dataset's split (gafkd.testset)."""
-    frame, unit = interval_table(runs, dataset, split, teacher_archs, alphas, metric, decimals, testset)
+def interval_block(groups, loso, metric, decimals, testset=None):
+    """The table of test-set intervals of one dataset's split (gafkd.testset): `groups` {row label:
+    {teacher architecture: the cell's runs}}."""
+    frame, unit = interval_table(groups, loso, metric, decimals, testset)
     name = metric.replace("_", " ")
     if unit is None:
         return (f"{name}, test-set 95 % intervals", f"No test-set interval of {name}: it is measured per window "

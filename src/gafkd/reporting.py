@@ -19,6 +19,7 @@ import pandas as pd
 from gafkd.atomic import atomic_path
 from gafkd.comparison_text import comparison_blocks
 from gafkd.comparisons import ROPE, check_unique, comparison_table
+from gafkd.intervals import interval_block
 from gafkd.ranks import rank_blocks, rank_panels
 from gafkd.statistics import SIGNIFICANCE
 from gafkd.testset import TestSet
@@ -228,6 +229,12 @@ def dataset_table(summary, dataset, teacher_archs, alphas, metric="test_accuracy
     return pd.DataFrame.from_dict(table, orient="index", columns=columns)
 
 
+def table_groups(runs, teacher_archs, alphas):
+    """{row label: {teacher architecture: the runs of that cell}} of one dataset's split."""
+    return {label: {arch: select(runs, method, images, arch, alpha) for arch in teacher_archs}
+            for label, method, images, alpha in table_rows(runs, alphas)}
+
+
 def _fold_tests(runs):
     """(fold, its runs, its test subject or '', its test windows or None) of each fold, in fold
     order; subject and windows where the runs record them."""
@@ -390,8 +397,6 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
                    min_test_windows=MIN_TEST_WINDOWS, reference=None, testset=None):
     """The split of one dataset's results, then its tables: (intro, [(heading, note, DataFrame or None)]);
     `reference` is the dataset's report.reference block."""
-    from gafkd import intervals     # it builds on this module's tables
-
     part_runs, part = _part(runs, dataset, split), _part(summary, dataset, split)
     folds = part_runs["fold"].nunique()
     name, label = metric.replace("_", " "), metric_label(metric, part_runs)
@@ -407,7 +412,8 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
         over = f"mean ± std (ddof 1) over {_seeds_text(part)}"
         intro = f"Split: {SPLIT_DESCRIPTIONS[split]}{selection_text(part_runs)}."
         blocks = [(name, f"{label} in %, {over}; {counts}.", table())]
-        blocks.append(intervals.interval_block(runs, dataset, split, teacher_archs, alphas, metric, decimals, testset))
+        blocks.append(interval_block(table_groups(part_runs, teacher_archs, alphas), False, metric, decimals,
+                                     testset))
     else:
         over = f"mean ± std (ddof 1) over {_seeds_text(part)} of the per-seed mean over {folds} folds"
         intro = f"Split: {SPLIT_DESCRIPTIONS['loso']}, {folds} folds{selection_text(part_runs)}."
@@ -419,8 +425,8 @@ def dataset_blocks(runs, summary, dataset, split, teacher_archs, alphas, metric=
             blocks.append((f"{name}, window-weighted fold mean",
                            f"{label} in %, {over} weighted by each fold's test windows{pooled}; {counts}.",
                            table(weighted=True)))
-            blocks.append(intervals.interval_block(runs, dataset, split, teacher_archs, alphas, metric, decimals,
-                                                   testset))
+            blocks.append(interval_block(table_groups(part_runs, teacher_archs, alphas), True, metric, decimals,
+                                         testset))
         else:
             blocks.append((None, f"{label} has no window-weighted version (it is not measured on the test "
                                  "windows).", None))

@@ -69,22 +69,19 @@ class TestSet:
             return math.nan, math.nan, ""
         return (*bootstrap_interval(matrix.mean(axis=0) * 100), WINDOWS)
 
-    def difference(self, students, config, baseline, paired, metric, loso):
+    def difference(self, paired, metric, loso, paths=None):
         """The test-set columns of one comparison: the bootstrap interval of the mean difference
         and, where each fold has one seed, McNemar's test (columns testset_low, testset_high,
-        testset_unit, p_mcnemar, mcnemar_counts)."""
-        from gafkd.comparisons import _runs_of
-
+        testset_unit, p_mcnemar, mcnemar_counts). `paired`: the pairs' values (columns a and b,
+        indexed by fold and seed); `paths`: {'a'/'b': their metrics.json, indexed alike}."""
         row = {"testset_low": math.nan, "testset_high": math.nan, "testset_unit": "", "p_mcnemar": math.nan,
                "mcnemar_counts": ""}
         if loso:
             diffs = (paired["a"] - paired["b"]).groupby(level="fold").mean().to_numpy()
             row["testset_low"], row["testset_high"] = bootstrap_interval(diffs)
             row["testset_unit"] = SUBJECTS
-        if metric not in WINDOW_METRICS or "path" not in students:
+        if metric not in WINDOW_METRICS or paths is None:
             return row
-        paths = {side: _runs_of(students, c).set_index(["fold", "seed"])["path"]
-                 for side, c in (("a", config), ("b", baseline))}
         per_fold = {}
         for fold, seed in paired.index:
             per_fold.setdefault(fold, []).append((paths["a"][(fold, seed)], paths["b"][(fold, seed)]))
