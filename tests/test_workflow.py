@@ -11,6 +11,10 @@ from conftest import REPO, tree_digest
 from rawfiles import gene_name, make_gene_folder, make_pamap2_folder, write_mat_v73
 
 
+# A training run's files: a run is complete with all four.
+RUN_FILES = ("model.pt", "metrics.json", "history.csv", "predictions.npz")
+
+
 def snakemake_command(workdir, *args, configfile=REPO / "config.yaml"):
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
             "--configfile", str(configfile), "--cores", "2", *args]
@@ -70,13 +74,13 @@ def test_dry_run_of_default_config(tmp_path):
     (teacher_pack,) = [fields for rule, fields in jobs if rule.startswith("train_teacher_pack")]
     assert sorted(teacher_pack["output"]) == sorted(
         f"results/basicmotions/predefined/teachers/sig/wrn16-1/seed{seed}/{name}"
-        for seed in (1, 2, 3) for name in ("model.pt", "metrics.json", "history.csv"))
+        for seed in (1, 2, 3) for name in RUN_FILES)
     assert teacher_pack["input"] == ["results/basicmotions/windows.h5"] * 3
     packs = [fields for rule, fields in jobs if rule.startswith("train_student_pack")]
     # the 24 runs that distil from cached logits (kd-gaf of each of the 4 encodings and kd-sig:
     # 3 seeds; kd2 of GASF + signal: 3 seeds × 3 α) in packs of up to 16, kd2-anneal and
     # kd2-anneal-sp: 3 × 3 each
-    assert sorted(len(pack["output"]) // 3 for pack in packs) == [8, 9, 9, 16]
+    assert sorted(len(pack["output"]) // len(RUN_FILES) for pack in packs) == [8, 9, 9, 16]
     for encoding in ("gasf", "mtf", "gasf+gadf+mtf", "pi"):
         cache = the_job(jobs, "build_images", f"results/basicmotions/images_{encoding}32.h5")
         assert cache["input"] == ["results/basicmotions/windows.h5"]
@@ -95,7 +99,7 @@ def test_dry_run_of_default_config(tmp_path):
     gaf = the_job(jobs, "train_teacher", f"{teachers}/gasf/wrn16-1/seed2/model.pt")
     assert set(gaf["input"]) == {f"{data}/images_gasf32.h5", f"{data}/windows.h5"}
     assert gaf["output"] == [f"{teachers}/gasf/wrn16-1/seed2/{name}"
-                             for name in ("model.pt", "metrics.json", "history.csv")]
+                             for name in RUN_FILES]
     students = f"{data}/predefined/students/wrn16-1"
     (kd2,) = [pack for pack in packs if f"{students}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed1/metrics.json"
               in pack["output"]]
@@ -104,16 +108,18 @@ def test_dry_run_of_default_config(tmp_path):
     kd2_outputs = {path for pack in packs for path in pack["output"] if "/kd2/" in path}
     assert kd2_outputs == {f"{students}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha{alpha}/seed{seed}/{name}"
                            for alpha in ("0.1", "0.5", "0.9") for seed in (1, 2, 3)
-                           for name in ("model.pt", "metrics.json", "history.csv")}
+                           for name in RUN_FILES}
     # a pack across grid cells reads what each of its members reads
-    (mixed,) = [pack for pack in packs if len(pack["output"]) == 16 * 3]
+    (mixed,) = [pack for pack in packs if len(pack["output"]) == 16 * len(RUN_FILES)]
     assert {path.split("/students/wrn16-1/")[1].split("/")[0] for path in mixed["output"]} == {
         "kd-gaf", "kd-sig", "kd2"}
     assert set(mixed["input"]) == {f"{teachers}/{m}/wrn16-1/seed{seed}/outputs.h5"
                                    for m in ("gasf", "mtf", "gasf+gadf+mtf", "pi", "sig")
                                    for seed in (1, 2, 3)} | {f"{data}/windows.h5"}
     report = the_job(jobs, "aggregate", "results/reports/demo/tables.md")
-    assert len(report["input"]) == 15 + 45 and all(p.endswith("/metrics.json") for p in report["input"])
+    metrics = [p for p in report["input"] if p.endswith("/metrics.json")]
+    assert len(metrics) == 15 + 45
+    assert sorted(report["input"]) == sorted(metrics + [p.replace("metrics.json", "predictions.npz") for p in metrics])
 
 
 def test_dry_run_of_solo_student_jobs(tmp_path):
