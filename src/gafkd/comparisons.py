@@ -26,6 +26,7 @@ import pandas as pd
 from gafkd.encodings import encoding_order
 from gafkd.errors import InputError
 from gafkd.grid import IMAGE_ROLE
+from gafkd.headline import headline_comparison
 from gafkd.methods import METHODS, method as method_record, row_label
 from gafkd.statistics import (SIGNIFICANCE, bayes_probabilities, cohens_dz, corrected_ttest, dz_interval, holm,
                               mcnemar_p, rank_biserial, rank_biserial_interval, smallest_wilcoxon_p, t_interval,
@@ -288,8 +289,6 @@ def comparison_table(runs, dataset, split, metric="test_accuracy", rope=ROPE, he
     without runs (their comparisons left out). `headline` (report.headline, gafkd.headline): the
     comparison reported first, its p unadjusted (family 'headline'); every other comparison is
     exploratory, its p Holm-adjusted over the exploratory rows of the table."""
-    from gafkd.headline import headline_comparison
-
     part = runs[(runs["dataset"] == dataset) & (runs["split"] == split)]
     students = student_runs(part)
     check_unique(students, f"{dataset} {split}")
