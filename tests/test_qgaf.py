@@ -5,13 +5,15 @@ import numpy as np
 import pytest
 from pyts.approximation import PiecewiseAggregateApproximation
 
+from conftest import basicmotions_fold
+
 from gafkd import grid
 from gafkd.encodings import qgaf_settings
 from gafkd.errors import ConfigError, InputError
 from gafkd.gaf import encode, gramian_angular_field
 from gafkd.images import build_images, read_images
 from gafkd.qgaf import quantum_gaf
-from gafkd.windows import build_windows, read_windows
+from gafkd.windows import read_windows
 
 SIGN = {"qgasf": 1, "qgadf": -1}
 
@@ -115,15 +117,8 @@ def test_shots_noise_depends_on_the_seed_and_the_row_only():
     assert not np.array_equal(whole, quantum_gaf(series, 8, "qgasf", shots=100, seed=2, first_row=1))
 
 
-@pytest.fixture
-def demo_windows(tmp_path):
-    h5 = tmp_path / "windows.h5"
-    spec = {"source": "basicmotions", "split": {"kind": "predefined", "val_fraction": 0.25, "seed": 0}}
-    build_windows("basicmotions", spec, h5, tmp_path / "summary.md")
-    return h5
-
-
-def test_a_shots_cache_is_the_same_twice_and_records_its_settings(demo_windows, tmp_path):
+def test_a_shots_cache_is_the_same_twice_and_records_its_settings(tmp_path):
+    demo_windows = basicmotions_fold(tmp_path)["windows"]
     qgaf = {"scaling": "minmax", "shots": 64, "seed": 7}
     build_images(demo_windows, tmp_path / "a.h5", "qgasf+qgadf", 16, chunk_windows=7, qgaf=qgaf, dtype="float32")
     build_images(demo_windows, tmp_path / "b.h5", "qgasf+qgadf", 16, chunk_windows=32, qgaf=qgaf, dtype="float32")

@@ -12,25 +12,7 @@ import numpy as np
 
 from gafkd.errors import ConfigError
 from gafkd.grid import IMAGE_METHODS as METHODS
-from gafkd.gramian import (DIFFERENCE, FASTMATH, SUMMATION, checked_output, minmax_paa_into, outer_into,
-                           segment_bounds)
-
-
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _gaf_kernel(series, bounds, form, threads, out):
-    n = series.shape[0]
-    size = len(bounds) - 1
-    per_thread = (n + threads - 1) // threads
-    for thread in numba.prange(threads):
-        paa = np.empty(size, np.float64)
-        cos = np.empty(size, np.float32)
-        sin = np.empty(size, np.float32)
-        for k in range(thread * per_thread, min(n, (thread + 1) * per_thread)):
-            minmax_paa_into(series[k], bounds, paa)
-            for j in range(size):
-                cos[j] = paa[j]
-                sin[j] = np.sqrt(max(0.0, 1 - paa[j] * paa[j]))
-            outer_into(cos, sin, form, out[k])
+from gafkd.gramian import DIFFERENCE, MINMAX, SUMMATION, checked_output, gram_kernel, segment_bounds
 
 
 def gramian_angular_field(series, size, method="gasf", out=None):
@@ -43,7 +25,7 @@ def gramian_angular_field(series, size, method="gasf", out=None):
         raise ConfigError(f"unknown GAF method '{method}' (known: gasf, gadf)")
     series, out = checked_output(series, size, out)
     form = DIFFERENCE if method == "gadf" else SUMMATION
-    _gaf_kernel(series, segment_bounds(series.shape[1], size), form, numba.get_num_threads(), out)
+    gram_kernel(series, segment_bounds(series.shape[1], size), MINMAX, False, form, numba.get_num_threads(), out)
     return out
 
 

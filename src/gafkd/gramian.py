@@ -65,6 +65,43 @@ def outer_into(cos, sin, form, image):
                 row[j] = cos[i] * cos[j] - sin[i] * sin[j]
 
 
+# How each series is scaled after PAA (the index of its name in gafkd.encodings.QGAF_SCALINGS).
+MINMAX, STANDARD, UNSCALED = 0, 1, 2
+
+
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
+def gram_kernel(series, bounds, scaling, doubled, form, threads, out):
+    """Every series' image into `out`, parallel over series: PAA, `scaling`, then per-sample
+    values c, s and their outer product in `form`. doubled False: c = x, s = √(1 - x²) (the
+    classical GAF's cos φ, sin φ of φ = arccos x); True: c = cos 2x, s = sin 2x (the quantum GAF)."""
+    n = series.shape[0]
+    size = len(bounds) - 1
+    per_thread = (n + threads - 1) // threads
+    for thread in numba.prange(threads):
+        values = np.empty(size, np.float64)
+        cos = np.empty(size, np.float32)
+        sin = np.empty(size, np.float32)
+        for k in range(thread * per_thread, min(n, (thread + 1) * per_thread)):
+            if scaling == MINMAX:
+                minmax_paa_into(series[k], bounds, values)
+            else:
+                paa_into(series[k], bounds, values)
+                if scaling == STANDARD:
+                    mean = values.mean()
+                    std = np.sqrt(((values - mean) ** 2).mean())
+                    for j in range(size):
+                        values[j] = (values[j] - mean) / std if std > 0 else 0.0
+            if doubled:
+                for j in range(size):
+                    cos[j] = np.cos(2 * values[j])
+                    sin[j] = np.sin(2 * values[j])
+            else:
+                for j in range(size):
+                    cos[j] = values[j]
+                    sin[j] = np.sqrt(max(0.0, 1 - values[j] * values[j]))
+            outer_into(cos, sin, form, out[k])
+
+
 def checked_output(series, size, out):
     """(float32 C-contiguous series, out): `out` allocated when None, else checked."""
     series = np.ascontiguousarray(series, dtype=np.float32)

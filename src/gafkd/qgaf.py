@@ -20,32 +20,7 @@ import numpy as np
 
 from gafkd.encodings import QGAF_METHODS, QGAF_SCALINGS, qgaf_settings
 from gafkd.errors import ConfigError
-from gafkd.gramian import (COSINE_DIFFERENCE, FASTMATH, SUMMATION, checked_output, minmax_paa_into,
-                           outer_into, paa_into, segment_bounds)
-
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _qgaf_kernel(series, bounds, scaling, form, threads, out):
-    n = series.shape[0]
-    size = len(bounds) - 1
-    per_thread = (n + threads - 1) // threads
-    for thread in numba.prange(threads):
-        values = np.empty(size, np.float64)
-        cos = np.empty(size, np.float32)
-        sin = np.empty(size, np.float32)
-        for k in range(thread * per_thread, min(n, (thread + 1) * per_thread)):
-            if scaling == 0:
-                minmax_paa_into(series[k], bounds, values)
-            else:
-                paa_into(series[k], bounds, values)
-                if scaling == 1:
-                    mean = values.mean()
-                    std = np.sqrt(((values - mean) ** 2).mean())
-                    for j in range(size):
-                        values[j] = (values[j] - mean) / std if std > 0 else 0.0
-            for j in range(size):
-                cos[j] = np.cos(2 * values[j])
-                sin[j] = np.sin(2 * values[j])
-            outer_into(cos, sin, form, out[k])
+from gafkd.gramian import COSINE_DIFFERENCE, SUMMATION, checked_output, gram_kernel, segment_bounds
 
 
 def quantum_gaf(series, size, method="qgasf", scaling="minmax", shots=None, seed=0, first_row=0,
@@ -59,8 +34,8 @@ def quantum_gaf(series, size, method="qgasf", scaling="minmax", shots=None, seed
     qgaf_settings({"scaling": scaling, "shots": shots, "seed": seed})
     series, out = checked_output(series, size, out)
     form = COSINE_DIFFERENCE if method == "qgadf" else SUMMATION
-    _qgaf_kernel(series, segment_bounds(series.shape[1], size), QGAF_SCALINGS.index(scaling), form,
-                 numba.get_num_threads(), out)
+    gram_kernel(series, segment_bounds(series.shape[1], size), QGAF_SCALINGS.index(scaling), True, form,
+                numba.get_num_threads(), out)
     if shots is not None:
         measure(out, shots, seed, QGAF_METHODS.index(method), first_row)
     return out
