@@ -207,3 +207,21 @@ def test_several_seeds_share_the_window_resample(tmp_path):
     other = predicted_run(tmp_path / "other", correct[1], 4, "scratch", offset=2000)
     with pytest.raises(InputError, match=f"{other}: its test windows are not those of"):
         interval_table(table_groups(collect_runs(paths + [other]), ["wrn16-1"], [0.3]), loso=False)
+
+
+def test_the_report_prints_the_headline_before_the_tables(tmp_path):
+    paths = []
+    for seed, acc in zip((1, 2, 3), (0.60, 0.62, 0.66)):
+        paths.append(write_run(tmp_path, acc, seed, method="scratch"))
+        paths.append(write_run(tmp_path, acc + 0.03 + 0.01 * seed, seed, method="kd2", alpha=0.3))
+    out = outputs(tmp_path)
+    headline = {"method": "kd2", "alpha": 0.3, "baseline": "scratch", "teacher_arch": "wrn16-1", "images": "gasf"}
+    write_report_tables(paths, out, ["wrn16-1"], [0.3], None, headline=headline, alpha=0.01)
+    markdown = out["tables"].read_text()
+    first = markdown.index("### Headline comparison")
+    assert first < markdown.index("### test accuracy") < markdown.index("### Paired comparisons")
+    row = pd.read_csv(out["comparisons"]).iloc[0]
+    said = markdown[first:].split("\n###", 1)[0]
+    assert "tested at report.alpha = 0.01, without adjustment" in said
+    assert f"p = {row['p']:.3f} (unadjusted), {'not ' if row['p'] >= 0.01 else ''}significant at α = 0.01" in said
+    assert "| 2 teachers (GASF + signal), α = 0.3 vs student from scratch (headline) |" in markdown
