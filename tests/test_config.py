@@ -152,7 +152,7 @@ def image_config(method, window, size=2):
 
 
 @pytest.mark.parametrize("method, match", [
-    ("rp", r"images.methods: unknown encoding 'rp' in 'rp' \(known: gasf, gadf, mtf, pi"),
+    ("rp", r"images.methods: unknown encoding 'rp' in 'rp' \(known: gasf, gadf, qgasf, qgadf, mtf, pi"),
     ("gasf+gadf+gasf", r"images.methods: the stack 'gasf\+gadf\+gasf' names gasf more than once"),
     ("gasf++mtf", r"images.methods: unknown encoding ''"),
 ])
