@@ -31,7 +31,13 @@ include: "workflow/rules/students.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every intermediate too: a deleted one (an image cache, a teacher's model.pt, a run's
+# metrics.json) is rebuilt by `snakemake all`, with what depends on it.
 rule all:
     default_target: True
     input:
+        rules.windows.input,
+        rules.images.input,
+        rules.teachers.input,
+        rules.students.input,
         rules.report.input,

@@ -121,6 +121,20 @@ def by_kind(jobs):
     return kinds
 
 
+@pytest.mark.parametrize("deleted, stage, kind", [
+    ("results/basicmotions/images_gasf32.h5", "images", "build_images"),
+    (f"{GAF_TEACHER}/model.pt", "teachers", "train_teacher"),
+    (f"{GAF_TEACHER}/outputs.h5", "teachers", "teacher_outputs"),
+    (f"{KD2_RUN}/metrics.json", "students", "pack"),
+])
+def test_a_deleted_intermediate_is_rebuilt_from_all_its_stage_and_its_path(demo, tmp_path, deleted, stage, kind):
+    """"Delete it and Snakemake rebuilds it" (gafkd.errors.REBUILD) holds from each target."""
+    workdir = copy_of(demo[0], tmp_path)
+    (workdir / deleted).unlink()
+    for target in ([], ["all"], [stage], [deleted]):
+        assert by_kind(scheduled_jobs(workdir, *target)).get(kind) == 1, (target, deleted)
+
+
 def test_deleted_student_output_asked_by_path_reruns_its_pack(demo, tmp_path):
     workdir = copy_of(demo[0], tmp_path)
     target = workdir / KD2_RUN / "metrics.json"

@@ -7,13 +7,14 @@ checks what depends on the source: which keys apply, required ones, channel name
 import copy
 import math
 import os
+import sys
 from pathlib import Path
 
 from gafkd import download as raw_download
 from gafkd.errors import ConfigError, GafkdError
 from gafkd.encodings import encoding_parts
 from gafkd.splits import fold_names as split_fold_names
-from gafkd.methods import TEACHER_ROWS, method
+from gafkd.methods import TEACHER_ROWS, alpha_tag, method
 from gafkd.archs import parse_arch
 from gafkd.headline import check_headline
 from gafkd.readers import geneactiv, pamap2
@@ -45,9 +46,33 @@ def schema_errors(config, schema_path):
         return retired
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is None:
+        for where, value in float_integers(config, schema):
+            return f"{where}: {value!r} is not an integer; write {int(value)}"
         return None
     where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     return f"{where}: {error.message}"
+
+
+def float_integers(value, schema, key=""):
+    """(dotted key, value) of the whole floats (8.0) where the schema asks for an integer: JSON
+    Schema's "integer" accepts them, but they would name other folders (seed8.0) and break
+    integer arithmetic."""
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    if isinstance(value, float) and "integer" in types and "number" not in types:
+        return [(key or "(top level)", value)]
+    found = []
+    if isinstance(value, dict):
+        for name, item in value.items():
+            sub = schema.get("properties", {}).get(name, schema.get("additionalProperties"))
+            if isinstance(sub, dict):
+                found += float_integers(item, sub, f"{key}.{name}".lstrip("."))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            found += float_integers(item, schema["items"], f"{key}[{i}]")
+    for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
+        found += float_integers(value, branch, key)
+    return found
 
 
 def retired_key(config):
@@ -88,6 +113,12 @@ def resolve_dataset(name, spec):
             if default is REQUIRED:
                 raise ConfigError(f"{where}.{key}: required for source '{source}'")
             resolved[key] = default
+    channels = resolved.get("channels")
+    if isinstance(channels, list):
+        twice = sorted({str(c) for c in channels if channels.count(c) > 1})
+        if twice:
+            raise ConfigError(f"{where}.channels: {', '.join(twice)} named more than once; name each "
+                              f"channel once")
     if source == "pamap2":
         try:
             pamap2.resolve_channels(resolved["channels"])
@@ -259,10 +290,22 @@ def check_students(config):
     if absent:
         raise ConfigError(f"students.methods need {absent} teachers, but teachers.modalities is "
                           f"{teachers['modalities']}")
+    check_alphas(students["alphas"])
     seeds = students["seeds"] if students["teacher_seed"] == "same" else [students["teacher_seed"]]
     if needed and set(seeds) - set(teachers["seeds"]):
         raise ConfigError(f"students need teachers of seed(s) {sorted(set(seeds) - set(teachers['seeds']))} "
                           f"(students.teacher_seed: {students['teacher_seed']!r}), not in teachers.seeds")
+
+
+def check_alphas(alphas):
+    """Each α names a result folder (alpha<tag>): two values with one folder are refused."""
+    first = {}
+    for alpha in alphas:
+        tag = alpha_tag(alpha)
+        if tag in first:
+            raise ConfigError(f"students.alphas: {first[tag]!r} and {alpha!r} are the same α "
+                              f"(both alpha{tag}); list it once")
+        first[tag] = alpha
 
 
 def check_reference(config):
@@ -345,10 +388,15 @@ def default_train_settings(**overrides):
     return TrainSettings(**{**training_defaults(), **overrides})
 
 
+MAX_YAML_NODES = 100_000     # a config expands to a few thousand at most; aliases may not blow it up
+
+
 def load_yaml(path):
-    """A YAML file's contents, read as the workflow must read a config: a syntax error names its
-    line, and a key given twice in one mapping is an error (YAML loaders keep the last one
-    silently, so one of two `training:` blocks would be ignored)."""
+    """A YAML file's contents, read as the workflow must read a config: UTF-8 (a file in another
+    encoding is named with the fix), a syntax error names its line, a key given twice in one
+    mapping is an error (YAML loaders keep the last one silently, so one of two `training:`
+    blocks would be ignored), and aliases may not expand the document past MAX_YAML_NODES nodes
+    (the 'billion laughs' of nested aliases is refused before anything walks it)."""
     import yaml
 
     class UniqueKeys(yaml.SafeLoader):
@@ -366,13 +414,54 @@ def load_yaml(path):
             return super().construct_mapping(node, deep)
 
     try:
-        return yaml.load(Path(path).read_text(), Loader=UniqueKeys)
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset "
+                          f"{exc.start}); save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 "
+                          f"{path} > fixed.yaml") from None
+    try:
+        loader = UniqueKeys(text)
+        try:
+            root = loader.get_single_node()
+            if root is not None and _expanded_nodes(root) > MAX_YAML_NODES:
+                raise ConfigError(f"{path}: its aliases (*name) expand it to more than "
+                                  f"{MAX_YAML_NODES:,} values; write the values out instead")
+            return None if root is None else loader.construct_document(root)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+
+
+def _expanded_nodes(root):
+    """Nodes of a composed YAML document with every alias expanded (each node counted once per
+    place it appears), computed without expanding: a node's size is remembered."""
+    import yaml
+
+    sizes = {}
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = ([item for pair in node.value for item in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value))
+        if children_done:
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+        else:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
 
 
 def non_finite_numbers(value, key=""):
@@ -426,15 +515,25 @@ def check_config_file(path, schema_path=SCHEMA):
     return check_config_files([path], schema_path)
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv=None):
+    import argparse
 
+    parser = argparse.ArgumentParser(
+        prog="python -m gafkd.config",
+        description="Check config files as the workflow does before any job (YAML, schema, "
+                    "sources, splits); each is checked on its own.")
+    parser.add_argument("configs", nargs="+", metavar="CONFIG", help="a config file (YAML)")
+    args = parser.parse_args(argv)
     status = 0
-    for argument in sys.argv[1:]:
+    for argument in args.configs:
         try:
             check_config_file(argument)
             print(f"{argument}: valid")
         except ConfigError as error:
             print(error, file=sys.stderr)
             status = 1
-    sys.exit(status)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -280,7 +280,7 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
                                 weight_decay=settings.weight_decay)
     generators = [torch.Generator().manual_seed(run.seed) for run in runs]
     progress = _load_resumes(runs, members, optimizer, generators) or [Progress() for _ in runs]
-    n = len(data.train)
+    n = trainable_windows(model, members, data, settings, device, runs)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat()
     epochs_here = 0
@@ -295,7 +295,7 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
                     state.epoch_generator_state = generator.get_state()
                 else:
                     generator.set_state(state.epoch_generator_state)
-            host_order = torch.stack([torch.randperm(n, generator=g) for g in generators])
+            host_order = torch.stack([torch.randperm(len(data.train), generator=g) for g in generators])
             order = host_order.to(device)       # the same tensor on the CPU
             loss_sum = torch.tensor([state.loss_sum for state in progress], device=device)
             correct = torch.tensor([state.correct for state in progress], device=device)
@@ -367,6 +367,45 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
     logits = best_test_logits(model, members, data, settings, device, progress)
     return [_write_run(run, state, tests[k], data, settings, memory, epochs_here, seconds_here,
                        started_at, logits[k]) for k, (run, state) in enumerate(zip(runs, progress))]
+
+
+def trainable_windows(model, members, data, settings, device, runs):
+    """Training windows per epoch: all, but the last of the shuffled order when it alone would
+    make the last batch and a BatchNorm layer would see one value per channel for it (a network
+    whose smallest feature map is 1 sample or 1x1 pixel), which cannot be normalised; then it is
+    left out of each epoch (a different window each epoch), as a loader's drop_last would, and
+    the log and every run's metrics.json say so."""
+    n = len(data.train)
+    if n % settings.batch_size != 1:
+        return n
+    fewest = [math.inf]
+
+    def count(module, inputs, output):
+        fewest[0] = min(fewest[0], inputs[0].shape[0] * math.prod(inputs[0].shape[2:]))
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    hooks = [layer.register_forward_hook(count) for layer in layers]
+    window = data.train.x[:1].to(device=device, dtype=torch.float32)
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(members.join(data.normalize(window.expand(members.members, *window.shape[1:]))))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    if fewest[0] > 1:
+        return n
+    if n == 1:
+        raise GafkdError("the training split holds one window, whose BatchNorm statistics cannot be "
+                         "computed at this input size: give the fold more training windows")
+    note = (f"the last training batch would hold one window, whose BatchNorm statistics cannot be "
+            f"computed (1 value per channel at this input size): one window of the {n} is left out "
+            f"of each epoch, a different one each time (training.batch_size {settings.batch_size})")
+    log.warning(note)
+    for run in runs:
+        run.record = {**(run.record or {}), "left_out_of_each_epoch": note}
+    return n - 1
 
 
 def best_test_logits(model, members, data, settings, device, progress):

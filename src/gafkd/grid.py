@@ -12,7 +12,7 @@ from gafkd.archs import ARCH_REGEX
 from gafkd.encodings import ENCODING_REGEX, IMAGE_METHODS, encoding_label, encoding_order, encoding_parts  # noqa: F401
 from gafkd.encodings import QGAF_DEFAULTS, QGAF_METHODS, qgaf_identity
 from gafkd.errors import ConfigError
-from gafkd.methods import method
+from gafkd.methods import alpha_tag, method  # noqa: F401  (alpha_tag: the grid's spelling of α)
 from gafkd.reuse import same_run_teacher
 
 SIGNAL = "sig"          # the signal teachers' folder; an image teacher's is its encoding
@@ -49,10 +49,6 @@ TEACHERS_REGEX = (rf"none|(?:{ENCODING_REGEX})-{ARCH_REGEX}|{SIGNAL}-{ARCH_REGEX
 # Files of the signal teacher run that a scratch student is (gafkd.reuse), as the student's inputs.
 SAME_RUN_FILES = {"same_run_model": "model.pt", "same_run_metrics": "metrics.json",
                   "same_run_history": "history.csv", "same_run_predictions": "predictions.npz"}
-
-
-def alpha_tag(alpha):
-    return f"{float(alpha):g}"
 
 
 def teachers_tag(name, teacher_arch, encoding=None):
@@ -507,3 +503,14 @@ def student_inputs(config, run):
         inputs["init"] = STUDENT_RUN.format(**{**run, "method": initial.name, "teachers": tag,
                                               "alpha": alpha_tag(initial.alpha)}) + "/model.pt"
     return inputs
+
+
+TEACHER_FILE_NAMES = ("outputs.h5", "similarity.h5")
+
+
+def teacher_files(config, folds):
+    """The teachers' outputs.h5 and similarity.h5 that the trained students of the grid read,
+    sorted; `folds`: {dataset: fold names}."""
+    return sorted({path for run in student_runs(config, folds)
+                   for path in student_inputs(config, run).values()
+                   if path.rsplit("/", 1)[-1] in TEACHER_FILE_NAMES})

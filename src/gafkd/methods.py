@@ -61,3 +61,11 @@ def row_label(name, encoding=""):
 def names(where):
     """The names of the methods for which `where(record)` holds, in table order."""
     return tuple(m.name for m in METHODS if where(m))
+
+
+def alpha_tag(alpha):
+    """α as result folders spell it: the shortest decimal that reads back as the same float,
+    never in exponent form (0.1, 0.5, 1, 0.00001, 0.5000001)."""
+    import numpy as np
+
+    return np.format_float_positional(float(alpha), trim="-")

@@ -79,18 +79,14 @@ def student_jobs(config, folds):
 
 def teacher_file_jobs(config, folds):
     """teacher_outputs and teacher_similarity: once per teacher a trained student reads them of."""
-    wanted = {}
-    for run in grid.student_runs(config, folds):
-        for name, path in grid.student_inputs(config, run).items():
-            for rule, filename in (("teacher_outputs", "/outputs.h5"), ("teacher_similarity", "/similarity.h5")):
-                if path.endswith(filename):
-                    wanted[rule, path[: -len(filename)]] = None
     jobs = []
-    for rule, folder in wanted:
-        _, dataset, fold, _, modality, arch, seed = folder.split("/")
+    for path in grid.teacher_files(config, folds):
+        _, dataset, fold, _, modality, arch, seed, filename = path.split("/")
         run = {"dataset": dataset, "fold": fold, "modality": modality, "arch": arch, "seed": seed[4:]}
-        job = needs.outputs_needs if rule == "teacher_outputs" else needs.similarity_needs
-        jobs.append(Job(rule, folder, job(config, run)))
+        if filename == "outputs.h5":
+            jobs.append(Job("teacher_outputs", path, needs.outputs_needs(config, run)))
+        else:
+            jobs.append(Job("teacher_similarity", path, needs.similarity_needs(config, run)))
     return jobs
 
 

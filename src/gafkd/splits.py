@@ -10,6 +10,7 @@ Also the per-channel statistics inputs are standardised with: those of each fold
 windows (channel_stats) or training images (image_channel_stats).
 """
 
+import math
 import re
 
 import numpy as np
@@ -168,21 +169,47 @@ def _subject_fold(subject, val_subjects, test_subjects, val_missing_classes=()):
     }
 
 
-def check_class_coverage(folds, y, class_names, kind, dataset, validation="held_out"):
+def check_class_coverage(folds, y, class_names, kind, dataset, validation="held_out", subject=None):
     """Every class must be in every split of a single split (but the validation split where the
-    test split is the validation split), and in training for every LOSO fold."""
-    absent = [class_names[c] for c in np.flatnonzero(np.bincount(y, minlength=len(class_names)) == 0)]
+    test split is the validation split), and in training for every LOSO fold; a dataset needs two
+    classes at least. An empty split's error names the setting to change (`subject`: each
+    window's subject, for the hint)."""
+    counts = np.bincount(y, minlength=len(class_names))
+    absent = [class_names[c] for c in np.flatnonzero(counts == 0)]
     if absent:
         raise InputError(f"dataset '{dataset}': class '{absent[0]}' has no windows at all; "
                          f"leave it out of the class map")
+    if len(class_names) < 2:
+        raise InputError(f"dataset '{dataset}': all {len(y)} windows are of one class "
+                         f"('{class_names[0]}'); a classifier needs two classes at least: check the "
+                         f"raw folder and the class map")
     required = (TRAIN,) if kind == "loso" else (TRAIN, TEST) if validation == "test" else (TRAIN, VAL, TEST)
     for fold, info in folds.items():
         for part in required:
             present = np.bincount(y[info["split"] == part], minlength=len(class_names))
-            empty = [class_names[c] for c in np.flatnonzero(present == 0)]
-            if empty:
-                raise InputError(f"dataset '{dataset}', fold '{fold}': class '{empty[0]}' has no "
-                                 f"windows in the {SPLIT_NAMES[part]} split")
+            empty = np.flatnonzero(present == 0)
+            if empty.size:
+                c = int(empty[0])
+                raise InputError(f"dataset '{dataset}', fold '{fold}': class '{class_names[c]}' has no "
+                                 f"windows in the {SPLIT_NAMES[part]} split; "
+                                 f"{_coverage_hint(kind, part, int(counts[c]), subject, y == c)}")
+
+
+def _coverage_hint(kind, part, n_class, subject, of_class):
+    """What to change so that a class of `n_class` windows reaches split `part`."""
+    if kind == "loso":
+        subjects = sorted(set(subject[of_class].tolist())) if subject is not None else []
+        return (f"its windows are all of subject(s) {subjects}, held out in this fold: leave the "
+                f"class out of the class map")
+    if kind == "holdout":
+        subjects = sorted(set(subject[of_class].tolist())) if subject is not None else []
+        return (f"only subject(s) {subjects} have it: name one of them in split.test_subjects (or "
+                f"another in split.seed), or leave the class out of the class map")
+    if part == TRAIN:
+        return "lower split.val_fraction and split.test_fraction"
+    key = "split.val_fraction" if part == VAL else "split.test_fraction"
+    least = math.ceil(100 * 0.5 / n_class) / 100
+    return f"the class has {n_class} window(s): raise {key} to {least:g} or more"
 
 
 STANDARDIZE = ("mean_window_std", "pooled_std")

@@ -74,9 +74,11 @@ def build_windows(dataset, spec, out_h5, out_summary):
     """Read the raw data of one dataset spec and write windows.h5 and its summary."""
     spec = resolve_dataset(dataset, spec)       # source defaults, for specs from outside a config
     ws = read_dataset(spec)
+    for name, why in ws.skipped:
+        log.warning("%s: %s not read (%s)", spec.get("raw") or dataset, name, why)
     folds = make_folds(ws.y, ws.subject, spec["split"], ws.predefined_test)
     check_class_coverage(folds, ws.y, ws.class_names, spec["split"]["kind"], dataset,
-                         spec["split"].get("validation", "held_out"))
+                         spec["split"].get("validation", "held_out"), ws.subject)
     for fold, info in folds.items():
         info["val_missing_classes"] = [ws.class_names[c] for c in info.get("val_missing_classes", [])]
         if info["val_missing_classes"]:
@@ -144,6 +146,9 @@ def format_summary(dataset, ws, folds, counts, download=None):
         for subject, label, n in rows + [("**all**", "**all**", info["total"])]:
             subject, label = ("–" if v is None else v for v in (subject, label))
             lines.append(f"| {text} | {subject} | {label} | {n} {unit[:-1] if n == 1 else unit} |")
+    if ws.skipped:
+        lines += ["", "## raw folder entries not read", "", "| entry | why |", "|---|---|"]
+        lines += [f"| {name} | {why} |" for name, why in ws.skipped]
     if ws.warnings:
         lines += ["", "## warnings", "", "| warning | file | where | count |", "|---|---|---|---:|"]
     for row in ws.warnings:

@@ -21,6 +21,7 @@ class WindowSet:
     dropped: dict = field(default_factory=dict)  # what was left out: see count_dropped
     # input read, but not as it stands: [{"warning" (a WARNINGS key), "file", "where", "count"}]
     warnings: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)  # raw folder entries not read: [(name, why)]
 
     def __post_init__(self):
         n = len(self.X)

@@ -26,6 +26,7 @@ from gafkd.errors import ConfigError, GafkdError
 from gafkd import grid
 from gafkd import resources as job_needs
 from gafkd.plan import report_dir, report_name
+from gafkd.rawfolder import folder_state
 from gafkd.archs import ARCH_REGEX
 from gafkd.splits import FOLD_PATTERN
 from gafkd.grid import (
@@ -78,6 +79,18 @@ try:
     DOWNLOADS = planned_downloads(config["datasets"])
 except ConfigError as error:
     raise WorkflowError(f"Invalid config: {error}") from None
+
+
+def raw_state(wildcards):
+    """What the windows job read, as a param: every raw file's name, size and modification time
+    (gafkd.rawfolder.folder_state); a folder that a download fills is named by its
+    download, which checks its archive's checksum."""
+    spec = config["datasets"][wildcards.dataset]
+    if not spec.get("raw"):
+        return None
+    if spec.get("download") is not None:
+        return "download"
+    return folder_state(spec["raw"])
 
 
 def raw_input(wildcards):
@@ -176,6 +189,10 @@ try:
     TEACHER_PACKS = grid.teacher_packs(config, FOLDS)
 except ConfigError as error:
     raise WorkflowError(f"Invalid config: {error}") from None
+
+
+# The teachers' outputs.h5 and similarity.h5 that trained students read.
+TEACHER_FILES = grid.teacher_files(config, FOLDS)
 
 
 def student_targets(filename):

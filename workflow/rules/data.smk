@@ -44,6 +44,8 @@ rule build_windows:
         **declared(lambda run: job_needs.windows_needs(config, run["dataset"])),
     params:
         spec=dataset_spec,
+        # an edited, added or removed raw file reruns the windows and what follows
+        raw_state=raw_state,
     script:
         "../scripts/build_windows.py"
 

@@ -5,7 +5,8 @@ rule aggregate:
     input:
         metrics=teacher_targets("metrics.json") + student_targets("metrics.json"),
         # read beside each metrics.json: the test-set intervals and McNemar's test
-        predictions=teacher_targets("predictions.npz") + student_targets("predictions.npz"),
+        predictions=teacher_targets("predictions.npz")
+        + student_targets("predictions.npz"),
     output:
         runs=report(
             f"{REPORT}/runs.csv", caption="../report/runs.rst", category="Tables"

@@ -71,9 +71,10 @@ rule train_student:
         "../scripts/train_student.py"
 
 
+# Every file of the stage, so that one deleted is rebuilt from here or `all`.
 rule students:
     input:
-        student_targets("metrics.json"),
+        [student_targets(name) for name in grid.RUN_FILE_NAMES.values()],
 
 
 # Packs (students.pack > 1): runs of one grid cell that differ only in seed and α train together,

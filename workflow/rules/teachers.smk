@@ -26,9 +26,11 @@ rule train_teacher:
         "../scripts/train_teacher.py"
 
 
+# Every file of the stage, so that one deleted (a model.pt, an outputs.h5) is rebuilt from here or `all`.
 rule teachers:
     input:
-        teacher_targets("metrics.json"),
+        [teacher_targets(name) for name in grid.RUN_FILE_NAMES.values()],
+        TEACHER_FILES,
 
 
 # Packs (teachers.pack > 1): signal teachers of one dataset, fold and architecture that differ

@@ -12,36 +12,35 @@ import h5py
 import numpy as np
 
 from gafkd.errors import InputError
+from gafkd import rawfolder
 from gafkd.windowset import ClassMap, WindowSet, count_dropped, parse_class_map
 
 log = logging.getLogger(__name__)
 
-FILE_PATTERN = re.compile(r"^ID-(\d+)_CLASS-(\d+)_Window-(\d+)\.mat$")
+NAME_FORMAT = "ID-<subject>_CLASS-<class>_Window-<n>.mat"
 KEY = "xw"
 DEFAULT_CHANNELS = ["x", "y", "z"]
 SAMPLING_RATE_HZ = 100.0        # the default; the config's sampling_rate_hz overrides it
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def list_window_files(raw):
-    """Sorted (subject, class, window, path) of every .mat file; any off-pattern name is an error."""
+def scan_window_files(raw):
+    """The raw folder's RawListing (gafkd.rawfolder): identities (subject, class, window)."""
     raw = Path(raw)
     if not raw.is_dir():
         raise InputError(f"GENEActiv raw folder {raw} does not exist or is not a folder; "
                          f"check `raw:` in the config")
-    entries = []
-    for path in raw.iterdir():
-        if path.suffix.lower() != ".mat":
-            continue
-        match = FILE_PATTERN.match(path.name)
-        if match is None:
-            raise InputError(f"{path}: file name does not match ID-<subject>_CLASS-<class>_Window-<n>.mat")
-        subject, cls, window = (int(g) for g in match.groups())
-        entries.append((subject, cls, window, path))
-    if not entries:
-        raise InputError(f"no ID-<subject>_CLASS-<class>_Window-<n>.mat files in {raw}")
-    entries.sort()
-    return entries
+    listing = rawfolder.scan(raw, ".mat", r"ID-(\d+)_CLASS-(\d+)_Window-(\d+)", NAME_FORMAT,
+                             lambda match: tuple(int(g) for g in match.groups()),
+                             lambda key: f"subject {key[0]}, class {key[1]}, window {key[2]}", "MATLAB")
+    if not listing.files:
+        raise InputError(f"no {NAME_FORMAT} files in {raw}")
+    return listing
+
+
+def list_window_files(raw):
+    """Sorted (subject, class, window, path) of every .mat file; any off-pattern name is an error."""
+    return [(*key, path) for key, path in scan_window_files(raw).files]
 
 
 def _load_v73(path, key):
@@ -138,7 +137,8 @@ def _other_files(raw, classes):
 
 
 def read_geneactiv(raw, window, class_map=None, channels=None, sampling_rate_hz=SAMPLING_RATE_HZ):
-    entries = list_window_files(raw)
+    listing = scan_window_files(raw)
+    entries = [(*key, path) for key, path in listing.files]
     if class_map is None:
         found = sorted({cls for _, cls, _, _ in entries})
         classes = ClassMap({cls: f"class {cls}" for cls in found})
@@ -183,4 +183,5 @@ def read_geneactiv(raw, window, class_map=None, channels=None, sampling_rate_hz=
         sampling_rate_hz=float(sampling_rate_hz),
         source="geneactiv_mat",
         dropped=_other_files(raw, classes),
+        skipped=listing.skipped,
     )

@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from gafkd.errors import ConfigError, InputError
+from gafkd import rawfolder
 from gafkd.windowset import WindowSet, count_dropped, parse_class_map
 
 log = logging.getLogger(__name__)
 
+FILE_PATTERN = re.compile(r"^subject(\d+)\.dat$", re.IGNORECASE)   # PAMAP2's Protocol/ files
+
 N_COLUMNS = 54
-FILE_PATTERN = re.compile(r"^subject(\d+)\.dat$")
 SUBJECTS = list(range(101, 110))        # Protocol/subject101.dat ... subject109.dat
 RAW_RATE_HZ = 100.0
 
@@ -119,20 +121,17 @@ def check_activity_ids(classes, where):
                           f"(known: {sorted(ACTIVITIES)})")
 
 
-def list_subject_files(raw, subjects=None):
+def scan_subject_files(raw, subjects=None):
+    """The raw folder's RawListing (gafkd.rawfolder) of the subjects to read: every
+    subjectNNN.dat of PAMAP2's subjects, or those of `subjects`; the others named as skipped."""
     raw = Path(raw)
     if not raw.is_dir():
         raise InputError(f"PAMAP2 raw folder {raw} does not exist or is not a folder; check "
                          f"`raw:` in the config (the Protocol/ folder of PAMAP2_Dataset), or add "
                          f"`download: {{}}` to the dataset to fetch PAMAP2's public archive")
-    files = {}
-    for path in raw.iterdir():
-        if path.suffix != ".dat":
-            continue
-        match = FILE_PATTERN.match(path.name)
-        if match is None:
-            raise InputError(f"{path}: file name does not match subjectNNN.dat")
-        files[int(match.group(1))] = path
+    listing = rawfolder.scan(raw, ".dat", r"subject(\d+)", "subjectNNN.dat",
+                             lambda match: int(match.group(1)), lambda key: f"subject {key}", "PAMAP2")
+    files = dict(listing.files)
     if not files:
         hint = ""
         if (raw / "Protocol").is_dir():
@@ -146,7 +145,7 @@ def list_subject_files(raw, subjects=None):
             raise InputError(f"{files[strays[0]]}{others}: subject(s) {strays} are not among "
                              f"PAMAP2's subjects {SUBJECTS[0]}-{SUBJECTS[-1]}; move the file(s) out "
                              f"of {raw}, or name the subjects to read with the dataset's `subjects:`")
-        return sorted(files.items())
+        return listing
     missing = sorted(set(subjects) - set(files))
     if missing:
         raise InputError(f"{raw}: no file for subject(s) {missing} listed in the dataset's "
@@ -155,7 +154,14 @@ def list_subject_files(raw, subjects=None):
     left_out = sorted(set(files) - set(subjects))
     if left_out:
         log.info("%s: subject(s) %s not read (not in `subjects:`)", raw, left_out)
-    return sorted((s, files[s]) for s in set(subjects))
+    return rawfolder.RawListing(
+        [(s, files[s]) for s in sorted(set(subjects))],
+        listing.skipped + [(files[s].name, "subject not in `subjects:`") for s in left_out])
+
+
+def list_subject_files(raw, subjects=None):
+    """Sorted (subject, path) of the subject files to read (scan_subject_files)."""
+    return scan_subject_files(raw, subjects).files
 
 
 def _check_column_counts(path, data):
@@ -386,7 +392,8 @@ def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_
     check_protocol(protocol, channel_names)
     make_windows, reasons = _WINDOWING[protocol]
     parts, dropped, warnings = [], [], []
-    for subject, path in list_subject_files(raw, subjects):
+    listing = scan_subject_files(raw, subjects)
+    for subject, path in listing.files:
         table = read_subject_file(path)
         breaks = _time_breaks(path, table[:, 0])
         _check_activity_ids(path, table[:, 1])
@@ -424,4 +431,5 @@ def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_
         dropped=count_dropped((["time_jump"] if any(d[0] == "time_jump" for d in dropped) else [])
                               + reasons, dropped),
         warnings=warnings,
+        skipped=listing.skipped,
     )
