@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rawfiles import gene_name, make_gene_folder, make_pamap2_folder, write_mat_v5, write_pamap2
+from rawfiles import gene_name, make_gene_folder, make_pamap2_folder, write_mat_v5
 from snakemake.utils import validate
 
 from conftest import REPO
@@ -135,9 +135,7 @@ def corrupt_pamap2(folder, name, rng):
     elif name == "upper_case":
         path.rename(path.with_suffix(".DAT"))
     elif name == "zero_time":
-        table = np.array([[float(t) if t != "NaN" else np.nan for t in row.split()] for row in lines])
-        table[:, 0] = 0
-        write_pamap2(path, table)
+        path.write_text("\n".join(" ".join(["0.000000", *row.split()[1:]]) for row in lines) + "\n")
 
 
 CONFIG_VALUES = {

@@ -97,6 +97,19 @@ def test_pamap2_subjects_left_out_by_the_config_are_named(tmp_path):
     assert "| subject104.dat | subject not in `subjects:` |" in (out / "summary.md").read_text()
 
 
+def test_too_few_subjects_names_the_files_not_read(tmp_path):
+    folder = tmp_path / "pamap"
+    make_pamap2_folder(folder, extra_subjects=(102, 103))
+    (folder / "subject103.dat").rename(folder / "subject103.dat.bak")
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = {"source": "pamap2", "raw": str(folder), "channels": "acc16",
+            "class_map": {1: "lying", 4: "walking", 24: "rope jumping"},
+            "split": {"kind": "loso", "val_fraction": 0.3, "seed": 0}}
+    with pytest.raises(InputError, match=r"found 2.*not read from .*subject103.dat.bak \(not a .dat file\)"):
+        build_windows("p", spec, out / "w.h5", out / "summary.md")
+
+
 # --- the data as a whole ------------------------------------------------------------------
 
 def test_one_class_is_refused(tmp_path):

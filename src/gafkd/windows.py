@@ -76,7 +76,13 @@ def build_windows(dataset, spec, out_h5, out_summary):
     ws = read_dataset(spec)
     for name, why in ws.skipped:
         log.warning("%s: %s not read (%s)", spec.get("raw") or dataset, name, why)
-    folds = make_folds(ws.y, ws.subject, spec["split"], ws.predefined_test)
+    try:
+        folds = make_folds(ws.y, ws.subject, spec["split"], ws.predefined_test)
+    except InputError as error:
+        if not ws.skipped:
+            raise
+        skipped = ", ".join(f"{name} ({why})" for name, why in ws.skipped)
+        raise InputError(f"{error}; not read from {spec.get('raw')}: {skipped}") from None
     check_class_coverage(folds, ws.y, ws.class_names, spec["split"]["kind"], dataset,
                          spec["split"].get("validation", "held_out"), ws.subject)
     for fold, info in folds.items():
