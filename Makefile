@@ -1,6 +1,7 @@
 # make demo       -- install into .venv, run the default pipeline (BasicMotions demo) and write
 #                    results/reports/demo/report.html
 # make test       -- install into .venv and run the test suite
+# make test-fast  -- the unit tests only (no workflow runs, no SLURM, no GPU checks): about 2 minutes
 # make gpu-check  -- install into .venv and check the CUDA path (benchmarks/gpu_check.py; on a
 #                    machine without a GPU it runs the same checks on the CPU)
 # make gpu-bench  -- install into .venv and measure packed student steps, the lab grid's projected
@@ -28,7 +29,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-requirement
 
-.PHONY: install demo test gpu-check gpu-bench clean-results FORCE
+.PHONY: install demo test test-fast gpu-check gpu-bench clean-results FORCE
 
 install: $(STAMP)
 
@@ -50,6 +51,9 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow and not slurm and not gpu"
 
 gpu-check: install
 	$(BIN)/python benchmarks/gpu_check.py

@@ -46,3 +46,55 @@ def pamap2_folder(tmp_path):
     from rawfiles import make_pamap2_folder
     folder = tmp_path / "Protocol"
     return folder, make_pamap2_folder(folder)
+
+
+# `make test-fast` runs the tests without these markers (pytest -m "not slow and not slurm and
+# not gpu"); `make test` runs everything. A test is `slow` when it runs the workflow or another
+# process (Snakemake, a job script, a benchmark) or uses a fixture that does; `slurm` when it needs
+# the test cluster; `gpu` when it measures a GPU path. Marked by rule, so that a new test of the
+# same kind is marked too; @pytest.mark.slow marks a slow test of another kind by hand.
+SLOW_CALLS = ("snakemake(", "snakemake_with(", "scheduled_jobs(", "snakemake_command(", "subprocess.",
+              "declared_by_dry_run(", "run_with_report(")
+
+
+def _source(function):
+    import inspect
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
+def _process_helpers(module):
+    """Names of the module's functions (and those it imports from test helpers) that call one of
+    SLOW_CALLS, so that a test calling them is slow too."""
+    import inspect
+    names = set()
+    for name, value in vars(module).items():
+        if inspect.isfunction(value) and not name.startswith("test_"):
+            if any(call in _source(value) for call in SLOW_CALLS):
+                names.add(name)
+    return names
+
+
+def _runs_a_process(item, helpers):
+    """Whether the test, or a fixture it uses, calls one of SLOW_CALLS or a helper that does."""
+    functions = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in (info.name2fixturedefs.values() if info else ()):
+        functions += [definition.func for definition in definitions]
+    calls = SLOW_CALLS + tuple(f"{name}(" for name in helpers)
+    return any(call in _source(function) for function in functions for call in calls)
+
+
+def pytest_collection_modifyitems(config, items):
+    helpers = {}
+    for item in items:
+        if item.module not in helpers:
+            helpers[item.module] = _process_helpers(item.module)
+        if item.module.__name__ == "test_cluster":
+            item.add_marker(pytest.mark.slurm)
+        if "gpu" in item.module.__name__:
+            item.add_marker(pytest.mark.gpu)
+        if _runs_a_process(item, helpers[item.module]):
+            item.add_marker(pytest.mark.slow)
