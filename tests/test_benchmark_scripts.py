@@ -15,7 +15,7 @@ from gafkd.config import check_config_file
 
 def run_quick(script, out, *options):
     run = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", "--device", "cpu",
-                          "--csv", str(out), *options], capture_output=True, text=True, timeout=300)
+                          "--csv", str(out), *options], capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr
     return run.stdout, list(csv.DictReader(out.open()))
 
