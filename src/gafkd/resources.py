@@ -99,9 +99,13 @@ def _needs(device, seconds, loaded_bytes, config):
 # --- the data -------------------------------------------------------------------------------
 
 def _windows_file_count(path):
+    """Windows in a windows.h5, or None when it cannot be read (damaged: its job will say so)."""
     import h5py
-    with h5py.File(path, "r") as f:
-        return int(f["X"].shape[0])
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f["X"].shape[0])
+    except (OSError, KeyError):
+        return None
 
 
 def _pamap2_rows(spec):
@@ -125,11 +129,12 @@ def window_count(spec, dataset):
     built = Path(f"results/{dataset}/windows.h5")
     raw = spec.get("raw")
     on_disk = bool(raw) and Path(raw).is_dir()
-    if built.exists():
-        return _windows_file_count(built), subjects
+    counted = _windows_file_count(built) if built.exists() else None
+    if counted is not None:
+        return counted, subjects
     if spec["source"] == "geneactiv_mat":
         if on_disk:
-            return sum(1 for entry in os.scandir(raw) if entry.name.endswith(".mat")), subjects
+            return sum(1 for entry in os.scandir(raw) if entry.name.lower().endswith(".mat")), subjects
         return int(GENE_SAMPLES_PER_CHANNEL // spec["window"]), subjects
     rows = _pamap2_rows(spec) if on_disk else PAMAP2_PROTOCOL_ROWS * subjects / PAMAP2_SUBJECTS
     return int(rows / spec["downsample"] / spec["step"]), subjects
