@@ -16,6 +16,16 @@ def tree_digest(root):
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def demo_config_with(path, **students):
+    """The demo config with `students` keys replaced, written to `path`; returns the path."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["students"].update(students)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def basicmotions_fold(root, images_size=None):
     """BasicMotions' windows.h5 under root (the published split; validation windows drawn at random
     from the 40 training recordings, so training windows are not the first rows) and, with

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, demo_config_with
 from rawfiles import gene_name, make_gene_folder, make_pamap2_folder, write_mat_v5
 from test_workflow import dry_run_jobs, scheduled_jobs, snakemake
 from train_job import synthetic_data
@@ -191,11 +191,7 @@ def test_the_checker_has_a_usage_line():
 # --- values that name folders -------------------------------------------------------------
 
 def alphas_config(tmp_path, alphas):
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["students"]["alphas"] = alphas
-    path = tmp_path / "alphas.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return demo_config_with(tmp_path / "alphas.yaml", alphas=alphas)
 
 
 def test_close_alphas_get_their_own_folders_and_equal_ones_are_refused(tmp_path):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, demo_config_with
 from torch import nn
 from torch.nn import functional as F
 
@@ -279,11 +279,7 @@ def test_each_switch_by_itself(switches):
 
 
 def config_with_kd(tmp_path, kd):
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["students"]["kd"] = kd
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return demo_config_with(tmp_path / "config.yaml", kd=kd)
 
 
 def test_tda_kd_block_is_a_valid_config(tmp_path):
