@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -105,6 +106,7 @@ SelectTypeParameters=CR_Core
 GresTypes=gpu
 MpiDefault=none
 ReturnToService=2
+SlurmdParameters=config_overrides
 MinJobAge=7200
 SchedulerParameters=sched_interval=1
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{gpus} State=UNKNOWN
@@ -114,6 +116,46 @@ PartitionName=gpu Nodes=ALL MaxTime=INFINITE State=UP
     (folder / "gres.conf").write_text(
         f"NodeName={host} Name=gpu File={folder}/dev/nvidia[0-{gpus - 1}] Flags=nvidia_gpu_env\n")
     return folder / "slurm.conf"
+
+
+def set_partition_state(env, partition, state):
+    """`scontrol update` a partition: DOWN queues its jobs without starting them, UP starts them."""
+    run = subprocess.run(["scontrol", "update", f"PartitionName={partition}", f"State={state}"],
+                         env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"scontrol could not set partition {partition} {state}: {run.stderr.strip()}")
+
+
+def pending_jobs(env, partition):
+    run = subprocess.run(["squeue", "-h", "-t", "PD", "-p", partition, "-o", "%i"],
+                         env=env, capture_output=True, text=True)
+    return run.stdout.split() if run.returncode == 0 else []
+
+
+@contextlib.contextmanager
+def held_partition(env, partition, until_pending, settle=3.0, timeout=600.0):
+    """Keep `partition` DOWN until `until_pending` of its jobs wait in the queue (or `timeout`
+    passes), wait `settle` seconds more for jobs submitted in the same round, then set it UP: the
+    jobs held start in one scheduling pass, so they run at the same time."""
+    set_partition_state(env, partition, "DOWN")
+    released = threading.Event()
+
+    def release():
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not released.is_set():
+            if len(pending_jobs(env, partition)) >= until_pending:
+                released.wait(settle)
+                break
+            time.sleep(0.5)
+        set_partition_state(env, partition, "UP")
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        released.set()
+        thread.join()
 
 
 def _wait_until(condition, seconds, what, logs):
@@ -147,6 +189,9 @@ def _stop(processes):
 def single_node_slurm(folder, cpus=None, gpus=2):
     """Start munged, slurmctld and slurmd; yield the environment that points clients at them.
 
+    The node declares `cpus` CPUs (by default the machine's, and at least 4, whatever its
+    hardware: `config_overrides`), so that jobs can run side by side on a small machine.
+
     Every daemon runs in the foreground as a child of this process and is stopped by its PID
     when the block exits, however it exits.
     """
@@ -157,7 +202,7 @@ def single_node_slurm(folder, cpus=None, gpus=2):
     if DEFAULT_CONF.exists() or DEFAULT_CONF.is_symlink():
         raise Unavailable(f"{DEFAULT_CONF} exists: this machine has its own SLURM, which the test "
                           "cluster will not replace")
-    conf = write_config(folder, cpus or os.cpu_count(), gpus, max(1024, _memory_mb() - 2048))
+    conf = write_config(folder, cpus or max(4, os.cpu_count()), gpus, max(1024, _memory_mb() - 2048))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     log_dir = folder / "log"
     processes = []

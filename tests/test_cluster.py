@@ -1,6 +1,6 @@
 """The demo pipeline submitted through profiles/slurm to a real single-node SLURM with two fake
 GPUs and two partitions (`cpu`, `gpu`, as profiles/slurm/partitions.yaml names them). The grid is
-cut down (GASF images only, two teacher seeds, one student seed and α, 12 epochs) to keep the
+cut down (GASF images only, two teacher seeds, one student seed and α, 3 epochs) to keep the
 suite short; every rule of the pipeline still runs as a SLURM job, packs and an SP student
 included, and each job's partition, GPUs, memory and time limit are checked against the plan."""
 import collections
@@ -14,7 +14,7 @@ from datetime import datetime
 import pytest
 import yaml
 from conftest import REPO
-from slurm_cluster import Unavailable, single_node_slurm
+from slurm_cluster import Unavailable, held_partition, single_node_slurm
 from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
 from gafkd.config import check_config_file
@@ -44,7 +44,7 @@ def cluster_profile(folder):
 
 def small_demo_config(path):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["training"]["epochs"] = 12       # long enough for two GPU jobs to overlap
+    config["training"]["epochs"] = 3        # the jobs' placement is checked here, not learning
     config["images"]["methods"] = ["gasf"]
     config["students"]["paired_images"] = ["gasf"]
     config["teachers"]["seeds"] = [1, 2]
@@ -63,8 +63,12 @@ def cluster_run(tmp_path_factory):
             configfile = small_demo_config(folder / "config.yaml")
             planned = scheduled_jobs(workdir, configfile=configfile)
             profile = cluster_profile(folder / "profile")
-            run = subprocess.run(snakemake_command(workdir, "--profile", str(profile), configfile=configfile),
-                                 capture_output=True, text=True, env=env, timeout=900)
+            # the first GPU jobs are held until two of them are queued, so that at least two
+            # start together whatever the machine's speed: the device check below needs them
+            with held_partition(env, "gpu", until_pending=2):
+                run = subprocess.run(snakemake_command(workdir, "--profile", str(profile),
+                                                       configfile=configfile),
+                                     capture_output=True, text=True, env=env, timeout=900)
             assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
             log = run.stdout + run.stderr
             submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", log)
@@ -147,7 +151,9 @@ def test_all_outputs_are_complete(cluster_run):
 
 
 def test_concurrent_gpu_jobs_saw_distinct_devices(cluster_run):
-    jobs = []
+    """Jobs that SLURM ran at the same time (its own start and end times) saw different GPUs;
+    a pack's members share their job's device."""
+    device_of_job = {}
     derived = 0
     for path in training_runs(cluster_run["workdir"]):
         metrics = json.loads(path.read_text())
@@ -157,12 +163,14 @@ def test_concurrent_gpu_jobs_saw_distinct_devices(cluster_run):
         scheduler = metrics["provenance"]["scheduler"]
         visible = scheduler["CUDA_VISIBLE_DEVICES"]
         assert visible in ("0", "1"), (path, visible)
-        jobs.append((datetime.fromisoformat(metrics["started_at"]),
-                     datetime.fromisoformat(metrics["finished_at"]), visible, path, scheduler["SLURM_JOB_ID"]))
+        assert device_of_job.setdefault(scheduler["SLURM_JOB_ID"], visible) == visible, path
     assert derived == 1              # the scratch student of seed 1 is the signal teacher of seed 1
-    # a pack's members share their job's device: distinct jobs must not
-    overlapping = [(a, b) for a, b in itertools.combinations(jobs, 2)
-                   if a[0] < b[1] and b[0] < a[1] and a[4] != b[4]]
+    ran = {job: (datetime.fromisoformat(cluster_run["granted"][job]["StartTime"]),
+                 datetime.fromisoformat(cluster_run["granted"][job]["EndTime"]))
+           for job in device_of_job}
+    overlapping = [(a, b) for a, b in itertools.combinations(sorted(ran), 2)
+                   if ran[a][0] < ran[b][1] and ran[b][0] < ran[a][1]]
     assert overlapping, "no two GPU jobs ran at the same time; the check would prove nothing"
     for a, b in overlapping:
-        assert a[2] != b[2], f"{a[3]} and {b[3]} ran at the same time on CUDA_VISIBLE_DEVICES={a[2]}"
+        assert device_of_job[a] != device_of_job[b], \
+            f"SLURM jobs {a} and {b} ran at the same time on CUDA_VISIBLE_DEVICES={device_of_job[a]}"
