@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml envs/pip-constraints.txt $(TORCH_STAMP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -c envs/pip-constraints.txt -e ".[test]"
-	$(BIN)/python -m gafkd.devices
+	$(BIN)/python -m gafkd.train.devices
 	touch $@
 
 demo: install

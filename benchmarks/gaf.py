@@ -6,9 +6,9 @@ machine's write-bound limit; gafkd's GADF and quantum GAF builders beside its GA
 Every method encodes the same N random float32 series of length L into S x S float32 GASF
 images. "pyts per window" calls `GramianAngularField.fit_transform` on one series at a time, as
 hand-written loops do (timed on the first 1,000 series); "pyts batch" calls it once on all N;
-"gafkd" is `gafkd.gaf.gramian_angular_field` writing into a reused buffer, as
+"gafkd" is `gafkd.images.gaf.gramian_angular_field` writing into a reused buffer, as
 `build_images` streams its chunks ("gafkd, new array" allocates the output each call); "gafkd
-GADF", "gafkd Q-GASF" and "gafkd Q-GADF" (gafkd.qgaf, exact, min-max scaling) the same way, and
+GADF", "gafkd Q-GASF" and "gafkd Q-GADF" (gafkd.images.qgaf, exact, min-max scaling) the same way, and
 `x_gafkd_time` is each one's median time over gafkd's GASF time. The
 write-bound limit is the copy bandwidth (np.copyto between two arrays the size of all the
 images, measured in the same run) divided by the bytes of one image: no encoder that writes its
@@ -24,8 +24,8 @@ import numpy as np
 from pyts.image import GramianAngularField
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.gaf import gramian_angular_field  # noqa: E402
-from gafkd.qgaf import quantum_gaf  # noqa: E402
+from gafkd.images.gaf import gramian_angular_field  # noqa: E402
+from gafkd.images.qgaf import quantum_gaf  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 

@@ -24,9 +24,9 @@ row is done, <card> being --card or the GPU's model (h100, h200) or `cpu`:
    grid projected by benchmarks/grid_projection.py (project, job_hours) with fewer timed steps:
    teachers, teacher_outputs, similarity, students (in the workflow's packs) and their total.
 3. projection_check_<card>.csv: slice, precision, measured_s, projected_s, ratio, detail: a real
-   slice of the workflow trained through gafkd.engine.train_runs on random data of the
+   slice of the workflow trained through gafkd.train.engine.train_runs on random data of the
    projection's shapes (GENE: 32,000 windows of 3 x 500, 64 x 64 images): the config's first
-   teacher (WRN16-1 on GASF images) for a few epochs, its outputs (gafkd.engine.predict), then a
+   teacher (WRN16-1 on GASF images) for a few epochs, its outputs (gafkd.train.engine.predict), then a
    pack of kd-gaf students as wide as the grid's widest kd pack (15) for as many epochs; each
    part's wall time beside its projection from stage 2's timing model, and whether the total is
    within 25 %.
@@ -37,7 +37,7 @@ it cost at the previous precision (or what the projection says it will cost) wou
 stage's end, and is reported as skipped. The slice's epochs (1 to 3) are chosen from its
 projection to fit its share. Progress lines carry the elapsed seconds.
 
-On the CPU (no TF32, and gafkd.engine's bf16 autocast is CUDA only) every precision computes the
+On the CPU (no TF32, and gafkd.train.engine's bf16 autocast is CUDA only) every precision computes the
 same float32 arithmetic: only fp32 is measured, and the tf32 and bf16 rows are copies of it whose
 note says so. --quick: a CPU smoke run of seconds, as the tests run it: tiny shapes and steps,
 K = 1 and 2 only, the grid of the config's first teacher architecture with packs of 2, and one
@@ -62,12 +62,12 @@ import torch  # noqa: E402
 import grid_projection  # noqa: E402
 import student_pack  # noqa: E402
 from gafkd.config import check_config_file  # noqa: E402
-from gafkd.data import Split, TrainData  # noqa: E402
-from gafkd.devices import use_numerics  # noqa: E402
-from gafkd.engine import Run, predict, train_runs  # noqa: E402
-from gafkd.models import build_model  # noqa: E402
-from gafkd.packed import pack_models, resolve_fusion  # noqa: E402
-from gafkd.students import DistillationLoss  # noqa: E402
+from gafkd.train.folds import Split, TrainData  # noqa: E402
+from gafkd.train.devices import use_numerics  # noqa: E402
+from gafkd.train.engine import Run, predict, train_runs  # noqa: E402
+from gafkd.train.models import build_model  # noqa: E402
+from gafkd.train.packed import pack_models, resolve_fusion  # noqa: E402
+from gafkd.distill.students import DistillationLoss  # noqa: E402
 from harness import StepTiming, standardization, write_csv  # noqa: E402
 
 PRECISIONS = ("tf32", "bf16", "fp32")      # the workflow's default first: the budget may cut the last
@@ -278,7 +278,7 @@ def train_slice(proj, device, arch, modality, student, members, kd, epochs, fold
     torch.manual_seed(0)
     teacher, teacher_data = build_model(arch, proj.channels, proj.classes, len(shape) - 1), data(inputs[modality])
     measured = {"teacher": timed(lambda: train_runs(teacher, teacher_data, settings, device, runs("teacher", 1)))[0]}
-    # the teacher-outputs job: every window, float32 (gafkd.teacher_outputs predicts without autocast)
+    # the teacher-outputs job: every window, float32 (gafkd.distill.teacher_outputs predicts without autocast)
     measured["teacher_outputs"], logits = timed(lambda: predict(teacher, teacher_data.normalize, inputs[modality],
                                                                 512, device))
     models = []
@@ -288,7 +288,7 @@ def train_slice(proj, device, arch, modality, student, members, kd, epochs, fold
     train_logits = logits[:proj.n_train].to(device)
     if members > 1:
         pack = pack_models(models)
-        pack.group_outputs = False          # kd-gaf reads logits only (gafkd.students sets the same)
+        pack.group_outputs = False          # kd-gaf reads logits only (gafkd.distill.students sets the same)
         loss = DistillationLoss(f"kd-{modality}", [1.0] * members, kd,
                                 {modality: train_logits.expand(members, *train_logits.shape)})
     else:

@@ -48,9 +48,9 @@ import yaml  # noqa: E402
 
 from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file, training_defaults  # noqa: E402
-from gafkd.devices import CUDA_CONTEXT_BYTES, numerics_record, use_numerics  # noqa: E402
-from gafkd.memory import human_bytes  # noqa: E402
-from gafkd.splits import fold_names  # noqa: E402
+from gafkd.train.devices import CUDA_CONTEXT_BYTES, numerics_record, use_numerics  # noqa: E402
+from gafkd.train.memory import human_bytes  # noqa: E402
+from gafkd.data.splits import fold_names  # noqa: E402
 
 TEACHER = {"arch": "wrn16-1"}     # of the first image encoding that two-teacher students pair
 STUDENT = {"method": "kd2-anneal-sp", "alpha": 0.5}
@@ -66,9 +66,9 @@ COLUMNS = ("check", "device", "result", "value", "detail")
 def run_child(spec):
     """Train the run (a teacher) or runs (a student pack, or one student) `spec` describes, member
     k's files in OUT/m<k>/; SIGKILL itself in epoch `kill_at_epoch` when given."""
-    from gafkd import engine
-    from gafkd.students import train_pack_from_files
-    from gafkd.teachers import train_teacher
+    from gafkd.train import engine
+    from gafkd.distill.students import train_pack_from_files
+    from gafkd.distill.teachers import train_teacher
 
     first = spec["settings"] if spec["role"] == "teacher" else spec["settings"][0]
     use_numerics(first["training"]["precision"], first["training"]["deterministic"])

@@ -8,7 +8,7 @@ The grid is read from the config (default configs/gene14_w500.yaml, its first da
 fold): every teacher architecture x modality x seed, one teacher-outputs pass per teacher, and
 the student runs as the workflow expands them (scratch once per seed; per teacher architecture
 kd-gaf, kd-sig and the kd2 family over the alphas), each for training.epochs epochs. A scratch
-student that is the same run as a signal teacher of the grid (gafkd.reuse: students.arch in
+student that is the same run as a signal teacher of the grid (gafkd.distill.reuse: students.arch in
 teachers.archs, its seed in teachers.seeds, students.reuse_teacher_runs on) is not trained: the
 workflow derives it from the teacher's run, so it is counted once, as the teacher, and listed
 as a `reused` row of zero cost.
@@ -16,23 +16,23 @@ as a `reused` row of zero cost.
 Seconds per epoch of a job = training steps per epoch x seconds per step + the validation and
 test windows x seconds per predicted window (the engine evaluates both after every epoch). The
 windows per split come from --windows (default 32,000, GENE-sized) and the config's split
-fractions. A step is timed inside gafkd.engine.train itself: its loss function is wrapped to
+fractions. A step is timed inside gafkd.train.engine.train itself: its loss function is wrapped to
 take a timestamp every few calls after a warm-up, so a timed step is exactly the engine's
 (forward, loss, backward, SGD update, bookkeeping) with the config's batch size and numerics
-(training.precision, or --precision, and training.deterministic: gafkd.devices.use_numerics; the
+(training.precision, or --precision, and training.deterministic: gafkd.train.devices.use_numerics; the
 CPU computes in float32 whatever the precision); median over the repeats. Students use
-gafkd.students.DistillationLoss over cached teacher logits; kd2-anneal-sp students, timed for
+gafkd.distill.students.DistillationLoss over cached teacher logits; kd2-anneal-sp students, timed for
 each teacher architecture, gather the teachers' Gram blocks from their similarity caches
 (students.kd.sp_source: cache, held in memory in the forms the builder picks for the fold's
 training windows) or run both teachers at every step (`online`). Evaluation and teacher
-outputs are timed with gafkd.engine.predict. A similarity cache's build (one per teacher an SP
+outputs are timed with gafkd.train.engine.predict. A similarity cache's build (one per teacher an SP
 student learns from) = the teacher forward per window x training windows x the builder's
 teacher passes + its Gram products at the measured FLOP rate + its bytes at the measured HDF5
 write rate (benchmarks/sp_cache.py measures builds whole).
 
 Packs (students.pack, teachers.pack; gafkd.grid.student_packs, teacher_packs): the
 `hours_packed` column trains the students and the signal teachers as the workflow packs them:
-a pack's engine step (gafkd.packed, every member's batch, its KD or SP terms) and its
+a pack's engine step (gafkd.train.packed, every member's batch, its KD or SP terms) and its
 evaluation are timed for each pack width of the grid, and a pack costs its epochs once for all
 its members (a pack across teacher architectures is charged to each by its share of members);
 image teachers cost the same in both columns.
@@ -61,19 +61,19 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from gafkd.config import default_train_settings  # noqa: E402
-from gafkd.engine import cross_entropy, predict  # noqa: E402
+from gafkd.train.engine import cross_entropy, predict  # noqa: E402
 from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file, series_length  # noqa: E402
-from gafkd.devices import PRECISIONS, use_numerics  # noqa: E402
+from gafkd.train.devices import PRECISIONS, use_numerics  # noqa: E402
 from gafkd.errors import ConfigError  # noqa: E402
-from gafkd.losses.multi_teacher import cross_entropy as members_cross_entropy  # noqa: E402
-from gafkd.models import build_model  # noqa: E402
-from gafkd.packed import pack_models  # noqa: E402
+from gafkd.distill.losses.multi_teacher import cross_entropy as members_cross_entropy  # noqa: E402
+from gafkd.train.models import build_model  # noqa: E402
+from gafkd.train.packed import pack_models  # noqa: E402
 from gafkd.methods import method  # noqa: E402
-from gafkd.readers import geneactiv, pamap2  # noqa: E402
-from gafkd.similarity_cache import SimilarityCache, cache_bytes, choose_forms, teacher_passes  # noqa: E402
-from gafkd.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
-from gafkd.teacher_outputs import Teacher  # noqa: E402
+from gafkd.data.readers import geneactiv, pamap2  # noqa: E402
+from gafkd.distill.similarity_cache import SimilarityCache, cache_bytes, choose_forms, teacher_passes  # noqa: E402
+from gafkd.distill.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
+from gafkd.distill.teacher_outputs import Teacher  # noqa: E402
 from harness import median_seconds, print_table, standardization, step_seconds, write_csv  # noqa: E402
 from sp_cache import hdf5_write_rate, teacher_outputs_fn  # noqa: E402
 
@@ -91,7 +91,7 @@ class Timing:
 
 
 def predict_seconds(model, x, batch_size, device, bf16, repeats):
-    """Median seconds per window of gafkd.engine.predict."""
+    """Median seconds per window of gafkd.train.engine.predict."""
     model.to(device)
     return median_seconds(lambda: predict(model, lambda b: b.float(), x, batch_size, device, bf16),
                           repeats, warmup=1, device=device) / len(x)
@@ -169,7 +169,7 @@ def project(config, device, precision=None, timing=None, windows=None, quick=Fal
     dataset = next(iter(config["datasets"].values()))
     teachers, students, training = config["teachers"], config["students"], config["training"]
     precision = precision or training["precision"]
-    use_numerics(precision, training["deterministic"])     # the workflow's numerics (gafkd.devices)
+    use_numerics(precision, training["deterministic"])     # the workflow's numerics (gafkd.train.devices)
     channels, classes, window = dataset_shape(dataset)
     size, batch = config["images"]["size"], training["batch_size"]
     if quick:
@@ -216,7 +216,7 @@ def project(config, device, precision=None, timing=None, windows=None, quick=Fal
         hours, packed = 0.0, 0
         for members, count in widths.items():
             net = pack_models([model(arch, modality) for _ in range(members)])
-            net.group_outputs = False                   # as gafkd.teachers sets it
+            net.group_outputs = False                   # as gafkd.distill.teachers sets it
             step = step_seconds(net, inputs[modality], y, lambda logits, groups, targets, *index:
                                 members_cross_entropy(logits, targets), settings, device, timing, folder, classes)
             evaluation = predict_seconds(net, inputs[modality][:timing.eval_windows],
@@ -257,7 +257,7 @@ def project(config, device, precision=None, timing=None, windows=None, quick=Fal
             net = model(students["arch"], "sig")
             if members > 1:
                 net = pack_models([model(students["arch"], "sig") for _ in range(members)])
-                net.group_outputs = loss.sp_teachers is not None        # as gafkd.students sets it
+                net.group_outputs = loss.sp_teachers is not None        # as gafkd.distill.students sets it
             return step_seconds(net, inputs["sig"], y, loss, settings, device, timing, folder, classes)
 
         def loss_of(group, members, source=None):

@@ -68,7 +68,7 @@ class StepTiming:
 
 
 class StepClock:
-    """A loss function for gafkd.engine that takes a timestamp every `steps` calls after `warmup`
+    """A loss function for gafkd.train.engine that takes a timestamp every `steps` calls after `warmup`
     calls: the time between two timestamps is that many of the engine's own steps."""
 
     def __init__(self, loss_fn, device, warmup, steps):
@@ -96,11 +96,11 @@ def standardization(x):
 
 
 def step_seconds(model, x, y, loss_fn, settings, device, timing, folder, classes=None):
-    """Median seconds of one training step of `model` (solo, or a gafkd.packed pack: one step
-    trains every member) inside gafkd.engine.train_runs; `timing`: warmup and steps per stamp."""
-    from gafkd.data import Split, TrainData
-    from gafkd.engine import Run, train_runs
-    from gafkd.packed import members_of
+    """Median seconds of one training step of `model` (solo, or a gafkd.train.packed pack: one step
+    trains every member) inside gafkd.train.engine.train_runs; `timing`: warmup and steps per stamp."""
+    from gafkd.train.folds import Split, TrainData
+    from gafkd.train.engine import Run, train_runs
+    from gafkd.train.packed import members_of
 
     clock = StepClock(loss_fn, device, timing.warmup, timing.steps)
     empty = Split(x[:0], y[:0])

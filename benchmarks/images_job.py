@@ -7,13 +7,13 @@ against the disk's sequential write bandwidth; and the image cache's chunk layou
 
 A synthetic windows.h5 of N windows x 3 channels x L samples (default 32,000 x 3 x 500, GENE-14
 with 500-sample windows) is written in windows.h5's layout (checked datasets X, y, subject, a
-fold, a sealed attribute digest) and `gafkd.images.build_images` runs on it as the images rule
+fold, a sealed attribute digest) and `gafkd.images.cache.build_images` runs on it as the images rule
 runs it (threads=T, default 4 as the rule asks; the encoder uses at most the machine's cores).
 The job is timed whole and split into its stages by wrapping the functions it calls, so the
 timed code is the job's own:
 
     read windows   CheckedH5.array("X"): windows.h5 blocks read and checksum-verified
-    encode         gafkd.gaf.encode (numba, parallel over series)
+    encode         gafkd.images.gaf.encode (numba, parallel over series)
     float16        np.copyto of the float32 block into the float16 buffer
     write          the HDF5 dataset write (fletcher32 on every chunk), into the page cache
     fingerprint    hashing X, y and subject against windows.h5's fingerprint
@@ -50,11 +50,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 import gafkd.atomic  # noqa: E402
-import gafkd.gaf  # noqa: E402
-import gafkd.images  # noqa: E402
+import gafkd.images.gaf  # noqa: E402
+import gafkd.images.cache  # noqa: E402
 from gafkd.h5checked import CheckedH5, create_h5, seal, write_checked  # noqa: E402
-from gafkd.images import build_images, images_per_chunk, read_images  # noqa: E402
-from gafkd.windows import fingerprint  # noqa: E402
+from gafkd.images.cache import build_images, images_per_chunk, read_images  # noqa: E402
+from gafkd.data.windows import fingerprint  # noqa: E402
 from harness import print_table, write_csv  # noqa: E402
 
 STAGES = ("read windows", "encode", "float16", "write", "fingerprint", "fsync", "other")
@@ -65,7 +65,7 @@ BLOCK = 4 << 20
 
 
 def write_windows(path, n, channels, length):
-    """A windows.h5 of random signals in the windows writer's layout (gafkd.windows)."""
+    """A windows.h5 of random signals in the windows writer's layout (gafkd.data.windows)."""
     rng = np.random.default_rng(0)
     X = np.empty((n, channels, length), dtype=np.float32)
     for start in range(0, n, 4096):
@@ -162,7 +162,7 @@ def timed_stages(times):
                 return function(*args, **kwargs)
         return wrapped
 
-    real_fingerprint = gafkd.images.fingerprint
+    real_fingerprint = gafkd.images.cache.fingerprint
 
     def timed_fingerprint(X, y, subject):
         # The job encodes and writes each block as the fingerprint pulls it: hashing is the
@@ -184,7 +184,7 @@ def timed_stages(times):
         times["fingerprint cpu"] -= producing["blocks cpu"]
         return found
 
-    real_create = gafkd.images.create_checked
+    real_create = gafkd.images.cache.create_checked
 
     def create(*args, **kwargs):
         return TimedDataset(real_create(*args, **kwargs), times)
@@ -192,10 +192,10 @@ def timed_stages(times):
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(
             CheckedH5, "array", timer("read windows", CheckedH5.array, lambda self, name, *a: name == "X")))
-        stack.enter_context(mock.patch.object(gafkd.gaf, "encode", timer("encode", gafkd.gaf.encode)))
+        stack.enter_context(mock.patch.object(gafkd.images.gaf, "encode", timer("encode", gafkd.images.gaf.encode)))
         stack.enter_context(mock.patch.object(np, "copyto", timer("float16", np.copyto)))
-        stack.enter_context(mock.patch.object(gafkd.images, "create_checked", create))
-        stack.enter_context(mock.patch.object(gafkd.images, "fingerprint", timed_fingerprint))
+        stack.enter_context(mock.patch.object(gafkd.images.cache, "create_checked", create))
+        stack.enter_context(mock.patch.object(gafkd.images.cache, "fingerprint", timed_fingerprint))
         stack.enter_context(mock.patch.object(gafkd.atomic, "_fsync", timer("fsync", gafkd.atomic._fsync)))
         yield
 

@@ -16,7 +16,7 @@ is the benchmark file's modification time (written when the job ends) less `s`. 
     not training        `s` - wall_seconds: every second of the job outside the training loop
 
 Medians per rule (train_teacher, train_student, and the jobs without training by their whole
-`s`). A student derived from its teacher's run without training (gafkd.reuse) has no training
+`s`). A student derived from its teacher's run without training (gafkd.distill.reuse) has no training
 of its own and is counted apart. Log times are read in the machine's local time zone, as
 gafkd.logs writes them.
 """

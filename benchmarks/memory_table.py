@@ -22,8 +22,8 @@ Estimates (every column but `measured_*`) follow from each config and these assu
 - Model: parameters x 4 bytes; training holds weights, gradients and SGD momentum (3x).
 - Card: --card-gb decimal GB of memory (default 10), of which CONTEXT_BYTES (the CUDA context
   and kernels) are never free to tensors; one job per card. Placement is gafkd's own decision
-  (gafkd.memory.plan_placement, the training split first) with the reserve the job keeps:
-  teachers gafkd.memory.reserve_bytes(weights, activation_bytes(model, shape, batch, 512)),
+  (gafkd.train.memory.plan_placement, the training split first) with the reserve the job keeps:
+  teachers gafkd.train.memory.reserve_bytes(weights, activation_bytes(model, shape, batch, 512)),
   students the default reserve_bytes(). `device` = resident, `host` = batches stream from
   host memory.
 - Device estimate = resident splits + the weights + the measured extra of a training step (or
@@ -34,7 +34,7 @@ Estimates (every column but `measured_*`) follow from each config and these assu
 - Host estimate of a training job on the card = the runtime (RSS of a process that imported
   torch and built the model, measured; 0.4 GB when not) + the whole fold's inputs as loaded
   (load_fold reads every window) + the host-placed splits + one block of the copy to the device
-  (gafkd.data.BLOCK_BYTES).
+  (gafkd.train.folds.BLOCK_BYTES).
 - Students use cached teacher logits (2 teachers x training windows x classes x 4 bytes); a
   similarity-preserving student with `sp_source: online` also keeps the training images and both
   teachers on the device (not measured here).
@@ -45,7 +45,7 @@ Estimates (every column but `measured_*`) follow from each config and these assu
 Measured (`measured_*`, on --device, default the CPU): each (modality, architecture, input
 shape) runs in a fresh process: synthetic inputs of the config's shapes, a few windows only
 (two training batches of the config's batch size, one evaluation batch of 512 windows;
---quick: 64), gafkd.engine.train for one epoch, then gafkd.engine.predict.
+--quick: 64), gafkd.train.engine.train for one epoch, then gafkd.train.engine.predict.
 measured_step = peak RSS during training (VmHWM, reset just before it) - RSS before it (on the
 CPU: gradients, momentum, activations, allocator and convolution buffers; on CUDA: the device
 peak minus the data and weights); measured_eval = the same for the evaluation batch;
@@ -64,9 +64,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from gafkd.memory import (RESERVE_PER_PARAMETER_BYTE, activation_bytes, human_bytes,  # noqa: E402
-                          plan_placement, reserve_bytes)
-from gafkd.data import BLOCK_BYTES  # noqa: E402
+from gafkd.train.memory import (RESERVE_PER_PARAMETER_BYTE, activation_bytes, human_bytes,  # noqa: E402
+                                plan_placement, reserve_bytes)
+from gafkd.train.folds import BLOCK_BYTES  # noqa: E402
 from harness import print_table, write_csv  # noqa: E402
 
 CONFIGS = ["gene14_w500.yaml", "gene14_w1000.yaml", "gene7_w500.yaml", "pamap2_loso.yaml"]
@@ -77,7 +77,7 @@ PAMAP2_SUBJECTS = 9
 PAMAP2_CHANNELS = {"lab40": 40, "hand_acc16": 3, "acc16": 9, "imu_acc_gyro": 18}
 CONTEXT_BYTES = 500_000_000             # CUDA context + kernels, never free to tensors
 EVAL_BATCH = 512
-IMAGE_CHUNK = 1024                      # gafkd.images.build_images' chunk_windows
+IMAGE_CHUNK = 1024                      # gafkd.images.cache.build_images' chunk_windows
 SPLITS = ("train", "val", "test")
 
 
@@ -105,13 +105,13 @@ def split_windows(split, windows):
 
 
 def parameter_count(arch, channels, classes, dims):
-    from gafkd.models import build_model
+    from gafkd.train.models import build_model
     return sum(p.numel() for p in build_model(arch, channels, classes, dims).parameters())
 
 
 def teacher_reserve(arch, shape, classes, batch):
-    """The device memory a teacher job keeps free beside its data (as gafkd.teachers does)."""
-    from gafkd.models import build_model
+    """The device memory a teacher job keeps free beside its data (as gafkd.distill.teachers does)."""
+    from gafkd.train.models import build_model
     model = build_model(arch, shape[0], classes, len(shape) - 1)
     return reserve_bytes(4 * sum(p.numel() for p in model.parameters()),
                          activation_bytes(model, shape, batch, EVAL_BATCH))
@@ -126,14 +126,14 @@ def current_rss():
 
 def measure(spec):
     """One (modality, arch, shape) in this process: spec['what'] = 'train' (one epoch of two
-    batches in gafkd.engine.train) or 'eval' (one batch of gafkd.engine.predict); the extra
+    batches in gafkd.train.engine.train) or 'eval' (one batch of gafkd.train.engine.predict); the extra
     memory it took over the process before it, and the process's peak."""
     import torch
-    from gafkd.data import Split, TrainData
+    from gafkd.train.folds import Split, TrainData
     from gafkd.config import default_train_settings
-    from gafkd.engine import predict, train
-    from gafkd.memory import peak_memory, reset_device_peak, reset_host_peak
-    from gafkd.models import build_model
+    from gafkd.train.engine import predict, train
+    from gafkd.train.memory import peak_memory, reset_device_peak, reset_host_peak
+    from gafkd.train.models import build_model
     torch.manual_seed(0)
     torch.set_num_threads(spec["threads"])
     device = torch.device(spec["device"])
@@ -267,7 +267,7 @@ def rows_of_config(path, args, measurements):
         for arch in archs:
             rows.append(training_row("teacher", arch, modality))
     def eval_activations(arch, modality):
-        from gafkd.models import build_model
+        from gafkd.train.models import build_model
         model = build_model(arch, channels, classes, len(shapes[modality]) - 1)
         return activation_bytes(model, tuple(shapes[modality]), 1, EVAL_BATCH)
 

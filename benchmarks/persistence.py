@@ -1,5 +1,5 @@
 """Persistence images of GENE-like windows: the lab's way (ripser and persim's PersImage, window
-by window), gafkd.persistence (both recipes) and, for scale, the GASF builder.
+by window), gafkd.images.persistence (both recipes) and, for scale, the GASF builder.
 
     python benchmarks/persistence.py [--quick] [--windows N] [--length L] [--size S] [--lab-windows M] [--csv PATH]
 
@@ -9,7 +9,7 @@ The windows imitate one GENEActiv accelerometer axis in g at 100 Hz: a gravity o
 "lab way" runs the notebook's steps on each of the first M windows (sparse lower-star matrix,
 ripser, the lifetime cuts, PersImage.transform, division by the maximum); "gafkd lab" and
 "gafkd clean" are `persistence_images` on all N windows writing into a reused buffer; "GASF" is
-`gafkd.gaf.gramian_angular_field` at the same size. Rates are windows per second (medians of
+`gafkd.images.gaf.gramian_angular_field` at the same size. Rates are windows per second (medians of
 repeats, numba's JIT warmed up first); the line above the table gives the largest difference
 between "gafkd lab" and the lab's way on the M windows.
 """
@@ -26,8 +26,8 @@ from ripser import ripser
 from scipy import sparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.gaf import gramian_angular_field  # noqa: E402
-from gafkd.persistence import BIRTH_RANGE, LIFETIME, SPREAD, persistence_images  # noqa: E402
+from gafkd.images.gaf import gramian_angular_field  # noqa: E402
+from gafkd.images.persistence import BIRTH_RANGE, LIFETIME, SPREAD, persistence_images  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 

@@ -5,7 +5,7 @@ and why it is stored in float32.
                                   [--teacher-arch A ...] [--csv PATH]
 
 For each teacher (GAF WRN on 3 x 64 x 64 images, signal WRN on 3 x 500 windows; random weights in
-eval mode: the cost does not depend on the weights), gafkd.similarity_cache.write_groups writes
+eval mode: the cost does not depend on the weights), gafkd.distill.similarity_cache.write_groups writes
 the cache of --windows training windows (default 2,048 on the CPU) into a temporary HDF5 file,
 timed as a whole. Then the parts of the build are timed on their own, to project the build of a
 GENE-sized fold (--fold-windows, default 22,400: the training windows of 32,000 at the configs'
@@ -29,12 +29,12 @@ import h5py
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.devices import use_numerics  # noqa: E402
+from gafkd.train.devices import use_numerics  # noqa: E402
 from gafkd.h5checked import create_h5  # noqa: E402
-from gafkd.losses import merged_gram_map, similarity_preserving  # noqa: E402
-from gafkd.models import build_model  # noqa: E402
-from gafkd.similarity_cache import (TILE, cache_bytes, choose_forms, teacher_passes,  # noqa: E402
-                                    write_groups)
+from gafkd.distill.losses import merged_gram_map, similarity_preserving  # noqa: E402
+from gafkd.train.models import build_model  # noqa: E402
+from gafkd.distill.similarity_cache import (TILE, cache_bytes, choose_forms, teacher_passes,  # noqa: E402
+                                            write_groups)
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 CHANNELS, CLASSES = 3, 14
@@ -91,7 +91,7 @@ def main(argv=None):
     parser.add_argument("--csv", default="benchmarks/results/sp_cache.csv")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    use_numerics("fp32")     # full float32, deterministic (gafkd.devices)
+    use_numerics("fp32")     # full float32, deterministic (gafkd.train.devices)
     torch.manual_seed(0)
     length, size = (100, 16) if args.quick else (500, 64)
     n = args.windows or (64 if args.quick else 2048 if device.type == "cpu" else 22400)

@@ -6,14 +6,14 @@
 
 One training step of K members (K ∈ --packs, default 1 2 4 8 16 32 64) of a student
 architecture (--archs, default wrn16-1 wrn28-3) on GENE shapes: windows 3 × 500, 14 classes,
-batch 64, the two-teacher KD loss over cached teacher logits (gafkd.students.DistillationLoss,
+batch 64, the two-teacher KD loss over cached teacher logits (gafkd.distill.students.DistillationLoss,
 α = 0.1 … 0.9 over the members, λ 0.7, T 4), SGD, full float32 and deterministic kernels
-(gafkd.devices.use_numerics("fp32")). K = 1 is a solo WideResNet; K > 1 a
-gafkd.packed.PackedWideResNet, timed inside gafkd.engine.train_runs itself: the loss is wrapped
+(gafkd.train.devices.use_numerics("fp32")). K = 1 is a solo WideResNet; K > 1 a
+gafkd.train.packed.PackedWideResNet, timed inside gafkd.train.engine.train_runs itself: the loss is wrapped
 to take a timestamp every few steps after a warm-up, so a step is the engine's whole step
 (gather of every member's batch, forward, loss, backward, update, bookkeeping); median of the
 repeats. --fusion: `device` (default) computes the pack as the workflow does on that device
-(gafkd.packed.resolve_fusion: members one by one on a CPU, every convolution as K batched GEMMs
+(gafkd.train.packed.resolve_fusion: members one by one on a CPU, every convolution as K batched GEMMs
 on a GPU), `grouped`, `gemm` or `members` forces one of the three; `vmap` times an alternative
 outside the engine: the solo network's forward vmapped over the members' stacked weights
 (torch.func).
@@ -35,11 +35,11 @@ from torch.nn import functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from gafkd.devices import use_numerics  # noqa: E402
+from gafkd.train.devices import use_numerics  # noqa: E402
 from gafkd.config import default_train_settings  # noqa: E402
-from gafkd.models import build_model  # noqa: E402
-from gafkd.packed import PackedWideResNet, pack_models, resolve_fusion  # noqa: E402
-from gafkd.students import DistillationLoss  # noqa: E402
+from gafkd.train.models import build_model  # noqa: E402
+from gafkd.train.packed import PackedWideResNet, pack_models, resolve_fusion  # noqa: E402
+from gafkd.distill.students import DistillationLoss  # noqa: E402
 from harness import StepTiming, print_table, step_seconds, write_csv  # noqa: E402
 
 CHANNELS, LENGTH, CLASSES, BATCH = 3, 500, 14, 64
@@ -56,7 +56,7 @@ def members_alpha(k):
 def engine_step_ms(arch, k, device, timing, folder, fusion=None, precision="fp32", length=LENGTH,
                    batch=BATCH):
     """Median ms of one engine step of a pack of k (solo for k = 1) at `precision`
-    on windows of `length` (the caller fixes the matching numerics: gafkd.devices.use_numerics)."""
+    on windows of `length` (the caller fixes the matching numerics: gafkd.train.devices.use_numerics)."""
     n = timing.windows(batch)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(n, CHANNELS, length, generator=generator).to(device)
@@ -70,7 +70,7 @@ def engine_step_ms(arch, k, device, timing, folder, fusion=None, precision="fp32
         model, loss = models[0], DistillationLoss("kd2", 0.3, KD, {m: t[0] for m, t in teacher.items()})
     else:
         model, loss = pack_models(models, fusion), DistillationLoss("kd2", members_alpha(k), KD, teacher)
-        model.group_outputs = False         # kd2 reads logits only (gafkd.students sets the same)
+        model.group_outputs = False         # kd2 reads logits only (gafkd.distill.students sets the same)
     settings = default_train_settings(epochs=1, batch_size=batch, precision=precision)
     return 1000 * step_seconds(model, x, y, loss, settings, device, timing, folder, classes=CLASSES)
 
@@ -117,7 +117,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    use_numerics("fp32")     # full float32, deterministic kernels (gafkd.devices)
+    use_numerics("fp32")     # full float32, deterministic kernels (gafkd.train.devices)
     if device.type == "cuda":
         device = torch.device("cuda", 0 if device.index is None else device.index)
         torch.cuda.set_device(device)

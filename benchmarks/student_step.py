@@ -5,14 +5,14 @@ teachers vs. the teachers' similarity caches.
                                       [--csv PATH]
 
 One step = student forward + loss + backward + SGD update, on resident tensors, with the
-library's gafkd.students.DistillationLoss:
+library's gafkd.distill.students.DistillationLoss:
     cached      kd2 from both teachers' cached logits (every method but SP)
     online      kd2 with both teachers run at every step for their logits (no cache at all)
     SP online   kd2-anneal-sp, teachers run at every step for the Gram maps (sp_source: online)
     SP cache    kd2-anneal-sp, Gram blocks gathered from the similarity caches (sp_source: cache)
 For each teacher architecture (default WRN16-1 and WRN28-3: a GAF teacher on 3 x 64 x 64 images
 and a signal teacher on 3 x 500 windows), 1,024 training windows. The caches are built in
-memory from the same teachers (gafkd.similarity_cache.SimilarityCache.from_outputs), in the
+memory from the same teachers (gafkd.distill.similarity_cache.SimilarityCache.from_outputs), in the
 forms the builder picks for a GENE-sized fold (--fold-windows; a step's cost depends on the
 form, not on the number of rows). The kinds take turns within each repeat. Prints medians, the
 ratio to the cached-logit step and the SP speed-up, and the relative difference of the SP loss
@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.devices import use_numerics  # noqa: E402
-from gafkd.models import build_model  # noqa: E402
-from gafkd.similarity_cache import SimilarityCache, choose_forms  # noqa: E402
-from gafkd.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
-from gafkd.teacher_outputs import Teacher  # noqa: E402
+from gafkd.train.devices import use_numerics  # noqa: E402
+from gafkd.train.models import build_model  # noqa: E402
+from gafkd.distill.similarity_cache import SimilarityCache, choose_forms  # noqa: E402
+from gafkd.distill.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
+from gafkd.distill.teacher_outputs import Teacher  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp_merge": "raw",
@@ -117,7 +117,7 @@ def main(argv=None):
                         help="training windows whose cache forms are timed (GENE-sized by default)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    use_numerics("fp32")     # full float32, deterministic (gafkd.devices)
+    use_numerics("fp32")     # full float32, deterministic (gafkd.train.devices)
     torch.manual_seed(0)
     n, length, size, batch = (64, 100, 16, 16) if args.quick else (1024, 500, 64, 64)
     steps, repeats = (2, 2) if args.quick else (5, 5)

@@ -5,16 +5,16 @@
 Both train the same student (WRN16-1 1-D on 3x500 windows, 14 classes) for one epoch of N
 windows with the two-teacher KD loss (alpha 0.3, lambda 0.7, T 4), batch 64, SGD as the lab's
 recipe; the teachers are a GAF WRN16-1 2-D on 3x64x64 images and a signal WRN16-1 1-D.
-A synthetic windows.h5 and its GAF image cache (gafkd.images.build_images) are written to a
+A synthetic windows.h5 and its GAF image cache (gafkd.images.cache.build_images) are written to a
 temporary folder first.
 
 naive   a hand-written loop as commonly written: a per-sample Dataset reading one window and one
         image from the HDF5 files (opened lazily once per worker), DataLoader(shuffle=True,
         num_workers=--workers), per-batch standardisation, both teachers' forward at every
         step under torch.no_grad, float32 throughout.
-engine  gafkd.engine.train for one epoch over the same files loaded by gafkd.data: resident
-        tensors, index-permutation batches, gafkd.students.DistillationLoss over cached
-        teacher logits (an (N, K) table computed once by gafkd.engine.predict, as
+engine  gafkd.train.engine.train for one epoch over the same files loaded by gafkd.train.folds: resident
+        tensors, index-permutation batches, gafkd.distill.students.DistillationLoss over cached
+        teacher logits (an (N, K) table computed once by gafkd.train.engine.predict, as
         teacher_outputs does; that one-off pass is shared by every student run and is not
         counted here), bf16 autocast on CUDA, float32 on the CPU.
 
@@ -35,17 +35,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.devices import use_numerics  # noqa: E402
-from gafkd.data import load_fold, to_train_data  # noqa: E402
+from gafkd.train.devices import use_numerics  # noqa: E402
+from gafkd.train.folds import load_fold, to_train_data  # noqa: E402
 from gafkd.config import default_train_settings  # noqa: E402
-from gafkd.engine import predict, train  # noqa: E402
-from gafkd.images import build_images  # noqa: E402
-from gafkd.losses import two_teacher_loss  # noqa: E402
-from gafkd.models import build_model  # noqa: E402
-from gafkd.splits import TRAIN  # noqa: E402
-from gafkd.students import DistillationLoss  # noqa: E402
-from gafkd.teacher_outputs import Teacher  # noqa: E402
-from gafkd.windows import fingerprint  # noqa: E402
+from gafkd.train.engine import predict, train  # noqa: E402
+from gafkd.images.cache import build_images  # noqa: E402
+from gafkd.distill.losses import two_teacher_loss  # noqa: E402
+from gafkd.train.models import build_model  # noqa: E402
+from gafkd.data.splits import TRAIN  # noqa: E402
+from gafkd.distill.students import DistillationLoss  # noqa: E402
+from gafkd.distill.teacher_outputs import Teacher  # noqa: E402
+from gafkd.data.windows import fingerprint  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 ARCH, CLASSES, CHANNELS, ALPHA = "wrn16-1", 14, 3, 0.3
@@ -54,7 +54,7 @@ KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700, "sp_m
 
 
 def write_windows(path, X, y):
-    """A windows.h5 whose single fold puts every window in training, in gafkd.windows' layout."""
+    """A windows.h5 whose single fold puts every window in training, in gafkd.data.windows' layout."""
     subject = np.zeros(len(y), dtype=np.int64)
     with h5py.File(path, "w") as f:
         f.create_dataset("X", data=X)
@@ -120,7 +120,7 @@ def main(argv=None):
     parser.add_argument("--windows", type=int, help="windows per epoch (default 2048, quick 128)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    use_numerics("fp32")     # full float32, deterministic (gafkd.devices)
+    use_numerics("fp32")     # full float32, deterministic (gafkd.train.devices)
     n, length, size, batch, repeats = (128, 100, 16, 16, 2) if args.quick else (2048, 500, 64, 64, 3)
     n = args.windows or n
     torch.manual_seed(0)

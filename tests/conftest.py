@@ -30,14 +30,14 @@ def basicmotions_fold(root, images_size=None):
     """BasicMotions' windows.h5 under root (the published split; validation windows drawn at random
     from the 40 training recordings, so training windows are not the first rows) and, with
     `images_size`, its GASF image cache: {'root', 'windows'[, 'images']}."""
-    from gafkd.windows import build_windows
+    from gafkd.data.windows import build_windows
 
     split = {"kind": "predefined", "val_fraction": 0.25, "seed": 0}
     build_windows("basicmotions", {"source": "basicmotions", "split": split},
                   root / "windows.h5", root / "summary.md")
     files = {"root": root, "windows": root / "windows.h5"}
     if images_size:
-        from gafkd.images import build_images
+        from gafkd.images.cache import build_images
 
         build_images(root / "windows.h5", root / "images.h5", size=images_size)
         files["images"] = root / "images.h5"

@@ -36,11 +36,11 @@ class Mutation:
     tests: tuple        # pytest arguments: test files or node ids
 
 
-ENGINE, METRICS, PACKED = "src/gafkd/engine.py", "src/gafkd/metrics.py", "src/gafkd/packed.py"
-STUDENTS, PAMAP2 = "src/gafkd/students.py", "src/gafkd/readers/pamap2.py"
-KD, TWO_TEACHERS = "src/gafkd/losses/kd.py", "src/gafkd/losses/multi_teacher.py"
+ENGINE, METRICS, PACKED = "src/gafkd/train/engine.py", "src/gafkd/train/metrics.py", "src/gafkd/train/packed.py"
+STUDENTS, PAMAP2 = "src/gafkd/distill/students.py", "src/gafkd/data/readers/pamap2.py"
+KD, TWO_TEACHERS = "src/gafkd/distill/losses/kd.py", "src/gafkd/distill/losses/multi_teacher.py"
 CHECKPOINT = ("tests/test_checkpoint_choice.py",)
-SIMILARITY = "src/gafkd/similarity_cache.py"
+SIMILARITY = "src/gafkd/distill/similarity_cache.py"
 SIMILARITY_TESTS = ("tests/test_similarity_cache.py::test_cached_blocks_are_the_teachers_inner_products",)
 
 MUTATIONS = [
@@ -101,14 +101,14 @@ MUTATIONS = [
              'if "_acc16_" in n or "_gyro_" in n]', 'if "_acc16_" in n or "_mag_" in n]',
              ("tests/test_pamap2.py",)),
     # splits, resume, GAF images
-    Mutation("LOSO validation subjects drawn from all subjects", "src/gafkd/splits.py",
+    Mutation("LOSO validation subjects drawn from all subjects", "src/gafkd/data/splits.py",
              "rest = subjects[subjects != held_out]", "rest = subjects", ("tests/test_splits.py",)),
-    Mutation("standardisation std over every window, test included", "src/gafkd/splits.py",
+    Mutation("standardisation std over every window, test included", "src/gafkd/data/splits.py",
              "std = stds[train].mean(axis=0)", "std = stds.mean(axis=0)", ("tests/test_splits.py",)),
     Mutation("resumed epoch draws a new batch order", ENGINE,
              "generator.set_state(state.epoch_generator_state)", "generator.get_state()",
              ("tests/test_engine.py::test_killed_run_resumes_to_identical_metrics",)),
-    Mutation("GASF with cos(φi − φj)", "src/gafkd/gaf.py",
+    Mutation("GASF with cos(φi − φj)", "src/gafkd/images/gaf.py",
              "row[j] = cos[i] * cos[j] - sin[i] * sin[j]", "row[j] = cos[i] * cos[j] + sin[i] * sin[j]",
              ("tests/test_images.py::test_gaf_matches_pyts",)),
     # teacher similarity caches

@@ -21,7 +21,7 @@ from snakemake.utils import validate
 
 from gafkd.config import check_config, check_split_subjects, fold_names, schema_errors
 from gafkd.errors import ConfigError, GafkdError, InputError
-from gafkd.windows import build_windows, read_windows
+from gafkd.data.windows import build_windows, read_windows
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 SPLIT = {"val_fraction": 0.2, "test_fraction": 0.2, "seed": 0}

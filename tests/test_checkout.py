@@ -35,7 +35,7 @@ def clones(tmp_path_factory):
     git(first, "commit", "--quiet", "-m", "this working tree")
     second = root / "second"
     subprocess.run(["git", "clone", "--quiet", str(first), str(second)], check=True)
-    teachers = second / "src/gafkd/teachers.py"
+    teachers = second / "src/gafkd/distill/teachers.py"
     text = teachers.read_text()
     assert 'log.info("%s teacher %s on' in text
     teachers.write_text(text.replace('log.info("%s teacher %s on', 'log.info("second clone: %s teacher %s on'))

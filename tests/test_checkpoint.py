@@ -1,4 +1,4 @@
-"""model.pt: written by gafkd.checkpoint.save_model (through engine.train), read and checked by
+"""model.pt: written by gafkd.train.checkpoint.save_model (through engine.train), read and checked by
 the teacher reader (teacher_outputs.load_teacher) and the student reader (an annealed student's
 initial weights)."""
 
@@ -9,13 +9,13 @@ import torch
 from torch.nn import functional as F
 from train_job import synthetic_data
 
-from gafkd.checkpoint import check_trained_on, checkpoint_digest, load_checkpoint, read_model, save_model
+from gafkd.train.checkpoint import check_trained_on, checkpoint_digest, load_checkpoint, read_model, save_model
 from gafkd.config import default_train_settings
-from gafkd.engine import predict, train
+from gafkd.train.engine import predict, train
 from gafkd.errors import InputError
-from gafkd.models import build_model
-from gafkd.students import _load_initial_weights
-from gafkd.teacher_outputs import load_teacher
+from gafkd.train.models import build_model
+from gafkd.distill.students import _load_initial_weights
+from gafkd.distill.teacher_outputs import load_teacher
 
 CPU = torch.device("cpu")
 METADATA = {"role": "teacher", "dataset": "toy", "fold": "fold0", "arch": "wrn10-1", "seed": 1,

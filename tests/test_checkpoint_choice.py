@@ -7,11 +7,11 @@ import torch
 from sklearn.metrics import confusion_matrix, f1_score
 from torch.nn import functional as F
 
-from gafkd.checkpoint import load_checkpoint
-from gafkd.data import Split, TrainData
+from gafkd.train.checkpoint import load_checkpoint
+from gafkd.train.folds import Split, TrainData
 from gafkd.config import default_train_settings
-from gafkd.engine import train
-from gafkd.models import build_model
+from gafkd.train.engine import train
+from gafkd.train.models import build_model
 
 CLASSES, CHANNELS, LENGTH, ROWS = 4, 3, 32, 64
 # Class c raises channel c (class 3 lowers all three): separable under noise of std 1.

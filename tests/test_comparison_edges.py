@@ -11,13 +11,13 @@ from scipy import stats
 from test_comparisons import grid, row_of
 from test_reporting import outputs, write_run
 
-from gafkd import comparisons as cmp
-from gafkd import ranks as rk
+from gafkd.report import comparisons as cmp
+from gafkd.report import ranks as rk
 from gafkd.errors import ConfigError, InputError
 from gafkd.headline import check_headline
-from gafkd.predictions import write_predictions
-from gafkd.reporting import write_report_tables
-from gafkd.run_record import metrics_text, sealed
+from gafkd.train.predictions import write_predictions
+from gafkd.report.reporting import write_report_tables
+from gafkd.train.run_record import metrics_text, sealed
 
 WINDOWS = 150
 
@@ -60,7 +60,7 @@ def test_the_design_follows_from_the_runs():
     assert row["pairing"] == "folds (seed means)" and row["test"].startswith("Wilcoxon")
     paired = runs.pivot_table(index=["fold", "seed"], columns="method", values="test_accuracy") * 100
     diffs = (paired["kd2"] - paired["scratch"]).groupby(level="fold").mean().to_numpy()
-    from gafkd.statistics import t_interval
+    from gafkd.report.statistics import t_interval
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(t_interval(diffs, rho=1 / 9))
     single = cmp.student_runs(grid(["holdout"], (1, 2, 3), effect=3.0, noise=0.8))
     assert cmp.compare(single, ("kd2", "", "wrn16-1", 0.3), ("scratch", "", "", 0.0))["pairing"] == "seeds"
@@ -135,7 +135,7 @@ def test_the_headline_is_first_unadjusted_and_the_rest_holm_adjusted(tmp_path):
     assert (first["method"], first["baseline_method"], first["kind"]) == ("kd2", "kd-sig", "vs 1 teacher")
     assert first["p_holm"] == first["p"]
     rest = table.iloc[1:]
-    from gafkd.statistics import holm
+    from gafkd.report.statistics import holm
     assert list(rest["p_holm"]) == pytest.approx(list(holm(rest["p"].to_numpy())))
     plain, _ = cmp.comparison_table(runs, "gene", "loso")
     assert set(plain["family"]) == {"exploratory"} and len(plain) == 3
@@ -194,8 +194,8 @@ def test_several_seeds_share_the_window_resample(tmp_path):
     for seed in (1, 2, 3):
         correct[seed] = rng.random(120) < 0.5 + 0.1 * seed
         paths.append(predicted_run(tmp_path, correct[seed], seed, "scratch"))
-    from gafkd.intervals import interval_table
-    from gafkd.reporting import collect_runs, table_groups
+    from gafkd.report.intervals import interval_table
+    from gafkd.report.reporting import collect_runs, table_groups
 
     frame, unit = interval_table(table_groups(collect_runs(paths), ["wrn16-1"], [0.3]), loso=False)
     mean_over_seeds = np.mean([correct[s] for s in (1, 2, 3)], axis=0) * 100

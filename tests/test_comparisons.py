@@ -1,4 +1,4 @@
-"""gafkd.comparisons: each statistic against scipy or a published example, synthetic grids with
+"""gafkd.report.comparisons: each statistic against scipy or a published example, synthetic grids with
 a known truth, and the bad inputs (unpaired runs, comparisons without pairs)."""
 import math
 
@@ -8,11 +8,11 @@ import pytest
 from scipy import stats
 from test_reporting import outputs, write_run
 
-from gafkd import comparison_text as ct
-from gafkd import comparisons as cmp
-from gafkd import ranks as rk
-from gafkd import statistics as st
-from gafkd.reporting import write_report_tables
+from gafkd.report import comparison_text as ct
+from gafkd.report import comparisons as cmp
+from gafkd.report import ranks as rk
+from gafkd.report import statistics as st
+from gafkd.report.reporting import write_report_tables
 
 # baycomp's example data (docs/code/accuracies.txt of janezd/baycomp): naive Bayes and J48 on
 # 'hepatitis', the first run of 10-fold cross-validation, in %.
@@ -302,7 +302,7 @@ def test_report_tables_hold_comparisons_and_ranks(tmp_path):
 
 
 def test_critical_difference_figure(tmp_path):
-    import gafkd.figures as figures
+    import gafkd.report.figures as figures
 
     folds = [f"fold{i}" for i in range(6)]
     runs = grid(folds, (1, 2), effect=3.0, noise=0.5, split="loso", methods=("scratch", "kd-sig", "kd2"))

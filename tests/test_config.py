@@ -211,7 +211,7 @@ def test_the_precision_is_one_of_three():
 
 
 def test_persistence_images_need_windows_long_enough():
-    from gafkd.persistence import MIN_LENGTH
+    from gafkd.images.persistence import MIN_LENGTH
 
     short = MIN_LENGTH - 1                     # the schema's shortest window and image: 2
     with pytest.raises(ConfigError, match=rf"images.methods: pi needs windows of at least {MIN_LENGTH} "

@@ -15,7 +15,7 @@ from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
 from gafkd import grid
 from gafkd.config import check_config_file
-from gafkd.predictions import correct, read_predictions
+from gafkd.train.predictions import correct, read_predictions
 
 STUDENTS = "results/basicmotions/predefined/students/wrn16-1"
 KD2_RUN = f"{STUDENTS}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed2"

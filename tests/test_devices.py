@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gafkd import devices, memory
-from gafkd.devices import DEVICE_COUNT_ENV, DeviceError, check_before_jobs, claim_device, job_device
+from gafkd.train import devices, memory
+from gafkd.train.devices import DEVICE_COUNT_ENV, DeviceError, check_before_jobs, claim_device, job_device
 from gafkd.errors import ConfigError
 from gafkd.provenance import provenance
 

@@ -21,7 +21,7 @@ from rawfiles import make_pamap2_folder, pamap2_table, write_pamap2
 from test_workflow import snakemake
 
 from gafkd.config import check_config_file, fold_names, planned_downloads, resolve_dataset, schema_errors
-from gafkd.download import CHECKSUM_NAME, PAMAP2_SUBJECTS, download_raw, read_record
+from gafkd.data.download import CHECKSUM_NAME, PAMAP2_SUBJECTS, download_raw, read_record
 from gafkd.errors import ConfigError, InputError
 
 ARCHIVE_PATH = "/static/public/231/pamap2+physical+activity+monitoring.zip"
@@ -178,7 +178,7 @@ def test_a_killed_download_leaves_nothing_taken_as_complete(tmp_path, server, ar
     raw = tmp_path / "PAMAP2_Dataset" / "Protocol"
     part = raw.parent / "pamap2+physical+activity+monitoring.zip.part"
     server.state["stall"] = True
-    code = (f"import sys; sys.path.insert(0, {str(REPO / 'src')!r}); from gafkd.download import "
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'src')!r}); from gafkd.data.download import "
             f"download_raw; download_raw({str(raw)!r}, {server.url!r}, subjects={SUBJECTS!r})")
     job = subprocess.Popen([sys.executable, "-c", code])
     try:

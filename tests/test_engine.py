@@ -11,14 +11,14 @@ import pytest
 import torch
 from train_job import run, synthetic_data
 
-from gafkd.data import Split, TrainData
+from gafkd.train.folds import Split, TrainData
 from gafkd.errors import InputError
-from gafkd.metrics import confusion_matrix
-from gafkd.predictions import correct, read_predictions
+from gafkd.train.metrics import confusion_matrix
+from gafkd.train.predictions import correct, read_predictions
 from gafkd.config import default_train_settings
-from gafkd.engine import TrainingError, cross_entropy, learning_rate, train
-from gafkd.memory import HOST
-from gafkd.models import build_model
+from gafkd.train.engine import TrainingError, cross_entropy, learning_rate, train
+from gafkd.train.memory import HOST
+from gafkd.train.models import build_model
 
 JOB = Path(__file__).with_name("train_job.py")
 VOLATILE = {"wall_seconds", "epochs_per_second", "started_at", "finished_at", "memory", "seal"}   # the seal covers them
@@ -233,7 +233,7 @@ def test_host_split_rows_match_resident_rows():
 
 def test_the_engine_does_not_import_the_config_module():
     """The training loop takes its recipe from its callers; it does not reach up to the config."""
-    code = "import sys, gafkd.engine; print('gafkd.config' in sys.modules)"
+    code = "import sys, gafkd.train.engine; print('gafkd.config' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
     assert run.returncode == 0, run.stderr
@@ -241,8 +241,8 @@ def test_the_engine_does_not_import_the_config_module():
 
 
 def test_only_image_networks_in_bf16_on_cuda_take_the_channels_last_layout():
-    from gafkd.engine import use_memory_format
-    from gafkd.packed import members_of
+    from gafkd.train.engine import use_memory_format
+    from gafkd.train.packed import members_of
 
     cuda = torch.device("cuda")         # only the device's kind is read: no GPU needed
     bf16, fp32 = default_train_settings(precision="bf16"), default_train_settings(precision="fp32")
@@ -268,7 +268,7 @@ def test_only_image_networks_in_bf16_on_cuda_take_the_channels_last_layout():
 def test_the_best_weights_stay_on_the_device_and_are_copied_out_once(tmp_path, monkeypatch):
     """Every better epoch keeps its weights where they trained (no host round trip per epoch);
     the host copies are the resume checkpoints' and model.pt's, once each."""
-    import gafkd.packed as packed
+    import gafkd.train.packed as packed
 
     copies, real = [], packed._host_copy
     monkeypatch.setattr(packed, "_host_copy", lambda tensor: copies.append(tensor) or real(tensor))

@@ -34,7 +34,7 @@ from snakemake.utils import validate
 from conftest import REPO
 from gafkd.config import check_config, check_split_subjects, fold_names, schema_errors
 from gafkd.errors import GafkdError
-from gafkd.windows import build_windows
+from gafkd.data.windows import build_windows
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 EXAMPLES = int(os.environ.get("GAFKD_FUZZ_EXAMPLES", "100"))

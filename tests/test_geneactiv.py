@@ -4,7 +4,7 @@ from conftest import tree_digest
 from rawfiles import gene_name, make_gene_folder, write_mat_v5, write_mat_v73
 
 from gafkd.errors import InputError
-from gafkd.readers.geneactiv import read_geneactiv
+from gafkd.data.readers.geneactiv import read_geneactiv
 
 
 def test_reads_v5_and_v73_in_both_orientations(gene_folder):

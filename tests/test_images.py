@@ -8,10 +8,10 @@ from pyts.image import GramianAngularField, MarkovTransitionField
 
 from gafkd.h5checked import create_h5, seal, write_checked
 from gafkd.errors import ConfigError, InputError
-from gafkd.gaf import gramian_angular_field
-from gafkd.figures import plot_gallery
-from gafkd.images import build_images, images_per_chunk, read_images
-from gafkd.windows import build_windows, fingerprint, read_windows
+from gafkd.images.gaf import gramian_angular_field
+from gafkd.report.figures import plot_gallery
+from gafkd.images.cache import build_images, images_per_chunk, read_images
+from gafkd.data.windows import build_windows, fingerprint, read_windows
 
 PYTS_METHOD = {"gasf": "summation", "gadf": "difference"}
 
@@ -61,20 +61,20 @@ def test_cache_matches_pyts_in_windows_order(demo_windows, tmp_path, method):
 
 
 def test_a_stack_puts_each_channels_encodings_side_by_side_in_one_pass(demo_windows, tmp_path, monkeypatch):
-    import gafkd.gaf
+    import gafkd.images.gaf
 
     fingerprint_ = read_windows(demo_windows).attrs["fingerprint"]
     parts = {}
     for method in ("gasf", "gadf", "mtf"):
         build_images(demo_windows, tmp_path / f"{method}.h5", method=method, size=16)
         parts[method] = read_images(tmp_path / f"{method}.h5", fingerprint_)
-    encoded, encode = [], gafkd.gaf.encode
+    encoded, encode = [], gafkd.images.gaf.encode
 
     def counted(series, size, method, out=None, **kwargs):
         encoded.append((method, len(series)))
         return encode(series, size, method, out, **kwargs)
 
-    monkeypatch.setattr(gafkd.gaf, "encode", counted)
+    monkeypatch.setattr(gafkd.images.gaf, "encode", counted)
     stack = tmp_path / "images_gasf+gadf+mtf16.h5"
     build_images(demo_windows, stack, method="gasf+gadf+mtf", size=16, chunk_windows=32)
     images = read_images(stack, fingerprint_, {"method": "gasf+gadf+mtf", "size": 16})

@@ -17,14 +17,14 @@ from train_job import synthetic_data
 
 from gafkd.config import check_alphas, check_config_file, load_yaml
 from gafkd.grid import alpha_tag
-from gafkd.data import Split, TrainData
-from gafkd.engine import cross_entropy, train
+from gafkd.train.folds import Split, TrainData
+from gafkd.train.engine import cross_entropy, train
 from gafkd.config import default_train_settings
 from gafkd.errors import ConfigError, InputError
-from gafkd.models import build_model
-from gafkd.readers.geneactiv import read_geneactiv
-from gafkd.readers.pamap2 import list_subject_files
-from gafkd.windows import build_windows
+from gafkd.train.models import build_model
+from gafkd.data.readers.geneactiv import read_geneactiv
+from gafkd.data.readers.pamap2 import list_subject_files
+from gafkd.data.windows import build_windows
 
 SPLIT = {"kind": "holdout", "val_fraction": 0.2, "test_fraction": 0.2, "seed": 0}
 

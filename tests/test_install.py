@@ -53,4 +53,4 @@ def test_cuda_asks_for_the_cuda_build_by_its_local_version(checkout):
 
 def test_the_install_reports_the_devices(checkout):
     install(checkout)
-    assert "python -m gafkd.devices" in (checkout / "calls.log").read_text()
+    assert "python -m gafkd.train.devices" in (checkout / "calls.log").read_text()

@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from gafkd.config import training_defaults
-from gafkd import windows as windows_module
+from gafkd.data import windows as windows_module
 from gafkd.errors import InputError
-from gafkd.images import build_images
-from gafkd.readers.basicmotions import read_basicmotions
-from gafkd.students import train_student
-from gafkd.teacher_outputs import write_teacher_outputs
-from gafkd.teachers import train_teacher
-from gafkd.windows import build_windows, read_windows
+from gafkd.images.cache import build_images
+from gafkd.data.readers.basicmotions import read_basicmotions
+from gafkd.distill.students import train_student
+from gafkd.distill.teacher_outputs import write_teacher_outputs
+from gafkd.distill.teachers import train_teacher
+from gafkd.data.windows import build_windows, read_windows
 
 CPU = torch.device("cpu")
 REBUILD = "delete it and Snakemake rebuilds it"
@@ -336,7 +336,7 @@ def test_any_flipped_byte_of_windows_is_caught_or_harmless(made, tmp_path):
 
 @pytest.mark.parametrize("job", ["outputs", "similarity"])
 def test_a_teacher_file_of_another_modality_is_named_before_any_input_is_read(made, tmp_path, job):
-    from gafkd.similarity_cache import build_similarity_cache
+    from gafkd.distill.similarity_cache import build_similarity_cache
 
     expected = {"dataset": "basicmotions", "fold": "predefined", "modality": "sig", "arch": "wrn10-1",
                 "seed": "1"}

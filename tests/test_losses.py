@@ -10,10 +10,10 @@ from torch.nn import functional as F
 
 from gafkd.config import check_config_file
 from gafkd.errors import ConfigError
-from gafkd.students import DistillationLoss
+from gafkd.distill.students import DistillationLoss
 
-from gafkd.losses import (gram_map, hinton_kd, merged_teacher_map, similarity_preserving,
-                          soft_kl, standardize_logits, two_teacher_loss)
+from gafkd.distill.losses import (gram_map, hinton_kd, merged_teacher_map, similarity_preserving,
+                                  soft_kl, standardize_logits, two_teacher_loss)
 
 LN3 = math.log(3)
 # softmax([ln 3, 0]) = [3/4, 1/4]; softmax([0, 0]) = [1/2, 1/2]

@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from gafkd import memory
+from gafkd.train import memory
 from gafkd.errors import ConfigError
-from gafkd.memory import (DEVICE, HOST, device_budget_bytes, host_available_bytes, human_bytes,
-                          peak_memory, plan_placement, requested_placement, reserve_bytes)
+from gafkd.train.memory import (DEVICE, HOST, device_budget_bytes, host_available_bytes, human_bytes,
+                                peak_memory, plan_placement, requested_placement, reserve_bytes)
 
 
 def test_host_available_bytes_reads_meminfo():
@@ -65,7 +65,7 @@ def test_peak_memory_on_the_cpu():
 
 def test_host_peak_is_the_process_own(tmp_path):
     """ru_maxrss of a child counts its parent's size at the fork; the reported peak does not."""
-    code = ("import resource; from gafkd.memory import host_peak_bytes; "
+    code = ("import resource; from gafkd.train.memory import host_peak_bytes; "
             "print(host_peak_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
     ballast = bytearray(400 * 2**20)
     ballast[::4096] = b"\1" * len(ballast[::4096])
@@ -121,7 +121,7 @@ def test_reserve_grows_with_the_model():
 
 def test_activation_estimate_scales_with_the_batch_and_leaves_the_model_alone():
     import torch
-    from gafkd.models import build_model
+    from gafkd.train.models import build_model
     torch.manual_seed(0)
     model = build_model("wrn10-1", 3, 4, dims=2).train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -149,7 +149,7 @@ def test_activation_estimate_scales_with_the_batch_and_leaves_the_model_alone():
 
 def fold(n=30, shape=(2, 4, 4), dtype="float16"):
     import numpy as np
-    from gafkd.data import FoldArrays
+    from gafkd.train.folds import FoldArrays
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n,) + shape).astype(dtype)
     split = np.arange(n) % 3                               # TRAIN 0, VAL 1, TEST 2
@@ -160,7 +160,7 @@ def fold(n=30, shape=(2, 4, 4), dtype="float16"):
 @pytest.mark.parametrize("how", ["argument", "environment"])
 def test_splits_placed_on_the_host_hold_the_same_tensors(monkeypatch, how):
     import torch
-    from gafkd.data import to_train_data
+    from gafkd.train.folds import to_train_data
     arrays = fold()
     monkeypatch.delenv(memory.PLACEMENT_ENV, raising=False)
     resident = to_train_data(arrays, "cpu")
@@ -182,32 +182,32 @@ def test_splits_placed_on_the_host_hold_the_same_tensors(monkeypatch, how):
 def test_auto_placement_on_cuda_keeps_what_fits(monkeypatch, caplog):
     """The decision on a CUDA device, with its free memory faked (no GPU needed)."""
     import logging
-    from gafkd import data
+    from gafkd.train import folds
     arrays = fold(n=300)                                   # 100 windows × 64 bytes per split
     monkeypatch.delenv(memory.PLACEMENT_ENV, raising=False)
-    monkeypatch.setattr(data, "device_budget_bytes", lambda device: 12_500)
-    with caplog.at_level(logging.INFO, logger="gafkd.data"):
-        plan = data.choose_placement(arrays, "cuda:0", reserve=1_000)
+    monkeypatch.setattr(folds, "device_budget_bytes", lambda device: 12_500)
+    with caplog.at_level(logging.INFO, logger="gafkd.train.folds"):
+        plan = folds.choose_placement(arrays, "cuda:0", reserve=1_000)
     assert plan["splits"] == {"train": DEVICE, "val": HOST, "test": HOST}
     assert plan["device_budget_bytes"] == 12_500 and plan["reserve_bytes"] == 1_000
     assert ("val split 6.40 kB does not fit in the 5.10 kB left for this job on cuda:0 (the card "
             "less its CUDA context, less 1.00 kB kept for training): batches stream from host "
             "memory") in caplog.text
-    monkeypatch.setattr(data, "device_budget_bytes", lambda device: 2_000)
-    assert data.choose_placement(arrays, "cuda:0", reserve=1_000)["splits"] == dict.fromkeys(
+    monkeypatch.setattr(folds, "device_budget_bytes", lambda device: 2_000)
+    assert folds.choose_placement(arrays, "cuda:0", reserve=1_000)["splits"] == dict.fromkeys(
         ("train", "val", "test"), HOST)
-    assert data.choose_placement(arrays, "cuda:0", "device", 1_000)["splits"] == dict.fromkeys(
+    assert folds.choose_placement(arrays, "cuda:0", "device", 1_000)["splits"] == dict.fromkeys(
         ("train", "val", "test"), DEVICE)
 
 
 def test_resident_splits_are_copied_block_by_block(monkeypatch):
     import numpy as np
     import torch
-    from gafkd import data
-    from gafkd.splits import image_channel_stats
+    from gafkd.train import folds
+    from gafkd.data.splits import image_channel_stats
     arrays = fold(n=100)
-    monkeypatch.setattr(data, "BLOCK_BYTES", 3 * 64 + 5)             # 3 rows per block
-    rows = data._device_rows(arrays.X, arrays.split == 0, torch.device("cpu"))
+    monkeypatch.setattr(folds, "BLOCK_BYTES", 3 * 64 + 5)             # 3 rows per block
+    rows = folds._device_rows(arrays.X, arrays.split == 0, torch.device("cpu"))
     assert torch.equal(rows, torch.from_numpy(arrays.X[arrays.split == 0]))
     # statistics in blocks of 3 rows equal those in one block
     blocked = image_channel_stats(arrays.X, arrays.split == 0, "mean_window_std", chunk=3)
@@ -283,7 +283,7 @@ def test_a_jobs_share_does_not_depend_on_when_it_reads_the_free_memory(monkeypat
 
 
 def test_the_cuda_context_is_counted_once_for_devices_and_memory():
-    from gafkd import devices
+    from gafkd.train import devices
     assert devices.CUDA_CONTEXT_BYTES == memory.CUDA_CONTEXT_BYTES == 2**29
 
 
@@ -302,15 +302,15 @@ def test_fits_on_device_plans_with_the_reserve_given(monkeypatch):
 def test_a_split_that_fits_the_card_but_not_the_jobs_share_streams(monkeypatch, caplog):
     import logging
 
-    from gafkd import data
+    from gafkd.train import folds
     arrays = fold(n=300)                                   # 100 windows × 64 bytes per split
     monkeypatch.delenv(memory.PLACEMENT_ENV, raising=False)
     total = 2 * (memory.CUDA_CONTEXT_BYTES + 10_000)       # a share of 10,000 bytes for 2 jobs
     fake_card(monkeypatch, free=total, total=total)
-    assert data.choose_placement(arrays, "cuda:0", reserve=500)["splits"] == dict.fromkeys(
+    assert folds.choose_placement(arrays, "cuda:0", reserve=500)["splits"] == dict.fromkeys(
         ("train", "val", "test"), DEVICE)
-    with memory.jobs_sharing_device(2), caplog.at_level(logging.INFO, logger="gafkd.data"):
-        plan = data.choose_placement(arrays, "cuda:0", reserve=500)
+    with memory.jobs_sharing_device(2), caplog.at_level(logging.INFO, logger="gafkd.train.folds"):
+        plan = folds.choose_placement(arrays, "cuda:0", reserve=500)
     assert plan["splits"] == {"train": DEVICE, "val": HOST, "test": HOST}
     assert plan["device_budget_bytes"] == 10_000 and plan["jobs_per_gpu"] == 2
     assert ("val split 6.40 kB does not fit in the 3.10 kB left for this job on cuda:0 (its share "
@@ -326,12 +326,12 @@ def test_peak_memory_on_cuda_records_what_the_allocator_reserved(monkeypatch):
 
 
 def test_a_packs_reserve_is_measured_as_it_computes_on_the_device():
-    """A 1-D pack computes its convolutions as GEMMs on a GPU (gafkd.packed: gemm), which save
+    """A 1-D pack computes its convolutions as GEMMs on a GPU (gafkd.train.packed: gemm), which save
     each convolution's unfolded input: its reserve is measured that way, not as the CPU computes."""
     import torch
-    from gafkd.memory import activation_bytes, training_reserve
-    from gafkd.models import build_model
-    from gafkd.packed import pack_models
+    from gafkd.train.memory import activation_bytes, training_reserve
+    from gafkd.train.models import build_model
+    from gafkd.train.packed import pack_models
 
     torch.manual_seed(0)
     pack = pack_models([build_model("wrn10-1", 3, 4, dims=1) for _ in range(4)])

@@ -16,8 +16,8 @@ from gafkd.archs import ARCH_REGEX
 from gafkd.config import check_config_file
 from gafkd.errors import ConfigError
 from gafkd.methods import METHODS, NAMES, method
-from gafkd.reporting import table_rows
-from gafkd.students import DistillationLoss
+from gafkd.report.reporting import table_rows
+from gafkd.distill.students import DistillationLoss
 
 KD = {"lambda": 0.7, "temperature": 4.0, "standardize_logits": False, "reduction": "mean",
       "beta": 50.0, "sp_merge": "raw"}

@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import f1_score
 
-from gafkd.metrics import confusion_matrix, macro_f1, summarize
+from gafkd.train.metrics import confusion_matrix, macro_f1, summarize
 
 
 def test_imbalanced_case_by_hand():

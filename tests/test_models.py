@@ -3,7 +3,7 @@ import torch
 
 from gafkd.archs import parse_arch
 from gafkd.errors import ConfigError
-from gafkd.models import build_model
+from gafkd.train.models import build_model
 
 
 def n_params(model):

@@ -1,4 +1,4 @@
-"""Packed student runs (gafkd.packed, gafkd.students.train_students): a member is its solo run
+"""Packed student runs (gafkd.train.packed, gafkd.distill.students.train_students): a member is its solo run
 to float32 rounding, keeps a solo run's files, resumes with its pack, and only runs that can
 train together are packed. A member of a pack whose convolutions are batched GEMMs is the same
 bits whatever the pack's width."""
@@ -11,14 +11,14 @@ from conftest import basicmotions_fold
 from gafkd import grid
 from gafkd.config import check_config_file, training_defaults
 from gafkd.errors import ConfigError
-from gafkd.models import build_model
-from gafkd import students as students_module
-from gafkd import packed as packed_module
-from gafkd.packed import PackedWideResNet, gemm_conv1d, member_part, pack_models, resolve_fusion
-from gafkd.similarity_cache import build_similarity_cache
-from gafkd.students import PACK_SHARED, StudentRun, train_students
-from gafkd.teacher_outputs import write_teacher_outputs
-from gafkd.teachers import train_teacher
+from gafkd.train.models import build_model
+from gafkd.distill import students as students_module
+from gafkd.train import packed as packed_module
+from gafkd.train.packed import PackedWideResNet, gemm_conv1d, member_part, pack_models, resolve_fusion
+from gafkd.distill.similarity_cache import build_similarity_cache
+from gafkd.distill.students import PACK_SHARED, StudentRun, train_students
+from gafkd.distill.teacher_outputs import write_teacher_outputs
+from gafkd.distill.teachers import train_teacher
 
 CPU = torch.device("cpu")
 TRAINING = {**training_defaults(), "epochs": 1, "batch_size": 8}
@@ -280,7 +280,7 @@ def test_a_pack_killed_mid_training_resumes_every_member(fold, tmp_path, monkeyp
                 for k, (seed, alpha) in enumerate(members)]
 
     reference = train_students(pack(tmp_path / "whole"), CPU)
-    import gafkd.engine as engine
+    import gafkd.train.engine as engine
     evaluate, calls = engine.evaluate, [0]
 
     def killed_in_epoch_3(*args, **kwargs):

@@ -7,9 +7,9 @@ from conftest import tree_digest
 from rawfiles import PAMAP2_COLUMNS, RAW, SUBJECT101_EXPECTED, pamap2_table, write_pamap2
 
 from gafkd.errors import ConfigError, InputError
-from gafkd.windows import build_windows
-from gafkd.readers.pamap2 import (ACTIVITIES, COLUMNS, DEFAULT_CLASS_MAP, DEFAULTS, LAB_THRESHOLDS,
-                                  PROTOCOLS, check_protocol, read_pamap2)
+from gafkd.data.windows import build_windows
+from gafkd.data.readers.pamap2 import (ACTIVITIES, COLUMNS, DEFAULT_CLASS_MAP, DEFAULTS, LAB_THRESHOLDS,
+                                       PROTOCOLS, check_protocol, read_pamap2)
 
 
 # Channel sets as 0-based columns of the published layout (see rawfiles.PAMAP2_COLUMNS).

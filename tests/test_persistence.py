@@ -1,4 +1,4 @@
-"""gafkd.persistence against the lab's notebook (jeunsom/TDA_KD, PI.ipynb): ripser's H0 pairs of
+"""gafkd.images.persistence against the lab's notebook (jeunsom/TDA_KD, PI.ipynb): ripser's H0 pairs of
 the sparse lower-star matrix and persim's PersImage (persim 0.4.1; the class is unchanged since
 0.1.x), on random and on BasicMotions windows."""
 import csv
@@ -17,7 +17,7 @@ from scipy.stats import norm
 
 from conftest import REPO
 from gafkd.errors import ConfigError, InputError
-from gafkd.persistence import LIFETIME, MIN_LENGTH, RECIPES, SPREAD, h0_diagrams, persistence_images
+from gafkd.images.persistence import LIFETIME, MIN_LENGTH, RECIPES, SPREAD, h0_diagrams, persistence_images
 
 # Largest |gafkd lab - notebook| measured: 2.98e-08 on random windows, 2.98e-08 on BasicMotions
 # windows (raw and scaled), i.e. the float32 rounding of the notebook's float64 images.

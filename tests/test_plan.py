@@ -15,9 +15,9 @@ from gafkd import grid
 from gafkd import resources
 from gafkd.config import check_config_file, fold_names
 from gafkd.methods import method
-from gafkd.models import build_model
+from gafkd.train.models import build_model
 from gafkd.plan import plan, report_name
-from gafkd.similarity_cache import cache_bytes, choose_forms
+from gafkd.distill.similarity_cache import cache_bytes, choose_forms
 
 SHIPPED = sorted((REPO / "configs").glob("*.yaml")) + [REPO / "config.yaml"]
 

@@ -1,4 +1,4 @@
-"""Q-GASF / Q-GADF (gafkd.qgaf) against a state-vector simulation of their circuit: one qubit in
+"""Q-GASF / Q-GADF (gafkd.images.qgaf) against a state-vector simulation of their circuit: one qubit in
 |0>, RY(2 x_i), then RY(2 x_j) (summation) or RY(-2 x_j) (difference), ⟨Z⟩ measured."""
 
 import numpy as np
@@ -10,10 +10,10 @@ from conftest import basicmotions_fold
 from gafkd import grid
 from gafkd.encodings import qgaf_settings
 from gafkd.errors import ConfigError, InputError
-from gafkd.gaf import encode, gramian_angular_field
-from gafkd.images import build_images, read_images
-from gafkd.qgaf import quantum_gaf
-from gafkd.windows import read_windows
+from gafkd.images.gaf import encode, gramian_angular_field
+from gafkd.images.cache import build_images, read_images
+from gafkd.images.qgaf import quantum_gaf
+from gafkd.data.windows import read_windows
 
 SIGN = {"qgasf": 1, "qgadf": -1}
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from gafkd.errors import InputError
-from gafkd.splits import SPLIT_DESCRIPTIONS
-from gafkd.reporting import collect_runs, dataset_table, summarize, write_report_tables
-from gafkd.run_record import metrics_text, read_history_bytes, read_metrics, sealed
+from gafkd.data.splits import SPLIT_DESCRIPTIONS
+from gafkd.report.reporting import collect_runs, dataset_table, summarize, write_report_tables
+from gafkd.train.run_record import metrics_text, read_history_bytes, read_metrics, sealed
 
 EXPECTED = {"gene": {"teacher": 3, "student": 3}}
 WEIGHTED = ("test_accuracy", "test_macro_f1", "test_accuracy_last", "optimistic_test_accuracy")
@@ -284,7 +284,7 @@ def test_small_and_incomplete_test_sets_are_named(loso_runs, tmp_path, caplog):
                   n=100, split=loso_split("fold1"), confusion=confusion, class_names=names)
         for seed, acc in ((1, 0.7), (2, 0.65), (3, 0.75))]
     out = outputs(tmp_path)
-    with caplog.at_level("WARNING", logger="gafkd.reporting"):
+    with caplog.at_level("WARNING", logger="gafkd.report.reporting"):
         write_report_tables(paths, out, ["wrn16-1"], [0.3], {"pamap": {"teacher": 9, "student": 9}},
                             min_test_windows=20)
     notes = section(out["tables"].read_text(), "pamap").split("### Small or incomplete test sets", 1)[1]
@@ -366,7 +366,7 @@ def test_other_metric_and_decimals(loso_runs, tmp_path):
 
 
 def test_figures_name_their_split(loso_runs, tmp_path, monkeypatch):
-    import gafkd.figures as figures
+    import gafkd.report.figures as figures
 
     for path in loso_runs:
         metrics = json.loads(path.read_text())

@@ -1,4 +1,4 @@
-"""A scratch student that is a signal teacher's run is trained once: the decision (gafkd.reuse),
+"""A scratch student that is a signal teacher's run is trained once: the decision (gafkd.distill.reuse),
 the files derived from the teacher's, and the premise that the two runs are the same run."""
 import json
 import re
@@ -12,13 +12,13 @@ import yaml
 from conftest import REPO
 from test_workflow import scheduled_jobs
 
-from gafkd.run_record import metrics_text, sealed
-from gafkd.checkpoint import load_checkpoint
+from gafkd.train.run_record import metrics_text, sealed
+from gafkd.train.checkpoint import load_checkpoint
 from gafkd.errors import InputError
-from gafkd.models import build_model
-from gafkd.reuse import differences, same_run, same_run_teacher, student_from_teacher_run
-from gafkd.students import _load_initial_weights
-from gafkd.windows import read_windows
+from gafkd.train.models import build_model
+from gafkd.distill.reuse import differences, same_run, same_run_teacher, student_from_teacher_run
+from gafkd.distill.students import _load_initial_weights
+from gafkd.data.windows import read_windows
 
 TRAINING = {"epochs": 200, "batch_size": 64, "lr": 0.05, "lr_boundaries": "lab", "momentum": 0.9,
             "weight_decay": 0.0001, "precision": "tf32", "deterministic": True,

@@ -7,16 +7,16 @@ import pytest
 import torch
 from conftest import basicmotions_fold
 
-import gafkd.similarity_cache as similarity_cache
+import gafkd.distill.similarity_cache as similarity_cache
 from gafkd.config import training_defaults
 from gafkd.errors import InputError
-from gafkd.images import read_images
-from gafkd.losses import raw_gram
-from gafkd.similarity_cache import SimilarityCache, build_similarity_cache, choose_forms, open_similarity_caches
-from gafkd.students import CachedTeachers, DistillationLoss, OnlineTeachers, train_student
-from gafkd.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
-from gafkd.teachers import train_teacher
-from gafkd.windows import read_windows
+from gafkd.images.cache import read_images
+from gafkd.distill.losses import raw_gram
+from gafkd.distill.similarity_cache import SimilarityCache, build_similarity_cache, choose_forms, open_similarity_caches
+from gafkd.distill.students import CachedTeachers, DistillationLoss, OnlineTeachers, train_student
+from gafkd.distill.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
+from gafkd.distill.teachers import train_teacher
+from gafkd.data.windows import read_windows
 
 CPU = torch.device("cpu")
 TRAINING = {**training_defaults(), "epochs": 2, "batch_size": 8}
@@ -195,7 +195,7 @@ def test_a_cache_larger_than_memory_is_refused_before_training(fold, tmp_path, m
 def test_caches_are_placed_with_the_jobs_training_reserve(fold, monkeypatch):
     """On a (faked) card with room for the caches beside a solo run's reserve, a pack's larger
     reserve sends them to host memory."""
-    from gafkd import memory
+    from gafkd.train import memory
     n = int(fold["train"].sum())
     paths = {m: fold[f"{m}_similarity"] for m in MODALITIES}
     total = sum(SimilarityCache.open(paths[m], fold["fingerprint"], identity(m), n).nbytes for m in MODALITIES)

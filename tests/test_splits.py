@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from gafkd.errors import InputError
-from gafkd.splits import (TEST, TRAIN, VAL, channel_stats, check_class_coverage, make_folds,
-                          pick_validation_subjects)
+from gafkd.data.splits import (TEST, TRAIN, VAL, channel_stats, check_class_coverage, make_folds,
+                               pick_validation_subjects)
 
 SPEC = {"val_fraction": 0.2, "test_fraction": 0.2, "seed": 0}
 
@@ -171,7 +171,7 @@ def test_class_with_no_window_at_all():
 def test_loso_validation_lacking_classes_is_logged_and_summarised(tmp_path, caplog):
     from rawfiles import make_gene_folder
 
-    from gafkd.windows import build_windows, read_windows
+    from gafkd.data.windows import build_windows, read_windows
     raw = tmp_path / "raw"
     make_gene_folder(raw, subjects=(101, 102), classes=(1, 2, 3), per_class=2)
     make_gene_folder(raw, subjects=(103, 104), classes=(1,), per_class=3, seed=1)   # walk only
@@ -194,7 +194,7 @@ def test_loso_validation_lacking_classes_is_logged_and_summarised(tmp_path, capl
 def test_image_standardisation_is_the_labs_image_loader():
     """data_loader_custom.py get_PAMAP2_data4: images (N, H, W, C) float32; mean over
     (N, H, W) in float64; std = mean over images of each image's own std over (H, W)."""
-    from gafkd.splits import image_channel_stats
+    from gafkd.data.splits import image_channel_stats
     rng = np.random.default_rng(3)
     images = (rng.normal(size=(12, 3, 8, 8)) * rng.uniform(0.2, 3, size=(12, 3, 1, 1))).astype(np.float16)
     images[:, 2] = 0.25                                   # a constant channel
@@ -227,8 +227,8 @@ def test_a_fold_validated_on_its_test_subject_trains_and_standardises_on_the_oth
     import torch
     from rawfiles import make_gene_folder
 
-    from gafkd.data import load_fold, to_train_data
-    from gafkd.windows import build_windows
+    from gafkd.train.folds import load_fold, to_train_data
+    from gafkd.data.windows import build_windows
 
     make_gene_folder(tmp_path / "raw", subjects=(101, 102, 103, 104))
     out = {}

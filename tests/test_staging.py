@@ -1,9 +1,9 @@
-"""Host batches staged through reused pinned buffers (gafkd.staging), with torch.cuda's events and
+"""Host batches staged through reused pinned buffers (gafkd.train.staging), with torch.cuda's events and
 pinned allocations faked so that the logic runs without a GPU."""
 import torch
 
-from gafkd import staging
-from gafkd.staging import PinnedStaging, gather_rows
+from gafkd.train import staging
+from gafkd.train.staging import PinnedStaging, gather_rows
 
 
 class FakeEvent:

@@ -1,4 +1,4 @@
-"""gafkd.statistics at the edges a KD grid produces: accuracies that are multiples of 1/n_test,
+"""gafkd.report.statistics at the edges a KD grid produces: accuracies that are multiples of 1/n_test,
 tied folds, few seeds. Each value against scipy, exact enumeration done here, or the published
 numbers."""
 import itertools
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gafkd import statistics as st
+from gafkd.report import statistics as st
 
 
 def brute_wilcoxon(diffs, tol):

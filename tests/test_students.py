@@ -7,13 +7,13 @@ from conftest import basicmotions_fold
 
 from gafkd.config import training_defaults
 from gafkd.errors import ConfigError, InputError
-from gafkd.images import read_images
-from gafkd.losses import merged_teacher_map, similarity_preserving, two_teacher_loss
-from gafkd.similarity_cache import build_similarity_cache
-from gafkd.students import DistillationLoss, OnlineTeachers, StudentRun, train_student
-from gafkd.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
-from gafkd.teachers import train_teacher
-from gafkd.windows import read_windows
+from gafkd.images.cache import read_images
+from gafkd.distill.losses import merged_teacher_map, similarity_preserving, two_teacher_loss
+from gafkd.distill.similarity_cache import build_similarity_cache
+from gafkd.distill.students import DistillationLoss, OnlineTeachers, StudentRun, train_student
+from gafkd.distill.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
+from gafkd.distill.teachers import train_teacher
+from gafkd.data.windows import read_windows
 
 CPU = torch.device("cpu")
 TRAINING = {**training_defaults(), "epochs": 2, "batch_size": 8}
@@ -189,9 +189,9 @@ def test_sp_term_stays_float32_under_bf16_autocast():
 def test_a_wide_packs_reserve_streams_the_images_that_a_solo_run_keeps(monkeypatch):
     """training_reserve grows with the pack; on a (faked) card with room for the teachers' images
     beside a solo run's reserve, a pack of 16 sends them to host memory."""
-    from gafkd import memory
-    from gafkd.models import build_model
-    from gafkd.packed import pack_models
+    from gafkd.train import memory
+    from gafkd.train.models import build_model
+    from gafkd.train.packed import pack_models
     cuda = torch.device("cuda", 0)
     torch.manual_seed(0)
     members = [build_model("wrn10-1", 6, 4, dims=1) for _ in range(16)]
@@ -215,7 +215,7 @@ class Placed(Exception):
 def test_every_placement_of_a_pack_plans_with_its_training_reserve(demo, tmp_path, monkeypatch, source):
     """The splits and the SP teachers' images or caches of a pack's job are placed with the one
     reserve training_reserve gives for the pack."""
-    from gafkd import similarity_cache, students
+    from gafkd.distill import similarity_cache, students
     reserve = 123_457
     seen = {"training_reserve": [], "placements": []}
 

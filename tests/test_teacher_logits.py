@@ -6,10 +6,10 @@ import torch
 from conftest import basicmotions_fold
 from torch.nn import functional as F
 
-import gafkd.students as students
+import gafkd.distill.students as students
 from gafkd.config import training_defaults
-from gafkd.losses import two_teacher_loss
-from gafkd.windows import read_windows
+from gafkd.distill.losses import two_teacher_loss
+from gafkd.data.windows import read_windows
 
 CPU = torch.device("cpu")
 KD = {"lambda": 0.7, "temperature": 4.0, "reduction": "mean", "beta": 700.0, "sp_merge": "raw",

@@ -9,12 +9,12 @@ from conftest import REPO
 from test_workflow import snakemake
 
 from gafkd.config import training_defaults
-from gafkd import windows as windows_module
+from gafkd.data import windows as windows_module
 from gafkd.errors import InputError
-from gafkd.images import build_images
-from gafkd.readers.basicmotions import read_basicmotions
-from gafkd.teachers import train_teacher
-from gafkd.windows import build_windows
+from gafkd.images.cache import build_images
+from gafkd.data.readers.basicmotions import read_basicmotions
+from gafkd.distill.teachers import train_teacher
+from gafkd.data.windows import build_windows
 
 DEMO_SPLIT = {"kind": "predefined", "val_fraction": 0.25, "seed": 0}
 
@@ -107,7 +107,7 @@ def test_concurrent_teachers_on_distinct_slots_and_demo_accuracy(tmp_path, monke
 def test_packed_signal_teachers_are_their_solo_runs(demo_files, tmp_path):
     """A pack of signal teachers (teachers.pack) trains each seed as its solo run would: on the
     CPU the same weights and metrics bit for bit, each member in its own files."""
-    from gafkd.teachers import TeacherRun, train_teachers
+    from gafkd.distill.teachers import TeacherRun, train_teachers
 
     inputs = {"windows": demo_files / "windows.h5"}
     seeds = (1, 7, 3)
@@ -132,7 +132,7 @@ def test_packed_signal_teachers_are_their_solo_runs(demo_files, tmp_path):
 
 def test_image_teachers_and_differing_runs_do_not_pack(demo_files, tmp_path):
     from gafkd.errors import ConfigError
-    from gafkd.teachers import TeacherRun, train_teachers
+    from gafkd.distill.teachers import TeacherRun, train_teachers
 
     def run(name, **changes):
         return TeacherRun({**settings("sig"), **changes}, {"windows": demo_files / "windows.h5"},

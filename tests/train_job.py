@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.data import Split, TrainData  # noqa: E402
+from gafkd.train.folds import Split, TrainData  # noqa: E402
 from gafkd.config import default_train_settings  # noqa: E402
-from gafkd.engine import cross_entropy, train  # noqa: E402
-from gafkd.models import build_model  # noqa: E402
+from gafkd.train.engine import cross_entropy, train  # noqa: E402
+from gafkd.train.models import build_model  # noqa: E402
 
 
 def synthetic_data(n=192, channels=3, length=48, classes=4, seed=0):

@@ -10,15 +10,15 @@ import os
 import sys
 from pathlib import Path
 
-from gafkd import download as raw_download
+from gafkd.data import download as raw_download
 from gafkd.errors import ConfigError, GafkdError
 from gafkd.encodings import encoding_parts
-from gafkd.splits import fold_names as split_fold_names
+from gafkd.data.splits import fold_names as split_fold_names
 from gafkd.methods import TEACHER_ROWS, alpha_tag, method
 from gafkd.archs import parse_arch
 from gafkd.headline import check_headline
-from gafkd.readers import geneactiv, pamap2
-from gafkd.windowset import parse_class_map
+from gafkd.data.readers import geneactiv, pamap2
+from gafkd.data.windowset import parse_class_map
 
 REQUIRED = object()
 COMMON_OPTIONS = {"standardize": "mean_window_std"}
@@ -255,7 +255,7 @@ def check_config(config):
             raise ConfigError(f"images.size: {size} is larger than the window length "
                               f"{length} of dataset '{name}'")
         if "pi" in parts:
-            from gafkd.persistence import MIN_LENGTH
+            from gafkd.images.persistence import MIN_LENGTH
             if length < MIN_LENGTH:
                 raise ConfigError(f"images.methods: pi needs windows of at least {MIN_LENGTH} samples, "
                                   f"dataset '{name}' has {length}")
@@ -372,7 +372,7 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 
 
 def training_defaults(schema_path=SCHEMA):
-    """{key: default} of the config schema's `training:` section (gafkd.engine.TrainSettings
+    """{key: default} of the config schema's `training:` section (gafkd.train.engine.TrainSettings
     takes them from here where no validated config is at hand)."""
     import yaml
 
@@ -382,8 +382,8 @@ def training_defaults(schema_path=SCHEMA):
 
 
 def default_train_settings(**overrides):
-    """A gafkd.engine.TrainSettings of the schema's defaults with `overrides` (tests, benchmarks)."""
-    from gafkd.engine import TrainSettings
+    """A gafkd.train.engine.TrainSettings of the schema's defaults with `overrides` (tests, benchmarks)."""
+    from gafkd.train.engine import TrainSettings
 
     return TrainSettings(**{**training_defaults(), **overrides})
 

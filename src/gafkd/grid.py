@@ -13,7 +13,7 @@ from gafkd.encodings import ENCODING_REGEX, IMAGE_METHODS, encoding_label, encod
 from gafkd.encodings import QGAF_DEFAULTS, QGAF_METHODS, qgaf_identity
 from gafkd.errors import ConfigError
 from gafkd.methods import alpha_tag, method  # noqa: F401  (alpha_tag: the grid's spelling of α)
-from gafkd.reuse import same_run_teacher
+from gafkd.distill.reuse import same_run_teacher
 
 SIGNAL = "sig"          # the signal teachers' folder; an image teacher's is its encoding
 MODALITY_REGEX = rf"{SIGNAL}|{ENCODING_REGEX}"
@@ -46,7 +46,7 @@ _IMAGE_TEACHER = rf"(?P<image>{ENCODING_REGEX})-(?P<image_arch>{ARCH_REGEX})"
 _SIGNAL_TEACHER = rf"{SIGNAL}-(?P<sig_arch>{ARCH_REGEX})"
 TEACHERS_REGEX = (rf"none|(?:{ENCODING_REGEX})-{ARCH_REGEX}|{SIGNAL}-{ARCH_REGEX}"
                   rf"|(?:{ENCODING_REGEX})-{ARCH_REGEX}\+{SIGNAL}-{ARCH_REGEX}")
-# Files of the signal teacher run that a scratch student is (gafkd.reuse), as the student's inputs.
+# Files of the signal teacher run that a scratch student is (gafkd.distill.reuse), as the student's inputs.
 SAME_RUN_FILES = {"same_run_model": "model.pt", "same_run_metrics": "metrics.json",
                   "same_run_history": "history.csv", "same_run_predictions": "predictions.npz"}
 
@@ -306,7 +306,7 @@ def pack_run_files(inputs, settings, outputs):
 
 @dataclass(frozen=True)
 class Pack:
-    """Student runs, or signal teacher runs, trained together in one job (gafkd.packed), member
+    """Student runs, or signal teacher runs, trained together in one job (gafkd.train.packed), member
     k = runs[k]."""
     runs: tuple                  # wildcard dicts of strings (_run_id, _teacher_id)
     index: int                   # its place among the packs of its group
@@ -464,7 +464,7 @@ def teacher_inputs(config, run):
 
 
 def same_run_teacher_dir(config, run):
-    """The folder of the signal teacher run that student `run` is (gafkd.reuse: a scratch
+    """The folder of the signal teacher run that student `run` is (gafkd.distill.reuse: a scratch
     student of a configured teacher architecture and seed), or None. Its files are then derived
     from the teacher's instead of training the same run twice (students.reuse_teacher_runs)."""
     if run["method"] != "scratch" or not config["students"]["reuse_teacher_runs"]:

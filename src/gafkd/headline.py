@@ -1,7 +1,7 @@
 """The pre-declared headline: report.headline names the one comparison an experiment is for.
 
 It is reported first and tested at report.alpha without adjustment; every other comparison is
-exploratory and Holm-adjusted (gafkd.comparisons.comparison_table). The config check fills in
+exploratory and Holm-adjusted (gafkd.report.comparisons.comparison_table). The config check fills in
 what the config leaves to the grid (baseline: scratch; the image encoding and teacher
 architecture where the grid has one) and refuses a headline the grid does not run.
 """

@@ -3,7 +3,7 @@
 Every place that needs to know what a method is reads this table: the workflow (a run's inputs
 and settings), the students (the loss and the initial weights), the report (table rows and
 their order), the figures, the benchmarks and the config schema's test. A new method is one
-record here plus, if it needs one, its loss term in gafkd.students.DistillationLoss.
+record here plus, if it needs one, its loss term in gafkd.distill.students.DistillationLoss.
 """
 
 from dataclasses import dataclass

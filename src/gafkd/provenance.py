@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 import gafkd
-from gafkd.devices import numerics_record
+from gafkd.train.devices import numerics_record
 
 SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "CUDA_VISIBLE_DEVICES")
 PACKAGES = ("torch", "numpy", "scipy", "h5py", "pyts", "numba", "pandas", "snakemake")

@@ -51,7 +51,7 @@ PROCESS_BYTES = {"gpu": 3 * GB, "cpu": 1 * GB}
 LOADED_COPIES = 2
 MEMORY_HEADROOM = 1.25
 MEM_FLOOR_MB = {"gpu": 4000, "cpu": 2000}
-IMAGE_BUILD_BYTES = 2 * GB                 # build_images streams in chunks (gafkd.images)
+IMAGE_BUILD_BYTES = 2 * GB                 # build_images streams in chunks (gafkd.images.cache)
 PIXEL_RATE = 20e6                          # GAF/MTF pixels per second (measured: 120 M on 2 cores)
 PI_SECONDS = 2e-3                          # one window channel's persistence image
 # The lab's data sets, for a plan made before their raw files are on disk.
@@ -110,7 +110,7 @@ def _windows_file_count(path):
 
 def _pamap2_rows(spec):
     """Rows of the raw PAMAP2 files: each file's size over its mean line length (first 1 MB)."""
-    from gafkd.readers import pamap2
+    from gafkd.data.readers import pamap2
     rows = 0
     for _, path in pamap2.list_subject_files(spec["raw"], spec.get("subjects")):
         with open(path, "rb") as f:
@@ -154,7 +154,7 @@ def _split_shares(split, subjects):
 
 def _channels(spec):
     if spec["source"] == "pamap2":
-        from gafkd.readers import pamap2
+        from gafkd.data.readers import pamap2
         return len(pamap2.resolve_channels(spec["channels"]))
     if spec["source"] == "basicmotions":
         return 6
@@ -204,7 +204,7 @@ def network_cost(arch, channels, shape, classes):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from gafkd.models import build_model
+    from gafkd.train.models import build_model
     with torch.device("meta"):
         model = build_model(arch, channels, classes, len(shape))
         x = torch.zeros((1, channels, *shape))
@@ -286,7 +286,7 @@ def outputs_needs(config, run):
 def _similarity(teacher):
     """(seconds, cache bytes) of a teacher's similarity cache over its fold's training windows:
     the builder's teacher passes, the Gram products, the write."""
-    from gafkd.similarity_cache import cache_bytes, choose_forms, teacher_passes
+    from gafkd.distill.similarity_cache import cache_bytes, choose_forms, teacher_passes
     n, sizes = teacher.data.train, teacher.cost.feature_sizes
     forms = choose_forms(sizes, n)
     stored = cache_bytes(forms, sizes, n)

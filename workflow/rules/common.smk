@@ -26,9 +26,9 @@ from gafkd.errors import ConfigError, GafkdError
 from gafkd import grid
 from gafkd import resources as job_needs
 from gafkd.plan import report_dir, report_name
-from gafkd.rawfolder import folder_state
+from gafkd.data.rawfolder import folder_state
 from gafkd.archs import ARCH_REGEX
-from gafkd.splits import FOLD_PATTERN
+from gafkd.data.splits import FOLD_PATTERN
 from gafkd.grid import (
     STUDENT_RUN,
     TEACHER_RUN,
@@ -83,7 +83,7 @@ except ConfigError as error:
 
 def raw_state(wildcards):
     """What the windows job read, as a param: every raw file's name, size and modification time
-    (gafkd.rawfolder.folder_state); a folder that a download fills is named by its
+    (gafkd.data.rawfolder.folder_state); a folder that a download fills is named by its
     download, which checks its archive's checksum."""
     spec = config["datasets"][wildcards.dataset]
     if not spec.get("raw"):
@@ -254,7 +254,7 @@ def announce_devices():
         return
     src = str(Path(workflow.basedir) / "src")
     path = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
-    command = ["-m", "gafkd.devices", "--before-jobs", str(gpu_jobs)]
+    command = ["-m", "gafkd.train.devices", "--before-jobs", str(gpu_jobs)]
     command += ["--devices", json.dumps(config["devices"])]
     run = subprocess.run(
         [sys.executable, *command],

@@ -1,5 +1,5 @@
 # (Public archive ->) raw files -> windows.h5 -> image cache.
-from gafkd.download import CHECKSUM_NAME, read_record
+from gafkd.data.download import CHECKSUM_NAME, read_record
 
 
 # Only for a raw folder that is missing and has a `download` (DOWNLOADS, common.smk): fetch,

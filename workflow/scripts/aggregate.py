@@ -1,8 +1,8 @@
 """Snakemake adapter: every metrics.json -> runs.csv, summary.csv, comparisons.csv, tables
-(gafkd.reporting)."""
+(gafkd.report.reporting)."""
 import gafkd_src  # noqa: F401  (must come first)
 from gafkd.logs import logged
-from gafkd.reporting import write_report_tables
+from gafkd.report.reporting import write_report_tables
 
 with logged(snakemake.log[0]):
     options = snakemake.params.options

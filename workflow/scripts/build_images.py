@@ -1,8 +1,8 @@
-"""Snakemake adapter: windows.h5 -> image cache (gafkd.images) + gallery (gafkd.figures)."""
+"""Snakemake adapter: windows.h5 -> image cache (gafkd.images.cache) + gallery (gafkd.report.figures)."""
 import gafkd_src  # noqa: F401  (must come first)
-from gafkd.figures import plot_gallery
+from gafkd.report.figures import plot_gallery
 from gafkd.grid import image_variant
-from gafkd.images import build_images
+from gafkd.images.cache import build_images
 from gafkd.logs import logged
 
 with logged(snakemake.log[0]):

@@ -1,9 +1,9 @@
-"""Snakemake adapter: a dataset's public archive -> its raw folder (gafkd.download.download_raw)."""
+"""Snakemake adapter: a dataset's public archive -> its raw folder (gafkd.data.download.download_raw)."""
 import gafkd_src  # noqa: F401  (must come first)
 import logging
 import sys
 
-from gafkd.download import download_raw
+from gafkd.data.download import download_raw
 from gafkd.logs import logged
 
 with logged(snakemake.log[0]):

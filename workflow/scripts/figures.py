@@ -1,6 +1,6 @@
-"""Snakemake adapter: runs.csv -> the report's figures of one dataset (gafkd.figures)."""
+"""Snakemake adapter: runs.csv -> the report's figures of one dataset (gafkd.report.figures)."""
 import gafkd_src  # noqa: F401  (must come first)
-from gafkd.figures import write_figures
+from gafkd.report.figures import write_figures
 from gafkd.logs import logged
 
 with logged(snakemake.log[0]):

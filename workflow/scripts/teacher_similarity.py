@@ -1,10 +1,10 @@
 """Snakemake adapter: a teacher's similarity cache over its fold's training windows
-(gafkd.similarity_cache)."""
+(gafkd.distill.similarity_cache)."""
 import gafkd_src  # noqa: F401  (must come first)
-from gafkd.devices import job_device
+from gafkd.train.devices import job_device
 from gafkd.logs import logged
-from gafkd.similarity_cache import build_similarity_cache
-from gafkd.teacher_outputs import IDENTITY
+from gafkd.distill.similarity_cache import build_similarity_cache
+from gafkd.distill.teacher_outputs import IDENTITY
 
 gpus = snakemake.resources.get("gpu")      # 0 where --resources gpu=0 scaled the request down
 with logged(snakemake.log[0]), job_device(snakemake.config, snakemake.threads, gpus) as claim:

@@ -1,11 +1,11 @@
-"""Snakemake adapter: one student run on its own device slot (gafkd.students), or a scratch
-student derived from the signal teacher run it is (gafkd.reuse, no device, no training)."""
+"""Snakemake adapter: one student run on its own device slot (gafkd.distill.students), or a scratch
+student derived from the signal teacher run it is (gafkd.distill.reuse, no device, no training)."""
 import gafkd_src  # noqa: F401  (must come first)
 
-from gafkd.devices import job_device
+from gafkd.train.devices import job_device
 from gafkd.logs import logged
-from gafkd.reuse import student_from_teacher_run
-from gafkd.students import train_student_from_inputs
+from gafkd.distill.reuse import student_from_teacher_run
+from gafkd.distill.students import train_student_from_inputs
 
 if "same_run_model" in snakemake.input.keys():
     with logged(snakemake.log[0]):

@@ -1,10 +1,10 @@
-"""Snakemake adapter: one teacher run on its own device slot (gafkd.teachers.train_teacher)."""
+"""Snakemake adapter: one teacher run on its own device slot (gafkd.distill.teachers.train_teacher)."""
 import gafkd_src  # noqa: F401  (must come first)
 from pathlib import Path
 
-from gafkd.devices import job_device
+from gafkd.train.devices import job_device
 from gafkd.logs import logged
-from gafkd.teachers import train_teacher
+from gafkd.distill.teachers import train_teacher
 
 # Device slots come from the config, not params: where a job runs never reruns it. Its torch
 # threads (devices.threads) are also in params: they change the numbers.

@@ -1,0 +1,461 @@
+"""Training loop: resident tensors, index-permutation batches, the lab's SGD step schedule,
+per-epoch validation, best-validation checkpoint, exact resume, provenance, peak memory.
+
+`data` is a gafkd.train.folds.TrainData. A split lives on the device when it fits
+(gafkd.train.folds.choose_placement); a batch is an index into it, standardised on the fly. A split
+too large for the device stays in host memory: the batch is gathered there with the CPU copy of
+the same index (the batch order is drawn on the CPU, so no step waits for the GPU) into a small
+pinned buffer and copied to the device asynchronously. The loss gets both indices. No
+per-sample loader, no worker processes.
+"""
+
+import copy
+import csv
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from gafkd.atomic import atomic_path, atomic_paths
+from gafkd.train.checkpoint import load_checkpoint, save_checkpoint, save_model
+from gafkd.errors import GafkdError, reason
+from gafkd.train.memory import human_bytes, peak_memory, reset_device_peak
+from gafkd.train.metrics import summarize
+from gafkd.train.predictions import predictions_path, write_predictions
+from gafkd.train.run_record import metrics_text, sealed
+from gafkd.train.packed import host_state, members_of
+
+log = logging.getLogger(__name__)
+
+# The lab's schedule, (step start as a fraction num/den of the epochs, divisor of the base lr):
+# 0.05 -> 0.01 from E/18 -> 0.001 from E/3 -> 1e-4 from 2E/3.
+LR_STEPS = (((1, 18), 5), ((1, 3), 50), ((2, 3), 500))
+LR_BOUNDARIES = ("lab", "fraction")
+
+
+class TrainingError(GafkdError):
+    """Training cannot go on (e.g. the loss is no longer finite)."""
+
+
+class TrainingInterrupted(GafkdError):
+    """Stopped by SIGTERM after saving a resume checkpoint."""
+
+
+@dataclass
+class TrainSettings:
+    """The optimisation recipe: the config's `training:` section (the schema holds its defaults,
+    gafkd.config.training_defaults) and the run's seed."""
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    lr_boundaries: str
+    precision: str                      # fp32, tf32 or bf16 (gafkd.train.devices.use_numerics)
+    deterministic: bool
+    checkpoint_every: int
+    seed: int = 0
+    eval_batch_size: int = 512
+    channels_last: bool | None = None   # None: with bf16 (see use_memory_format); benchmarks force it
+
+    @property
+    def bf16(self):
+        """bfloat16 autocast on CUDA (training.precision: bf16)."""
+        return self.precision == "bf16"
+
+
+def learning_rate(epoch, epochs, base_lr, boundaries="lab"):
+    """The lr of a 0-based epoch. `lab`: a step starts at epoch int(E·num/den), as the lab's
+    `epoch < int(epochs/18.0)` tests; `fraction`: at the first epoch ≥ E·num/den."""
+    if boundaries not in LR_BOUNDARIES:
+        raise ValueError(f"unknown lr_boundaries '{boundaries}' (known: {', '.join(LR_BOUNDARIES)})")
+    divisor = 1
+    for (num, den), step_divisor in LR_STEPS:
+        start = int(epochs * num / den) if boundaries == "lab" else epochs * num / den
+        if epoch >= start:
+            divisor = step_divisor
+    return base_lr / divisor
+
+
+def cross_entropy(logits, group_outputs, targets, batch_index, host_index=None):
+    return F.cross_entropy(logits, targets)
+
+
+# loss(logits, group outputs, targets, the batch's training-window index on the device, the same
+# index on the CPU)
+LossFn = Callable[[torch.Tensor, list, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def use_memory_format(model, device, settings):
+    """Put a 2-D network's weights in channels-last layout on CUDA when it trains in bf16 (its
+    activations follow the weights' layout); True when it did. Measured on an H200
+    (benchmarks/teacher_step.py, GAF teachers on 3 x 64 x 64 images): in bf16 it is 1.2-1.5x
+    faster for three of the lab's four architectures; in float32 it is slower for the wide ones
+    (WRN16-3, WRN28-3: 0.83-0.87x), which cost most of the grid. Deterministic either way."""
+    channels_last = settings.bf16 if settings.channels_last is None else settings.channels_last
+    if not (channels_last and device.type == "cuda" and getattr(model, "dims", 1) == 2):
+        return False
+    model.to(memory_format=torch.channels_last)
+    return True
+
+
+def _autocast(device, bf16):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=bf16 and device.type == "cuda")
+
+
+@torch.inference_mode()
+def predict(model, normalize, x, batch_size, device, bf16=False):
+    """Logits (float32, on the CPU) of every row of x, in eval mode; x may live on the CPU (each
+    slice is copied to the device). The logits come back to the host once, at the end. A packed
+    model (gafkd.train.packed) gives every member the same rows: logits (members, N, classes)."""
+    members = members_of(model)
+    model.eval()
+    out = []
+    for start in range(0, len(x), batch_size):
+        batch = torch.as_tensor(x[start:start + batch_size]).to(device)
+        with _autocast(device, bf16):
+            logits, _ = model(members.shared(normalize(batch)))
+        out.append(members.member_major(logits.float(), [])[0])
+    logits = torch.cat(out, dim=1).cpu()
+    return logits if members.members > 1 else logits[0]
+
+
+def evaluate(model, data, split, settings, device):
+    """Accuracy, macro-F1, confusion and loss of each member of `model` (one for a solo model)."""
+    members = members_of(model).members
+    if len(split) == 0:
+        return [{"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0, "confusion": [],
+                 "loss": float("nan")} for _ in range(members)]
+    logits = predict(model, data.normalize, split.x, max(1, settings.eval_batch_size // members),
+                     device, settings.bf16)
+    y = split.y.cpu()
+    results = []
+    for member_logits in (logits if members > 1 else logits[None]):
+        result = summarize(y.numpy(), member_logits.argmax(1).numpy(), data.num_classes)
+        result["loss"] = float(F.cross_entropy(member_logits, y))
+        results.append(result)
+    return results
+
+
+@dataclass
+class Run:
+    """What one run of a training job owns: its seed (which also draws its batch order), files,
+    identity and records. A solo job trains one run; a packed one (gafkd.train.packed) one per member."""
+    seed: int
+    outputs: dict               # model, metrics, history
+    resume_path: Path
+    run_key: str
+    record: dict | None = None              # merged into metrics.json
+    checkpoint_extra: dict | None = None    # merged into model.pt
+
+
+@dataclass
+class Progress:
+    """Everything needed to continue a run exactly where it stopped."""
+    epoch: int = 0
+    batch: int = 0                      # batches already done in `epoch`
+    epoch_generator_state: torch.Tensor | None = None
+    loss_sum: float = 0.0
+    correct: int = 0
+    history: list = field(default_factory=list)
+    best: dict | None = None            # epoch, val accuracy/loss, test metrics
+    best_state: dict | None = None
+    best_test: dict | None = None       # lab-style best epoch picked on the test set
+    elapsed: float = 0.0
+
+
+class _StopFlag:
+    """Set by SIGTERM; the loop checks it after every batch."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.raised = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _save_resumes(runs, members, optimizer, generators, progress):
+    """Each run's resume checkpoint, in a solo run's format (a member's part of a pack)."""
+    for k, (run, generator, state) in enumerate(zip(runs, generators, progress)):
+        # the best weights, kept on the device, go to the file as host copies (asdict would first
+        # copy them on the device)
+        saved = {**asdict(replace(state, best_state=None)),
+                 "best_state": None if state.best_state is None else host_state(state.best_state)}
+        with atomic_path(run.resume_path) as tmp:
+            save_checkpoint({"run_key": run.run_key, "model": members.member_state(k),
+                             "optimizer": members.member_optimizer_state(optimizer, k),
+                             "generator": generator.get_state(), "progress": saved}, tmp)
+
+
+def _load_resumes(runs, members, optimizer, generators):
+    """The runs' progress from their resume checkpoints, or None (and say why) to start over. A
+    pack resumes only when every member has a usable checkpoint of the same step."""
+    paths = [Path(run.resume_path) for run in runs]
+    if not any(path.exists() for path in paths):
+        return None
+    states = []
+    for run, path in zip(runs, paths):
+        if not path.exists():
+            log.warning("no resume checkpoint %s beside the pack's others: starting over", path)
+            return None
+        try:
+            state = load_checkpoint(path, "resume checkpoint")
+        except Exception as exc:  # a torn or foreign file must never stop a run
+            log.warning("resume checkpoint %s is unreadable (%s): starting over", path, reason(exc))
+            return None
+        if state.get("run_key") != run.run_key:
+            log.warning("resume checkpoint %s belongs to other settings: starting over", path)
+            return None
+        states.append(state)
+    if len({(s["progress"]["epoch"], s["progress"]["batch"]) for s in states}) > 1:
+        log.warning("the resume checkpoints %s stopped at different steps: starting over",
+                    ", ".join(map(str, paths)))
+        return None
+    initial = [members.member_state(k) for k in range(len(runs))]
+    initial_optimizer = copy.deepcopy(optimizer.state_dict())
+    try:
+        progress = [Progress(**state["progress"]) for state in states]
+        for k, state in enumerate(states):
+            members.load_member_state(k, state["model"])
+        members.load_optimizer_states(optimizer, [state["optimizer"] for state in states])
+        for generator, state in zip(generators, states):
+            generator.set_state(state["generator"])
+    except Exception as exc:  # starting over means from the initial weights
+        for k, state in enumerate(initial):
+            members.load_member_state(k, state)
+        optimizer.load_state_dict(initial_optimizer)
+        log.warning("resume checkpoint %s is unreadable (%s): starting over", paths[0], reason(exc))
+        return None
+    log.info("resuming from %s at epoch %d, batch %d", ", ".join(map(str, paths)),
+             progress[0].epoch + 1, progress[0].batch)
+    return progress
+
+
+def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=cross_entropy,
+          record=None, checkpoint_extra=None):
+    """Train `model`; write outputs["model"], outputs["metrics"], outputs["history"].
+
+    `record` is merged into metrics.json (config, provenance); `checkpoint_extra` into model.pt.
+    metrics.json also records the job's peak memory (host: the process's peak RSS; device: the
+    peak of this invocation's CUDA tensors) and where each split lived. Returns the metrics dict.
+    """
+    run = Run(settings.seed, outputs, Path(resume_path), run_key, record, checkpoint_extra)
+    return train_runs(model, data, settings, device, [run], loss_fn)[0]
+
+
+def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
+    """Train a solo `model` for one run, or a packed model (gafkd.train.packed) for one run per member,
+    each with its own seed's batch order, best-validation checkpoint, history, resume checkpoint
+    and metrics.json, as train() writes them. A packed model's loss_fn takes member-major
+    tensors (logits (K, B, classes), groups [(K, B, ...)], targets, index and host index (K, B))
+    and returns the K members' losses; a solo model's, today's shapes and one loss. Returns the
+    runs' metrics dicts."""
+    members = members_of(model)
+    if len(runs) != members.members:
+        raise ValueError(f"{len(runs)} runs for a model of {members.members} member(s)")
+    reset_device_peak(device)
+    model.to(device)
+    use_memory_format(model, device, settings)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    generators = [torch.Generator().manual_seed(run.seed) for run in runs]
+    progress = _load_resumes(runs, members, optimizer, generators) or [Progress() for _ in runs]
+    n = trainable_windows(model, members, data, settings, device, runs)
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat()
+    epochs_here = 0
+    with _StopFlag() as stop:
+        while progress[0].epoch < settings.epochs:
+            epoch, first_batch = progress[0].epoch, progress[0].batch
+            lr = learning_rate(epoch, settings.epochs, settings.lr, settings.lr_boundaries)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for generator, state in zip(generators, progress):
+                if first_batch == 0:
+                    state.epoch_generator_state = generator.get_state()
+                else:
+                    generator.set_state(state.epoch_generator_state)
+            host_order = torch.stack([torch.randperm(len(data.train), generator=g) for g in generators])
+            order = host_order.to(device)       # the same tensor on the CPU
+            loss_sum = torch.tensor([state.loss_sum for state in progress], device=device)
+            correct = torch.tensor([state.correct for state in progress], device=device)
+            model.train()
+            starts = range(0, n, settings.batch_size)
+            for b in range(first_batch, len(starts)):
+                index = order[:, starts[b]:starts[b] + settings.batch_size]       # (runs, B)
+                host_index = host_order[:, starts[b]:starts[b] + settings.batch_size]
+                inputs = data.train.rows(index.reshape(-1), host_index.reshape(-1), device)
+                targets = data.train.y[index]
+                with _autocast(device, settings.bf16):
+                    logits, groups = model(members.join(data.normalize(inputs)))
+                    member_logits, member_groups = members.member_major(logits, groups)
+                    if members.members == 1:
+                        losses = loss_fn(logits, groups, targets[0], index[0], host_index[0]).reshape(1)
+                    else:
+                        losses = loss_fn(member_logits, member_groups, targets, index, host_index)
+                optimizer.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                optimizer.step()
+                loss_sum += losses.detach().float() * index.shape[1]
+                correct += (member_logits.argmax(-1) == targets).sum(-1)
+                if stop.raised:
+                    for k, state in enumerate(progress):
+                        state.batch, state.loss_sum, state.correct = b + 1, float(loss_sum[k]), int(correct[k])
+                        state.elapsed += time.perf_counter() - started
+                    _save_resumes(runs, members, optimizer, generators, progress)
+                    raise TrainingInterrupted(
+                        f"stopped by SIGTERM in epoch {epoch + 1}, batch {b + 1}; resume checkpoint "
+                        f"saved to {', '.join(str(run.resume_path) for run in runs)}")
+            vals = evaluate(model, data, data.val, settings, device)
+            tests = evaluate(model, data, data.test, settings, device)
+            for k, (run, state, val, test) in enumerate(zip(runs, progress, vals, tests)):
+                train_loss = float(loss_sum[k]) / n
+                if not math.isfinite(train_loss):
+                    which = f" of {Path(run.outputs['model']).parent}" if len(runs) > 1 else ""
+                    raise TrainingError(f"training loss{which} is {train_loss} in epoch {epoch + 1} "
+                                        f"(lr {lr:g}); lower the learning rate or check the inputs")
+                row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                       "train_accuracy": int(correct[k]) / n, "val_loss": val["loss"],
+                       "val_accuracy": val["accuracy"], "test_loss": test["loss"],
+                       "test_accuracy": test["accuracy"]}
+                state.history.append(row)
+                if state.best is None or (val["accuracy"], -val["loss"]) > (
+                        state.best["val_accuracy"], -state.best["val_loss"]):
+                    state.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"],
+                                  "val_loss": val["loss"], "test": test}
+                    state.best_state = members.member_state(k, host=False)    # copied out once, at the end
+                if state.best_test is None or test["accuracy"] > state.best_test["accuracy"]:
+                    state.best_test = {"epoch": epoch + 1, "accuracy": test["accuracy"]}
+                log.info("epoch %d/%d lr %.4g loss %.4f train %.4f val %.4f test %.4f%s", epoch + 1,
+                         settings.epochs, lr, train_loss, row["train_accuracy"], val["accuracy"],
+                         test["accuracy"], f" (seed {run.seed}, member {k})" if len(runs) > 1 else "")
+                state.epoch, state.batch, state.loss_sum, state.correct = epoch + 1, 0, 0.0, 0
+            epochs_here += 1
+            if progress[0].epoch % settings.checkpoint_every == 0 and progress[0].epoch < settings.epochs:
+                elapsed_before = [state.elapsed for state in progress]
+                for state in progress:
+                    state.elapsed += time.perf_counter() - started
+                _save_resumes(runs, members, optimizer, generators, progress)
+                for state, elapsed in zip(progress, elapsed_before):
+                    state.elapsed = elapsed
+    seconds_here = time.perf_counter() - started
+    memory = {**peak_memory(device), "placement": data.placement_record()}
+    log.info("peak memory: host %s, device %s", human_bytes(memory["host_peak_bytes"]),
+             f"{human_bytes(memory['device_peak_bytes'])} allocated, "
+             f"{human_bytes(memory['device_reserved_peak_bytes'])} reserved"
+             if device.type == "cuda" else "(the host)")
+    logits = best_test_logits(model, members, data, settings, device, progress)
+    return [_write_run(run, state, tests[k], data, settings, memory, epochs_here, seconds_here,
+                       started_at, logits[k]) for k, (run, state) in enumerate(zip(runs, progress))]
+
+
+def trainable_windows(model, members, data, settings, device, runs):
+    """Training windows per epoch: all, but the last of the shuffled order when it alone would
+    make the last batch and a BatchNorm layer would see one value per channel for it (a network
+    whose smallest feature map is 1 sample or 1x1 pixel), which cannot be normalised; then it is
+    left out of each epoch (a different window each epoch), as a loader's drop_last would, and
+    the log and every run's metrics.json say so."""
+    n = len(data.train)
+    if n % settings.batch_size != 1:
+        return n
+    fewest = [math.inf]
+
+    def count(module, inputs, output):
+        fewest[0] = min(fewest[0], inputs[0].shape[0] * math.prod(inputs[0].shape[2:]))
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    hooks = [layer.register_forward_hook(count) for layer in layers]
+    window = data.train.x[:1].to(device=device, dtype=torch.float32)
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(members.join(data.normalize(window.expand(members.members, *window.shape[1:]))))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    if fewest[0] > 1:
+        return n
+    if n == 1:
+        raise GafkdError("the training split holds one window, whose BatchNorm statistics cannot be "
+                         "computed at this input size: give the fold more training windows")
+    note = (f"the last training batch would hold one window, whose BatchNorm statistics cannot be "
+            f"computed (1 value per channel at this input size): one window of the {n} is left out "
+            f"of each epoch, a different one each time (training.batch_size {settings.batch_size})")
+    log.warning(note)
+    for run in runs:
+        run.record = {**(run.record or {}), "left_out_of_each_epoch": note}
+    return n - 1
+
+
+def best_test_logits(model, members, data, settings, device, progress):
+    """Each run's test logits at its best-validation checkpoint (loaded into its member for the
+    pass; the model keeps its last weights)."""
+    if len(data.test) == 0:
+        return np.zeros((members.members, 0, data.num_classes), dtype=np.float32)
+    last = [members.member_state(k, host=False) for k in range(members.members)]
+    for k, state in enumerate(progress):
+        members.load_member_state(k, state.best_state)
+    logits = predict(model, data.normalize, data.test.x, max(1, settings.eval_batch_size // members.members),
+                     device, settings.bf16)
+    for k, state in enumerate(last):
+        members.load_member_state(k, state)
+    return logits.numpy() if members.members > 1 else logits.numpy()[None]
+
+
+def _write_run(run, progress, test, data, settings, memory, epochs_here, seconds_here, started_at, logits):
+    """A run's model.pt, history.csv, predictions.npz (its best checkpoint's test `logits`) and
+    metrics.json (all four or none); its resume checkpoint removed. Returns the metrics."""
+    metrics = {
+        "best_epoch": progress.best["epoch"],
+        "val_accuracy": progress.best["val_accuracy"],
+        "val_loss": progress.best["val_loss"],
+        "test_at_best_val": progress.best["test"],
+        "test_at_last_epoch": test,
+        "optimistic_best_test_accuracy": {**progress.best_test, "note": (
+            "epoch picked on the test set itself, as in the lab's notes; optimistic, not a "
+            "held-out estimate")},
+        "epochs": settings.epochs,
+        "wall_seconds": progress.elapsed + seconds_here,
+        "epochs_per_second": epochs_here / seconds_here if epochs_here else None,
+        "started_at": started_at,       # this invocation's, when resumed
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "memory": memory,
+        **(run.record or {}),
+    }
+    outputs = run.outputs
+    predictions = outputs.get("predictions", predictions_path(outputs["metrics"]))
+    paths = (outputs["model"], outputs["history"], predictions, outputs["metrics"])
+    with atomic_paths(*paths) as (model_tmp, history_tmp, predictions_tmp, metrics_tmp):      # all or none
+        save_model(host_state(progress.best_state), progress.best["epoch"], data.mean.cpu(), data.std.cpu(),
+                   run.checkpoint_extra or {}, model_tmp)
+        with open(history_tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))
+            writer.writeheader()
+            writer.writerows(progress.history)
+        windows = data.test.windows if data.test.windows is not None else np.arange(len(data.test))
+        write_predictions(predictions_tmp, windows, data.test.y.cpu().numpy(), logits)
+        metrics = sealed(metrics, history_tmp, predictions_tmp)
+        metrics_tmp.write_text(metrics_text(metrics))
+    Path(run.resume_path).unlink(missing_ok=True)
+    return metrics
