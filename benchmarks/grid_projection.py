@@ -60,7 +60,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from gafkd.config import default_train_settings  # noqa: E402
+from gafkd.train.defaults import default_train_settings  # noqa: E402
 from gafkd.train.engine import cross_entropy, predict  # noqa: E402
 from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file, series_length  # noqa: E402

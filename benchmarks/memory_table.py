@@ -130,7 +130,7 @@ def measure(spec):
     memory it took over the process before it, and the process's peak."""
     import torch
     from gafkd.train.folds import Split, TrainData
-    from gafkd.config import default_train_settings
+    from gafkd.train.defaults import default_train_settings
     from gafkd.train.engine import predict, train
     from gafkd.train.memory import peak_memory, reset_device_peak, reset_host_peak
     from gafkd.train.models import build_model

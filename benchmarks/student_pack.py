@@ -36,7 +36,7 @@ from torch.nn import functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from gafkd.train.devices import use_numerics  # noqa: E402
-from gafkd.config import default_train_settings  # noqa: E402
+from gafkd.train.defaults import default_train_settings  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402
 from gafkd.train.packed import PackedWideResNet, pack_models, resolve_fusion  # noqa: E402
 from gafkd.distill.students import DistillationLoss  # noqa: E402

@@ -26,7 +26,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from gafkd.config import default_train_settings  # noqa: E402
+from gafkd.train.defaults import default_train_settings  # noqa: E402
 from gafkd.train.devices import use_numerics  # noqa: E402
 from gafkd.train.engine import cross_entropy  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.train.devices import use_numerics  # noqa: E402
 from gafkd.train.folds import load_fold, to_train_data  # noqa: E402
-from gafkd.config import default_train_settings  # noqa: E402
+from gafkd.train.defaults import default_train_settings  # noqa: E402
 from gafkd.train.engine import predict, train  # noqa: E402
 from gafkd.images.cache import build_images  # noqa: E402
 from gafkd.distill.losses import two_teacher_loss  # noqa: E402

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from train_job import synthetic_data
 
 from gafkd.train.checkpoint import check_trained_on, checkpoint_digest, load_checkpoint, read_model, save_model
-from gafkd.config import default_train_settings
+from gafkd.train.defaults import default_train_settings
 from gafkd.train.engine import predict, train
 from gafkd.errors import InputError
 from gafkd.train.models import build_model

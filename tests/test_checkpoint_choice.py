@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from gafkd.train.checkpoint import load_checkpoint
 from gafkd.train.folds import Split, TrainData
-from gafkd.config import default_train_settings
+from gafkd.train.defaults import default_train_settings
 from gafkd.train.engine import train
 from gafkd.train.models import build_model
 

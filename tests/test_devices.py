@@ -234,7 +234,8 @@ def test_every_precision_is_deterministic_and_only_tf32_uses_tf32(monkeypatch, p
                 record["cudnn_benchmark"]) == (False, False, False, False)    # never the autotuner
     finally:
         devices.use_numerics("fp32")
-    assert provenance(torch.device("cpu"))["numerics"] == devices.numerics_record()
+    record = devices.numerics_record()
+    assert provenance(torch.device("cpu"), numerics=record)["numerics"] == record
 
 
 @pytest.mark.parametrize("inherited, kept", [(":0:0", False), ("", False), (":16:8", True), (":4096:8", True)])

@@ -15,7 +15,7 @@ from gafkd.train.folds import Split, TrainData
 from gafkd.errors import InputError
 from gafkd.train.metrics import confusion_matrix
 from gafkd.train.predictions import correct, read_predictions
-from gafkd.config import default_train_settings
+from gafkd.train.defaults import default_train_settings
 from gafkd.train.engine import TrainingError, cross_entropy, learning_rate, train
 from gafkd.train.memory import HOST
 from gafkd.train.models import build_model

@@ -19,7 +19,7 @@ from gafkd.config import check_alphas, check_config_file, load_yaml
 from gafkd.grid import alpha_tag
 from gafkd.train.folds import Split, TrainData
 from gafkd.train.engine import cross_entropy, train
-from gafkd.config import default_train_settings
+from gafkd.train.defaults import default_train_settings
 from gafkd.errors import ConfigError, InputError
 from gafkd.train.models import build_model
 from gafkd.data.readers.geneactiv import read_geneactiv

@@ -16,7 +16,8 @@ from gafkd.train.run_record import metrics_text, sealed
 from gafkd.train.checkpoint import load_checkpoint
 from gafkd.errors import InputError
 from gafkd.train.models import build_model
-from gafkd.distill.reuse import differences, same_run, same_run_teacher, student_from_teacher_run
+from gafkd.distill.reuse import student_from_teacher_run
+from gafkd.same_run import differences, same_run, same_run_teacher
 from gafkd.distill.students import _load_initial_weights
 from gafkd.data.windows import read_windows
 

@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.train.folds import Split, TrainData  # noqa: E402
-from gafkd.config import default_train_settings  # noqa: E402
+from gafkd.train.defaults import default_train_settings  # noqa: E402
 from gafkd.train.engine import cross_entropy, train  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402
 

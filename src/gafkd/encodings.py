@@ -22,6 +22,10 @@ def encoding_parts(name, key="images.methods"):
     return parts
 
 
+# Persistence images (gafkd.images.persistence): a finite H0 pair needs two local minima with a
+# higher sample between them, so windows of at least 3 samples.
+PI_MIN_LENGTH = 3
+
 QGAF_METHODS = ("qgasf", "qgadf")
 QGAF_SCALINGS = ("minmax", "standard", "none")
 QGAF_DEFAULTS = {"scaling": "minmax", "shots": None, "seed": 0}

@@ -13,7 +13,7 @@ from gafkd.encodings import ENCODING_REGEX, IMAGE_METHODS, encoding_label, encod
 from gafkd.encodings import QGAF_DEFAULTS, QGAF_METHODS, qgaf_identity
 from gafkd.errors import ConfigError
 from gafkd.methods import alpha_tag, method  # noqa: F401  (alpha_tag: the grid's spelling of α)
-from gafkd.distill.reuse import same_run_teacher
+from gafkd.same_run import same_run_teacher
 
 SIGNAL = "sig"          # the signal teachers' folder; an image teacher's is its encoding
 MODALITY_REGEX = rf"{SIGNAL}|{ENCODING_REGEX}"

@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 import gafkd
-from gafkd.train.devices import numerics_record
 
 SCHEDULER_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "CUDA_VISIBLE_DEVICES")
 PACKAGES = ("torch", "numpy", "scipy", "h5py", "pyts", "numba", "pandas", "snakemake")
@@ -60,10 +59,11 @@ def device_info(device):
     return info
 
 
-def provenance(device, claim_description=None):
-    """What metrics.json records of the code, packages and device that produced a run."""
+def provenance(device, claim_description=None, *, numerics):
+    """What metrics.json records of the code, packages and device that produced a run; `numerics`:
+    the numerics settings in force (gafkd.train.devices.numerics_record)."""
     return {"code_version": code_version(), "packages": package_versions(),
-            **device_info(device), "device_claim": claim_description, "numerics": numerics_record()}
+            **device_info(device), "device_claim": claim_description, "numerics": numerics}
 
 
 def run_key(settings, fingerprint):

@@ -18,7 +18,7 @@ import numpy as np
 
 from gafkd.atomic import atomic_paths
 from gafkd.h5checked import CheckedH5, create_h5, seal, write_checked
-from gafkd.config import resolve_dataset
+from gafkd.data.datasets import resolve_dataset
 from gafkd.data.download import read_record
 from gafkd.errors import InputError, damaged
 from gafkd.data.readers import read_dataset

@@ -12,6 +12,7 @@ from gafkd.train.engine import Run, TrainSettings, cross_entropy, train_runs
 from gafkd.errors import ConfigError
 from gafkd.grid import RunFiles, is_image_modality, pack_run_files
 from gafkd.distill.losses.multi_teacher import cross_entropy as members_cross_entropy
+from gafkd.train.devices import numerics_record
 from gafkd.train.memory import training_reserve
 from gafkd.archs import parse_arch
 from gafkd.train.models import build_model
@@ -79,7 +80,7 @@ def train_teachers(runs, device, claim=None):
         engine_runs.append(Run(
             settings["seed"], run.outputs, Path(run.resume_path), run_key(settings, arrays.fingerprint),
             record={"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
-                    "provenance": provenance(device, claim)},
+                    "provenance": provenance(device, claim, numerics=numerics_record())},
             checkpoint_extra={"role": "teacher", "dataset": settings["dataset"], "fold": settings["fold"],
                               "arch": settings["arch"], "modality": settings["modality"],
                               "seed": settings["seed"], "windows_fingerprint": arrays.fingerprint,

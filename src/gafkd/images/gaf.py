@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 from gafkd.errors import ConfigError
-from gafkd.grid import IMAGE_METHODS as METHODS
+from gafkd.encodings import IMAGE_METHODS as METHODS
 from gafkd.images.gramian import DIFFERENCE, MINMAX, SUMMATION, checked_output, gram_kernel, segment_bounds
 
 
@@ -30,7 +30,7 @@ def gramian_angular_field(series, size, method="gasf", out=None):
 
 
 def encode(series, size, method, out=None, pi_recipe="lab", qgaf=None, first_row=0):
-    """(n, L) -> (n, size, size) float32 image of one encoding (gafkd.grid.IMAGE_METHODS).
+    """(n, L) -> (n, size, size) float32 image of one encoding (gafkd.encodings.IMAGE_METHODS).
     `qgaf`: gafkd.images.qgaf's settings; `first_row`: the row of series[0] in the cache (its noise key)."""
     if method in ("gasf", "gadf"):
         return gramian_angular_field(series, size, method, out)

@@ -64,11 +64,10 @@ import math
 import numba
 import numpy as np
 
+from gafkd.encodings import PI_MIN_LENGTH as MIN_LENGTH
 from gafkd.errors import ConfigError, InputError
 
 RECIPES = ("lab", "clean")
-# A finite H0 pair needs two local minima with a higher sample between them.
-MIN_LENGTH = 3
 LIFETIME = 0.01
 SPREAD = 0.015
 BIRTH_RANGE = (-1.0, 1.0)     # PersImage's specs: minBD, maxBD

@@ -7,7 +7,7 @@ from gafkd.data.readers.pamap2 import read_pamap2
 
 
 def read_dataset(spec):
-    """Read the windows a resolved dataset spec (see gafkd.config) describes."""
+    """Read the windows a resolved dataset spec (see gafkd.data.datasets) describes."""
     source = spec["source"]
     if source == "basicmotions":
         return read_basicmotions()
