@@ -77,7 +77,7 @@ def test_host_peak_is_the_process_own(tmp_path):
 
 
 def test_host_queries_do_not_import_torch():
-    code = ("import sys; from gafkd import memory; memory.peak_memory('cpu'); "
+    code = ("import sys; from gafkd.train import memory; memory.peak_memory('cpu'); "
             "memory.device_budget_bytes('cpu'); memory.human_bytes(1); print('torch' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(memory.__file__).rsplit("/gafkd/", 1)[0]})
