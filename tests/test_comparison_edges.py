@@ -195,7 +195,8 @@ def test_several_seeds_share_the_window_resample(tmp_path):
         correct[seed] = rng.random(120) < 0.5 + 0.1 * seed
         paths.append(predicted_run(tmp_path, correct[seed], seed, "scratch"))
     from gafkd.report.intervals import interval_table
-    from gafkd.report.reporting import collect_runs, table_groups
+    from gafkd.report.reporting import table_groups
+    from gafkd.report.runs import collect_runs
 
     frame, unit = interval_table(table_groups(collect_runs(paths), ["wrn16-1"], [0.3]), loso=False)
     mean_over_seeds = np.mean([correct[s] for s in (1, 2, 3)], axis=0) * 100

@@ -7,7 +7,8 @@ import pytest
 
 from gafkd.errors import InputError
 from gafkd.data.splits import SPLIT_DESCRIPTIONS
-from gafkd.report.reporting import collect_runs, dataset_table, summarize, write_report_tables
+from gafkd.report.reporting import dataset_table, write_report_tables
+from gafkd.report.runs import collect_runs, summarize
 from gafkd.train.run_record import metrics_text, read_history_bytes, read_metrics, sealed
 
 EXPECTED = {"gene": {"teacher": 3, "student": 3}}

@@ -18,7 +18,8 @@ from gafkd.report.statistics import cliques  # noqa: E402
 from gafkd.encodings import encoding_parts  # noqa: E402
 from gafkd.h5checked import CheckedH5  # noqa: E402
 from gafkd.methods import names  # noqa: E402
-from gafkd.report.reporting import row_order, split_label  # noqa: E402
+from gafkd.report.reporting import split_label  # noqa: E402
+from gafkd.report.runs import row_order  # noqa: E402
 from gafkd.train.run_record import read_history_bytes, read_metrics  # noqa: E402
 
 ALPHA_GRID = names(lambda m: m.alpha_grid)       # methods drawn against α
