@@ -19,7 +19,8 @@ from rawfiles import (RAW, gene_name, make_gene_folder, make_pamap2_folder, pama
                       write_mat_v5, write_mat_v73, write_pamap2)
 from snakemake.utils import validate
 
-from gafkd.config import check_config, check_split_subjects, fold_names, schema_errors
+from gafkd.config import check_config, check_split_subjects, fold_names
+from gafkd.configfile import schema_errors
 from gafkd.errors import ConfigError, GafkdError, InputError
 from gafkd.data.windows import build_windows, read_windows
 

@@ -11,7 +11,8 @@ from test_workflow import snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gafkd.config import check_config, check_config_file, load_yaml, schema_errors
+from gafkd.config import check_config, check_config_file
+from gafkd.configfile import load_yaml, schema_errors
 from gafkd.data.datasets import resolve_dataset
 from gafkd.errors import ConfigError
 

@@ -20,7 +20,8 @@ from conftest import REPO, tree_digest
 from rawfiles import make_pamap2_folder, pamap2_table, write_pamap2
 from test_workflow import snakemake
 
-from gafkd.config import check_config_file, fold_names, planned_downloads, schema_errors
+from gafkd.config import check_config_file, fold_names, planned_downloads
+from gafkd.configfile import schema_errors
 from gafkd.data.datasets import resolve_dataset
 from gafkd.data.download import CHECKSUM_NAME, PAMAP2_SUBJECTS, download_raw, read_record
 from gafkd.errors import ConfigError, InputError

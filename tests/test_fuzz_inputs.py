@@ -32,7 +32,8 @@ from rawfiles import gene_name, make_gene_folder, make_pamap2_folder, write_mat_
 from snakemake.utils import validate
 
 from conftest import REPO
-from gafkd.config import check_config, check_split_subjects, fold_names, schema_errors
+from gafkd.config import check_config, check_split_subjects, fold_names
+from gafkd.configfile import schema_errors
 from gafkd.errors import GafkdError
 from gafkd.data.windows import build_windows
 

@@ -15,7 +15,8 @@ from rawfiles import gene_name, make_gene_folder, make_pamap2_folder, write_mat_
 from test_workflow import dry_run_jobs, scheduled_jobs, snakemake
 from train_job import synthetic_data
 
-from gafkd.config import check_alphas, check_config_file, load_yaml
+from gafkd.config import check_alphas, check_config_file
+from gafkd.configfile import load_yaml
 from gafkd.grid import alpha_tag
 from gafkd.train.folds import Split, TrainData
 from gafkd.train.engine import cross_entropy, train

@@ -183,7 +183,8 @@ def test_bad_settings_name_the_key_and_value(qgaf, match):
 def test_the_config_check_names_the_bad_key_and_value(qgaf, message):
     import yaml
 
-    from gafkd.config import SCHEMA, schema_errors
+    from gafkd.config import SCHEMA
+    from gafkd.configfile import schema_errors
     from conftest import REPO
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())

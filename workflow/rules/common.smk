@@ -18,10 +18,9 @@ from gafkd.config import (
     check_split_subjects,
     download_target,
     fold_names,
-    load_yaml,
     planned_downloads,
-    schema_errors,
 )
+from gafkd.configfile import load_yaml, schema_errors
 from gafkd.errors import ConfigError, GafkdError
 from gafkd import grid
 from gafkd import resources as job_needs
