@@ -63,7 +63,7 @@ import grid_projection  # noqa: E402
 import student_pack  # noqa: E402
 from gafkd.config import check_config_file  # noqa: E402
 from gafkd.train.folds import Split, TrainData  # noqa: E402
-from gafkd.train.devices import use_numerics  # noqa: E402
+from gafkd.train.numerics import use_numerics  # noqa: E402
 from gafkd.train.engine import Run, predict, train_runs  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402
 from gafkd.train.packed import pack_models, resolve_fusion  # noqa: E402

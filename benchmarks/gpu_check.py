@@ -48,7 +48,8 @@ import yaml  # noqa: E402
 
 from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file, training_defaults  # noqa: E402
-from gafkd.train.devices import CUDA_CONTEXT_BYTES, numerics_record, use_numerics  # noqa: E402
+from gafkd.train.devices import CUDA_CONTEXT_BYTES  # noqa: E402
+from gafkd.train.numerics import numerics_record, use_numerics  # noqa: E402
 from gafkd.train.memory import human_bytes  # noqa: E402
 from gafkd.data.splits import fold_names  # noqa: E402
 

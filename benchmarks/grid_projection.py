@@ -19,7 +19,7 @@ windows per split come from --windows (default 32,000, GENE-sized) and the confi
 fractions. A step is timed inside gafkd.train.engine.train itself: its loss function is wrapped to
 take a timestamp every few calls after a warm-up, so a timed step is exactly the engine's
 (forward, loss, backward, SGD update, bookkeeping) with the config's batch size and numerics
-(training.precision, or --precision, and training.deterministic: gafkd.train.devices.use_numerics; the
+(training.precision, or --precision, and training.deterministic: gafkd.train.numerics.use_numerics; the
 CPU computes in float32 whatever the precision); median over the repeats. Students use
 gafkd.distill.students.DistillationLoss over cached teacher logits; kd2-anneal-sp students, timed for
 each teacher architecture, gather the teachers' Gram blocks from their similarity caches
@@ -64,7 +64,7 @@ from gafkd.train.defaults import default_train_settings  # noqa: E402
 from gafkd.train.engine import cross_entropy, predict  # noqa: E402
 from gafkd import grid  # noqa: E402
 from gafkd.config import check_config_file, series_length  # noqa: E402
-from gafkd.train.devices import PRECISIONS, use_numerics  # noqa: E402
+from gafkd.train.numerics import PRECISIONS, use_numerics  # noqa: E402
 from gafkd.errors import ConfigError  # noqa: E402
 from gafkd.distill.losses.multi_teacher import cross_entropy as members_cross_entropy  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402

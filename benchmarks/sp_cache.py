@@ -29,7 +29,7 @@ import h5py
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.train.devices import use_numerics  # noqa: E402
+from gafkd.train.numerics import use_numerics  # noqa: E402
 from gafkd.h5checked import create_h5  # noqa: E402
 from gafkd.distill.losses import merged_gram_map, similarity_preserving  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402

@@ -8,7 +8,7 @@ One training step of K members (K ∈ --packs, default 1 2 4 8 16 32 64) of a st
 architecture (--archs, default wrn16-1 wrn28-3) on GENE shapes: windows 3 × 500, 14 classes,
 batch 64, the two-teacher KD loss over cached teacher logits (gafkd.distill.students.DistillationLoss,
 α = 0.1 … 0.9 over the members, λ 0.7, T 4), SGD, full float32 and deterministic kernels
-(gafkd.train.devices.use_numerics("fp32")). K = 1 is a solo WideResNet; K > 1 a
+(gafkd.train.numerics.use_numerics("fp32")). K = 1 is a solo WideResNet; K > 1 a
 gafkd.train.packed.PackedWideResNet, timed inside gafkd.train.engine.train_runs itself: the loss is wrapped
 to take a timestamp every few steps after a warm-up, so a step is the engine's whole step
 (gather of every member's batch, forward, loss, backward, update, bookkeeping); median of the
@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from gafkd.train.devices import use_numerics  # noqa: E402
+from gafkd.train.numerics import use_numerics  # noqa: E402
 from gafkd.train.defaults import default_train_settings  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402
 from gafkd.train.packed import PackedWideResNet, pack_models, resolve_fusion  # noqa: E402
@@ -56,7 +56,7 @@ def members_alpha(k):
 def engine_step_ms(arch, k, device, timing, folder, fusion=None, precision="fp32", length=LENGTH,
                    batch=BATCH):
     """Median ms of one engine step of a pack of k (solo for k = 1) at `precision`
-    on windows of `length` (the caller fixes the matching numerics: gafkd.train.devices.use_numerics)."""
+    on windows of `length` (the caller fixes the matching numerics: gafkd.train.numerics.use_numerics)."""
     n = timing.windows(batch)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(n, CHANNELS, length, generator=generator).to(device)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.train.devices import use_numerics  # noqa: E402
+from gafkd.train.numerics import use_numerics  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402
 from gafkd.distill.similarity_cache import SimilarityCache, choose_forms  # noqa: E402
 from gafkd.distill.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402

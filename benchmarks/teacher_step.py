@@ -4,7 +4,7 @@
 
 One training step of a GAF teacher (a 2-D WideResNet, --archs, default the lab grid's four) on
 GENE shapes: 3 × 64 × 64 images, 14 classes, batch 64, SGD, cross-entropy, with the workflow's
-numerics (full float32, deterministic cuDNN; gafkd.train.devices.use_numerics). Each variant is a
+numerics (full float32, deterministic cuDNN; gafkd.train.numerics.use_numerics). Each variant is a
 training.precision (fp32 or bf16) × channels-last setting, timed inside gafkd.train.engine.train_runs itself (a
 timestamp every few steps after a warm-up; median of the repeats); the workflow itself takes
 channels-last with bf16 only (gafkd.train.engine.use_memory_format). Each variant then trains
@@ -27,7 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from gafkd.train.defaults import default_train_settings  # noqa: E402
-from gafkd.train.devices import use_numerics  # noqa: E402
+from gafkd.train.numerics import use_numerics  # noqa: E402
 from gafkd.train.engine import cross_entropy  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402
 from harness import StepTiming, print_table, step_seconds, write_csv  # noqa: E402

@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.train.devices import use_numerics  # noqa: E402
+from gafkd.train.numerics import use_numerics  # noqa: E402
 from gafkd.train.folds import load_fold, to_train_data  # noqa: E402
 from gafkd.train.defaults import default_train_settings  # noqa: E402
 from gafkd.train.engine import predict, train  # noqa: E402

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gafkd.train import devices, memory
+from gafkd.train import devices, memory, numerics
 from gafkd.train.devices import DEVICE_COUNT_ENV, DeviceError, check_before_jobs, claim_device, job_device
 from gafkd.errors import ConfigError
 from gafkd.provenance import provenance
@@ -221,33 +221,33 @@ def test_a_claim_sets_the_jobs_share_of_its_device(monkeypatch, tmp_path):
 def test_every_precision_is_deterministic_and_only_tf32_uses_tf32(monkeypatch, precision, tf32):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     try:
-        devices.use_numerics(precision)
-        assert devices.numerics_record() == {
+        numerics.use_numerics(precision)
+        assert numerics.numerics_record() == {
             "precision": precision, "deterministic": True,
             "deterministic_algorithms": True, "cudnn_deterministic": True, "cudnn_benchmark": False,
             "tf32_matmul": tf32, "tf32_cudnn": tf32, "cublas_workspace_config": ":4096:8"}
         # enforced, not warned: an op without a deterministic kernel raises
         assert not torch.is_deterministic_algorithms_warn_only_enabled()
-        devices.use_numerics(precision, deterministic=False)
-        record = devices.numerics_record()
+        numerics.use_numerics(precision, deterministic=False)
+        record = numerics.numerics_record()
         assert (record["deterministic"], record["deterministic_algorithms"], record["cudnn_deterministic"],
                 record["cudnn_benchmark"]) == (False, False, False, False)    # never the autotuner
     finally:
-        devices.use_numerics("fp32")
-    record = devices.numerics_record()
+        numerics.use_numerics("fp32")
+    record = numerics.numerics_record()
     assert provenance(torch.device("cpu"), numerics=record)["numerics"] == record
 
 
 @pytest.mark.parametrize("inherited, kept", [(":0:0", False), ("", False), (":16:8", True), (":4096:8", True)])
 def test_an_inherited_cublas_workspace_that_breaks_determinism_is_replaced(monkeypatch, inherited, kept):
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", inherited)
-    devices.use_numerics("tf32")
+    numerics.use_numerics("tf32")
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == (inherited if kept else ":4096:8")
 
 
 def test_an_unknown_precision_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match=r"training.precision: 'fp16' is not one of fp32, tf32, bf16"):
-        devices.use_numerics("fp16")
+        numerics.use_numerics("fp16")
 
 
 def test_an_op_without_a_deterministic_kernel_stops_the_job_naming_it_and_the_setting(monkeypatch, tmp_path):
@@ -257,7 +257,7 @@ def test_an_op_without_a_deterministic_kernel_stops_the_job_naming_it_and_the_se
     config = {"devices": {"threads": 1, "jobs_per_gpu": 1, "lock_dir": str(tmp_path), "require_cuda": False},
               "training": {"precision": "tf32", "deterministic": True}}
     try:
-        with pytest.raises(devices.NondeterministicOpError,
+        with pytest.raises(numerics.NondeterministicOpError,
                            match=r"index_add_cuda_ has no deterministic kernel.*training.deterministic: false"):
             with devices.job_device(config):
                 alert_not_deterministic("index_add_cuda_")
@@ -267,7 +267,7 @@ def test_an_op_without_a_deterministic_kernel_stops_the_job_naming_it_and_the_se
             with devices.job_device(config):
                 raise RuntimeError("another error")
     finally:
-        devices.use_numerics("fp32")
+        numerics.use_numerics("fp32")
 
 
 def test_a_job_fixes_its_numerics_before_it_claims_a_device(monkeypatch, tmp_path):

@@ -61,7 +61,7 @@ def device_info(device):
 
 def provenance(device, claim_description=None, *, numerics):
     """What metrics.json records of the code, packages and device that produced a run; `numerics`:
-    the numerics settings in force (gafkd.train.devices.numerics_record)."""
+    the numerics settings in force (gafkd.train.numerics.numerics_record)."""
     return {"code_version": code_version(), "packages": package_versions(),
             **device_info(device), "device_claim": claim_description, "numerics": numerics}
 

@@ -26,7 +26,7 @@ from gafkd.grid import RunFiles, check_alpha, pack_group, pack_run_files, parse_
 from gafkd.images.cache import read_images
 from gafkd.distill.losses import merged_gram_map, raw_gram, similarity_preserving, two_teacher_loss
 from gafkd.distill.losses.multi_teacher import cross_entropy
-from gafkd.train.devices import numerics_record
+from gafkd.train.numerics import numerics_record
 from gafkd.train.memory import fits_on_device, human_bytes, training_reserve
 from gafkd.methods import method as method_named
 from gafkd.train.models import build_model

@@ -12,7 +12,7 @@ from gafkd.train.engine import Run, TrainSettings, cross_entropy, train_runs
 from gafkd.errors import ConfigError
 from gafkd.grid import RunFiles, is_image_modality, pack_run_files
 from gafkd.distill.losses.multi_teacher import cross_entropy as members_cross_entropy
-from gafkd.train.devices import numerics_record
+from gafkd.train.numerics import numerics_record
 from gafkd.train.memory import training_reserve
 from gafkd.archs import parse_arch
 from gafkd.train.models import build_model

@@ -1,5 +1,6 @@
 """Training loop: resident tensors, index-permutation batches, the lab's SGD step schedule,
-per-epoch validation, best-validation checkpoint, exact resume, provenance, peak memory.
+per-epoch validation, best-validation checkpoint, exact resume (gafkd.train.resume), provenance,
+peak memory.
 
 `data` is a gafkd.train.folds.TrainData. A split lives on the device when it fits
 (gafkd.train.folds.choose_placement); a batch is an index into it, standardised on the fly. A split
@@ -9,14 +10,11 @@ pinned buffer and copied to the device asynchronously. The loss gets both indice
 per-sample loader, no worker processes.
 """
 
-import copy
 import csv
 import logging
 import math
-import signal
-import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -25,14 +23,15 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from gafkd.atomic import atomic_path, atomic_paths
-from gafkd.train.checkpoint import load_checkpoint, save_checkpoint, save_model
-from gafkd.errors import GafkdError, reason
+from gafkd.atomic import atomic_paths
+from gafkd.train.checkpoint import save_model
+from gafkd.errors import GafkdError
 from gafkd.train.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.train.metrics import summarize
 from gafkd.train.predictions import predictions_path, write_predictions
 from gafkd.train.run_record import metrics_text, sealed
 from gafkd.train.packed import host_state, members_of
+from gafkd.train.resume import Progress, StopFlag, load_resumes, save_resumes
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class TrainSettings:
     momentum: float
     weight_decay: float
     lr_boundaries: str
-    precision: str                      # fp32, tf32 or bf16 (gafkd.train.devices.use_numerics)
+    precision: str                      # fp32, tf32 or bf16 (gafkd.train.numerics.use_numerics)
     deterministic: bool
     checkpoint_every: int
     seed: int = 0
@@ -159,98 +158,6 @@ class Run:
     checkpoint_extra: dict | None = None    # merged into model.pt
 
 
-@dataclass
-class Progress:
-    """Everything needed to continue a run exactly where it stopped."""
-    epoch: int = 0
-    batch: int = 0                      # batches already done in `epoch`
-    epoch_generator_state: torch.Tensor | None = None
-    loss_sum: float = 0.0
-    correct: int = 0
-    history: list = field(default_factory=list)
-    best: dict | None = None            # epoch, val accuracy/loss, test metrics
-    best_state: dict | None = None
-    best_test: dict | None = None       # lab-style best epoch picked on the test set
-    elapsed: float = 0.0
-
-
-class _StopFlag:
-    """Set by SIGTERM; the loop checks it after every batch."""
-
-    def __init__(self):
-        self.raised = False
-        self._previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.raised = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def _save_resumes(runs, members, optimizer, generators, progress):
-    """Each run's resume checkpoint, in a solo run's format (a member's part of a pack)."""
-    for k, (run, generator, state) in enumerate(zip(runs, generators, progress)):
-        # the best weights, kept on the device, go to the file as host copies (asdict would first
-        # copy them on the device)
-        saved = {**asdict(replace(state, best_state=None)),
-                 "best_state": None if state.best_state is None else host_state(state.best_state)}
-        with atomic_path(run.resume_path) as tmp:
-            save_checkpoint({"run_key": run.run_key, "model": members.member_state(k),
-                             "optimizer": members.member_optimizer_state(optimizer, k),
-                             "generator": generator.get_state(), "progress": saved}, tmp)
-
-
-def _load_resumes(runs, members, optimizer, generators):
-    """The runs' progress from their resume checkpoints, or None (and say why) to start over. A
-    pack resumes only when every member has a usable checkpoint of the same step."""
-    paths = [Path(run.resume_path) for run in runs]
-    if not any(path.exists() for path in paths):
-        return None
-    states = []
-    for run, path in zip(runs, paths):
-        if not path.exists():
-            log.warning("no resume checkpoint %s beside the pack's others: starting over", path)
-            return None
-        try:
-            state = load_checkpoint(path, "resume checkpoint")
-        except Exception as exc:  # a torn or foreign file must never stop a run
-            log.warning("resume checkpoint %s is unreadable (%s): starting over", path, reason(exc))
-            return None
-        if state.get("run_key") != run.run_key:
-            log.warning("resume checkpoint %s belongs to other settings: starting over", path)
-            return None
-        states.append(state)
-    if len({(s["progress"]["epoch"], s["progress"]["batch"]) for s in states}) > 1:
-        log.warning("the resume checkpoints %s stopped at different steps: starting over",
-                    ", ".join(map(str, paths)))
-        return None
-    initial = [members.member_state(k) for k in range(len(runs))]
-    initial_optimizer = copy.deepcopy(optimizer.state_dict())
-    try:
-        progress = [Progress(**state["progress"]) for state in states]
-        for k, state in enumerate(states):
-            members.load_member_state(k, state["model"])
-        members.load_optimizer_states(optimizer, [state["optimizer"] for state in states])
-        for generator, state in zip(generators, states):
-            generator.set_state(state["generator"])
-    except Exception as exc:  # starting over means from the initial weights
-        for k, state in enumerate(initial):
-            members.load_member_state(k, state)
-        optimizer.load_state_dict(initial_optimizer)
-        log.warning("resume checkpoint %s is unreadable (%s): starting over", paths[0], reason(exc))
-        return None
-    log.info("resuming from %s at epoch %d, batch %d", ", ".join(map(str, paths)),
-             progress[0].epoch + 1, progress[0].batch)
-    return progress
-
-
 def train(model, data, settings, device, outputs, resume_path, run_key, loss_fn=cross_entropy,
           record=None, checkpoint_extra=None):
     """Train `model`; write outputs["model"], outputs["metrics"], outputs["history"].
@@ -279,12 +186,12 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
     generators = [torch.Generator().manual_seed(run.seed) for run in runs]
-    progress = _load_resumes(runs, members, optimizer, generators) or [Progress() for _ in runs]
+    progress = load_resumes(runs, members, optimizer, generators) or [Progress() for _ in runs]
     n = trainable_windows(model, members, data, settings, device, runs)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat()
     epochs_here = 0
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while progress[0].epoch < settings.epochs:
             epoch, first_batch = progress[0].epoch, progress[0].batch
             lr = learning_rate(epoch, settings.epochs, settings.lr, settings.lr_boundaries)
@@ -322,7 +229,7 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
                     for k, state in enumerate(progress):
                         state.batch, state.loss_sum, state.correct = b + 1, float(loss_sum[k]), int(correct[k])
                         state.elapsed += time.perf_counter() - started
-                    _save_resumes(runs, members, optimizer, generators, progress)
+                    save_resumes(runs, members, optimizer, generators, progress)
                     raise TrainingInterrupted(
                         f"stopped by SIGTERM in epoch {epoch + 1}, batch {b + 1}; resume checkpoint "
                         f"saved to {', '.join(str(run.resume_path) for run in runs)}")
@@ -355,7 +262,7 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
                 elapsed_before = [state.elapsed for state in progress]
                 for state in progress:
                     state.elapsed += time.perf_counter() - started
-                _save_resumes(runs, members, optimizer, generators, progress)
+                save_resumes(runs, members, optimizer, generators, progress)
                 for state, elapsed in zip(progress, elapsed_before):
                     state.elapsed = elapsed
     seconds_here = time.perf_counter() - started
