@@ -47,6 +47,9 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from gafkd import grid  # noqa: E402
+from gafkd import runfiles  # noqa: E402
+from gafkd import names  # noqa: E402
+from gafkd import methods  # noqa: E402
 from gafkd.config import check_config_file, training_defaults  # noqa: E402
 from gafkd.train.devices import CUDA_CONTEXT_BYTES  # noqa: E402
 from gafkd.train.numerics import numerics_record, use_numerics  # noqa: E402
@@ -89,12 +92,12 @@ def run_child(spec):
         engine.evaluate = evaluate_or_die
     out = Path(spec["out"])
     inputs = {k: str(Path(spec["workdir"]) / v) for k, v in spec["inputs"].items()}
-    outputs = {grid.member_name(k, key): out / f"m{k}" / name for k in range(len(spec["workflow_runs"]))
-               for key, name in grid.RUN_FILE_NAMES.items()}
+    outputs = {runfiles.member_name(k, key): out / f"m{k}" / name for k in range(len(spec["workflow_runs"]))
+               for key, name in runfiles.RUN_FILE_NAMES.items()}
     for path in outputs.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     if spec["role"] == "teacher":
-        train_teacher(inputs["windows"], inputs.get("images"), spec["settings"], grid.member_files(outputs, 0),
+        train_teacher(inputs["windows"], inputs.get("images"), spec["settings"], runfiles.member_files(outputs, 0),
                       out / "m0" / "resume.pt", device, claim="gpu_check")
     else:
         train_pack_from_files(inputs, spec["settings"], outputs, device, claim="gpu_check")
@@ -249,21 +252,21 @@ def run_specs(config, workdir, device):
     encoding = grid.paired_encodings(config)[0]
     teacher_run = {"dataset": dataset, "fold": fold, "seed": seed, "modality": encoding, **TEACHER}
     student_run = {"dataset": dataset, "fold": fold, "arch": config["students"]["arch"],
-                   "method": STUDENT["method"], "alpha": grid.alpha_tag(STUDENT["alpha"]), "seed": seed,
-                   "teachers": grid.teachers_tag(STUDENT["method"], TEACHER["arch"], encoding)}
+                   "method": STUDENT["method"], "alpha": methods.alpha_tag(STUDENT["alpha"]), "seed": seed,
+                   "teachers": names.teachers_tag(STUDENT["method"], TEACHER["arch"], encoding)}
     teacher_inputs = {"windows": f"results/{dataset}/windows.h5",
                       "images": grid.images_path(config, dataset, encoding)}
     pack = grid.pack_of(config, student_run)
     students = list(pack.runs) if pack else [student_run]
     student_inputs = grid.pack_inputs(config, pack) if pack else {
-        grid.member_name(0, name): path for name, path in grid.student_inputs(config, student_run).items()}
+        runfiles.member_name(0, name): path for name, path in grid.student_inputs(config, student_run).items()}
     return {
         "teacher": {"role": "teacher", "workdir": str(workdir), "inputs": teacher_inputs,
                     "settings": grid.teacher_settings(config, teacher_run), "device": str(device),
-                    "workflow_runs": [grid.TEACHER_RUN.format(**teacher_run)]},
+                    "workflow_runs": [names.TEACHER_RUN.format(**teacher_run)]},
         "student": {"role": "students", "workdir": str(workdir), "inputs": student_inputs,
                     "settings": [grid.student_settings(config, run) for run in students],
-                    "device": str(device), "workflow_runs": [grid.STUDENT_RUN.format(**run) for run in students]},
+                    "device": str(device), "workflow_runs": [names.STUDENT_RUN.format(**run) for run in students]},
     }
 
 

@@ -63,6 +63,7 @@ sys.path.insert(0, str(REPO / "src"))
 from gafkd.train.defaults import default_train_settings  # noqa: E402
 from gafkd.train.engine import cross_entropy, predict  # noqa: E402
 from gafkd import grid  # noqa: E402
+from gafkd import names  # noqa: E402
 from gafkd.config import check_config_file, series_length  # noqa: E402
 from gafkd.train.numerics import PRECISIONS, use_numerics  # noqa: E402
 from gafkd.errors import ConfigError  # noqa: E402
@@ -120,14 +121,14 @@ def student_runs(config):
         group = "sp" if record.similarity else "cached" if record.teachers else "scratch"
         if name not in methods.setdefault(group, []):
             methods[group].append(name)
-        runs[group, grid.teacher_arch(tag) or None] += 1
+        runs[group, names.teacher_arch(tag) or None] += 1
     return runs, methods
 
 
 def packs_by_group(config):
     """{(group, teacher arch or None): {pack width: packs per fold}} of the workflow's own packs
     (gafkd.grid.student_packs), grouped as student_runs groups runs. A pack whose members learn
-    from teachers of several architectures (gafkd.grid.pack_group) counts in each by its share
+    from teachers of several architectures (gafkd.methods.pack_group) counts in each by its share
     of members, so that each (group, arch) is charged for the members it has."""
     dataset = next(iter(config["datasets"]))
     found = {}
@@ -135,7 +136,7 @@ def packs_by_group(config):
         for run in pack.runs:
             record = method(run["method"])
             group = "sp" if record.similarity else "cached" if record.teachers else "scratch"
-            widths = found.setdefault((group, grid.teacher_arch(run["teachers"]) or None), Counter())
+            widths = found.setdefault((group, names.teacher_arch(run["teachers"]) or None), Counter())
             widths[len(pack.runs)] += 1 / len(pack.runs)
     return found
 
@@ -212,7 +213,7 @@ def project(config, device, precision=None, timing=None, windows=None, quick=Fal
         """Hours of the teachers of `arch` and `modality` as the workflow trains them: signal
         teachers in packs of their seeds (gafkd.grid.teacher_packs), the others alone."""
         widths = Counter(len(pack.runs) for pack in grid.teacher_packs(config, {next(iter(config["datasets"])): ["fold0"]})
-                         if modality == grid.SIGNAL and pack.runs[0]["arch"] == arch)
+                         if modality == names.SIGNAL and pack.runs[0]["arch"] == arch)
         hours, packed = 0.0, 0
         for members, count in widths.items():
             net = pack_models([model(arch, modality) for _ in range(members)])

@@ -14,6 +14,7 @@ from conftest import REPO
 from test_workflow import scheduled_jobs, snakemake, snakemake_command
 
 from gafkd import grid
+from gafkd import names
 from gafkd.config import check_config_file
 from gafkd.train.predictions import correct, read_predictions
 
@@ -150,7 +151,7 @@ def test_deleted_student_output_asked_by_path_reruns_its_pack(demo, tmp_path):
     pack = grid.pack_of(config, {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn16-1",
                                  "method": "kd2", "teachers": "gasf-wrn16-1+sig-wrn16-1", "alpha": "0.5",
                                  "seed": "2"})
-    pack_runs = {grid.STUDENT_RUN.format(**run) for run in pack.runs}
+    pack_runs = {names.STUDENT_RUN.format(**run) for run in pack.runs}
     run_files = {f"{run}/{name}" for run in pack_runs
                  for name in ("metrics.json", "model.pt", "history.csv", "predictions.npz")}
     assert len(pack_runs) == 8 and run_files <= changed        # the whole pack: kd2 but seed 1, α 0.1

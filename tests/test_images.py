@@ -61,20 +61,20 @@ def test_cache_matches_pyts_in_windows_order(demo_windows, tmp_path, method):
 
 
 def test_a_stack_puts_each_channels_encodings_side_by_side_in_one_pass(demo_windows, tmp_path, monkeypatch):
-    import gafkd.images.gaf
+    import gafkd.images.encode
 
     fingerprint_ = read_windows(demo_windows).attrs["fingerprint"]
     parts = {}
     for method in ("gasf", "gadf", "mtf"):
         build_images(demo_windows, tmp_path / f"{method}.h5", method=method, size=16)
         parts[method] = read_images(tmp_path / f"{method}.h5", fingerprint_)
-    encoded, encode = [], gafkd.images.gaf.encode
+    encoded, encode = [], gafkd.images.encode.encode
 
     def counted(series, size, method, out=None, **kwargs):
         encoded.append((method, len(series)))
         return encode(series, size, method, out, **kwargs)
 
-    monkeypatch.setattr(gafkd.images.gaf, "encode", counted)
+    monkeypatch.setattr(gafkd.images.encode, "encode", counted)
     stack = tmp_path / "images_gasf+gadf+mtf16.h5"
     build_images(demo_windows, stack, method="gasf+gadf+mtf", size=16, chunk_windows=32)
     images = read_images(stack, fingerprint_, {"method": "gasf+gadf+mtf", "size": 16})
@@ -242,7 +242,7 @@ def test_float32_caches_hold_the_encoder_values_and_are_told_apart(demo_windows,
 
 
 def test_an_image_caches_name_says_what_changes_it_and_defaults_keep_todays_names():
-    from gafkd import grid
+    from gafkd import grid, names
 
     def tag(method="gasf", **images):
         return grid.image_tag({"images": {"methods": [method], "size": 64, "pi": {"recipe": "lab"},
@@ -257,7 +257,7 @@ def test_an_image_caches_name_says_what_changes_it_and_defaults_keep_todays_name
                           "dtype": "float16"}}
     assert grid.image_tags(several) == ["gasf64", "pi64-clean", "gasf+gadf+mtf64"]     # one cache each
     for variant in ("", "-clean", "-float32", "-clean-float32"):
-        assert grid.image_variant(variant) == {"pi_recipe": "clean" if "clean" in variant else "lab",
+        assert names.image_variant(variant) == {"pi_recipe": "clean" if "clean" in variant else "lab",
                                                "qgaf": {"scaling": "minmax", "shots": None, "seed": 0},
                                                "dtype": "float32" if "32" in variant else "float16"}
     assert grid.image_settings({"images": {"methods": ["gasf"], "size": 64, "pi": {"recipe": "lab"},

@@ -12,6 +12,9 @@ from conftest import REPO
 from torch.nn import functional as F
 
 from gafkd import grid
+from gafkd import names
+from gafkd import methods
+from gafkd import encodings
 from gafkd.archs import ARCH_REGEX
 from gafkd.config import check_config_file
 from gafkd.errors import ConfigError
@@ -32,8 +35,8 @@ def config():
 
 
 def run_of(config, record, alpha="0.5"):
-    tag = grid.teachers_tag(record.name, "wrn16-3", "gasf")
-    alpha = grid.alpha_tag(record.alpha) if record.alpha is not None else alpha
+    tag = names.teachers_tag(record.name, "wrn16-3", "gasf")
+    alpha = methods.alpha_tag(record.alpha) if record.alpha is not None else alpha
     return {"dataset": "basicmotions", "fold": "predefined", "arch": config["students"]["arch"],
             "method": record.name, "teachers": tag, "alpha": alpha, "seed": "2"}
 
@@ -53,7 +56,7 @@ def test_the_schema_lists_exactly_the_tables_methods_the_encodings_and_the_archi
                      schema["properties"]["teachers"]["properties"]["archs"]["items"]["pattern"]]
     assert arch_patterns == [f"^{ARCH_REGEX}$"] * 3
     described = schema["properties"]["images"]["properties"]["methods"]["description"]
-    assert all(re.search(rf"\b{m}\b", described) for m in grid.IMAGE_METHODS)      # checked in gafkd.grid
+    assert all(re.search(rf"\b{m}\b", described) for m in encodings.IMAGE_METHODS)      # checked in gafkd.grid
 
 
 @pytest.mark.parametrize("record", METHODS, ids=NAMES)
@@ -64,17 +67,17 @@ def test_alpha_handling(record, config):
     # one image teacher: every encoding's; a pair: the signal teacher and each paired encoding's
     encodings = {(): [None], ("gaf",): ["gasf", "pi"], ("sig",): [None], ("gaf", "sig"): ["pi"]}[record.teachers]
     per_arch = len(students["teacher_archs"]) * len(encodings) if record.teachers else 1
-    alphas = ["0.1", "0.3"] if record.alpha_grid else [grid.alpha_tag(record.alpha)]
+    alphas = ["0.1", "0.3"] if record.alpha_grid else [methods.alpha_tag(record.alpha)]
     assert sorted(alpha for _, _, alpha in cells) == sorted(alphas * per_arch)
     assert {tag for _, tag, _ in cells} == (
-        {grid.teachers_tag(record.name, a, e) for a in students["teacher_archs"] for e in encodings}
+        {names.teachers_tag(record.name, a, e) for a in students["teacher_archs"] for e in encodings}
         if record.teachers else {"none"})
     if record.alpha_grid:
-        grid.check_alpha(record.name, 0.3)
+        names.check_alpha(record.name, 0.3)
     else:
-        grid.check_alpha(record.name, record.alpha)
+        names.check_alpha(record.name, record.alpha)
         with pytest.raises(ConfigError, match=f"method '{record.name}' has α = {record.alpha:g}, not 0.3"):
-            grid.check_alpha(record.name, 0.3)
+            names.check_alpha(record.name, 0.3)
 
 
 @pytest.mark.parametrize("source", ["cache", "online"])
@@ -109,7 +112,7 @@ def test_a_scratch_student_of_a_teacher_run_reads_the_teachers_files(config):
     run["arch"] = "wrn16-3"
     inputs = grid.student_inputs(config, run)
     assert inputs["same_run_model"] == "results/basicmotions/predefined/teachers/sig/wrn16-3/seed2/model.pt"
-    assert set(inputs) == {"windows", *grid.SAME_RUN_FILES}
+    assert set(inputs) == {"windows", *names.SAME_RUN_FILES}
     config = copy.deepcopy(config)
     config["students"]["reuse_teacher_runs"] = False
     assert "same_run_model" not in grid.student_inputs(config, run)

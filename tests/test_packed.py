@@ -9,6 +9,8 @@ import torch
 from conftest import basicmotions_fold
 
 from gafkd import grid
+from gafkd import names
+from gafkd import methods
 from gafkd.config import check_config_file, training_defaults
 from gafkd.errors import ConfigError
 from gafkd.train.models import build_model
@@ -50,7 +52,7 @@ def fold(tmp_path_factory):
 
 def student(fold, folder, method, seed, alpha, pack=None, training=TRAINING):
     settings = {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn10-1", "method": method,
-                "teachers": grid.teachers_tag(method, "wrn10-1", "gasf"), "alpha": alpha, "seed": seed,
+                "teachers": names.teachers_tag(method, "wrn10-1", "gasf"), "alpha": alpha, "seed": seed,
                 "teacher_seed": seed, "training": training}
     if method != "scratch":
         settings["kd"] = KD
@@ -58,10 +60,10 @@ def student(fold, folder, method, seed, alpha, pack=None, training=TRAINING):
         settings["pack"] = pack
     root = fold["root"]
     inputs = {"windows": fold["windows"]}
-    for modality in grid.method(method).teachers:
+    for modality in methods.method(method).teachers:
         inputs[f"{modality}_outputs"] = root / f"{modality}{seed}" / "outputs.h5"
         inputs[f"{modality}_similarity"] = root / f"{modality}{seed}" / "similarity.h5"
-    if grid.method(method).starts_from:
+    if methods.method(method).starts_from:
         inputs["init"] = root / f"scratch{seed}" / "model"
     folder.mkdir(parents=True, exist_ok=True)
     return StudentRun(settings, inputs, {k: folder / k for k in ("model", "metrics", "history")},
@@ -327,15 +329,15 @@ def test_the_grid_packs_only_runs_that_train_together(config):
         settings = [grid.student_settings(config, run) for run in pack.runs]
         for key in PACK_SHARED:
             assert len({json.dumps(s.get(key), sort_keys=True) for s in settings}) == 1, key
-        assert {grid.pack_group(s) for s in settings} == {pack.group}
+        assert {methods.pack_group(s) for s in settings} == {pack.group}
         assert [s["pack"] for s in settings] == [{"width": len(pack.runs), "member": k}
                                                  for k in range(len(pack.runs))]
         cells = {(s["method"], s["teachers"]) for s in settings}
         assert len({(s["method"], s["teachers"], s["seed"], s["alpha"]) for s in settings}) == len(settings)
         # SP runs hold their teachers' similarity caches: one grid cell a pack; the others pack across
-        assert len(cells) == 1 or not any(grid.method(name).similarity for name, _ in cells)
+        assert len(cells) == 1 or not any(methods.method(name).similarity for name, _ in cells)
         # a run that starts from another run never packs with it
-        assert not ({"scratch"} & {name for name, _ in cells} and any(grid.method(name).starts_from for name, _ in cells))
+        assert not ({"scratch"} & {name for name, _ in cells} and any(methods.method(name).starts_from for name, _ in cells))
     # runs derived from a teacher's run are never packed, nor trained at all
     assert not any(run["method"] == "scratch" and grid.same_run_teacher_dir(config, run) for run in packed)
     solo = {**config, "students": {**config["students"], "pack": 1}}
@@ -348,7 +350,7 @@ def test_the_grid_packs_only_runs_that_train_together(config):
 @pytest.mark.parametrize("standardize", [False, True])
 def test_a_pack_across_grid_cells_trains_each_member_as_its_solo_run(fold, tmp_path, monkeypatch, fusion,
                                                                     standardize):
-    """Runs of other methods and teachers in one pack (gafkd.grid.pack_group): a member without
+    """Runs of other methods and teachers in one pack (gafkd.methods.pack_group): a member without
     one of the two teachers weighs that teacher's term 0, exactly as its solo run leaves it out."""
     monkeypatch.setattr(students_module, "pack_models", lambda models: pack_models(models, fusion))
     monkeypatch.setitem(KD, "standardize_logits", standardize)

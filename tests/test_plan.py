@@ -12,6 +12,7 @@ from rawfiles import make_gene_folder
 from test_workflow import dry_run_jobs, snakemake
 
 from gafkd import grid
+from gafkd import names
 from gafkd import resources
 from gafkd.config import check_config_file, fold_names
 from gafkd.methods import method
@@ -77,7 +78,7 @@ def test_the_rules_declare_what_the_plan_says_for_every_job(tmp_path, gene_confi
 def test_lab_grids_ask_a_cluster_for_what_their_jobs_need(name):
     config, jobs = planned(REPO / "configs" / f"{name}.yaml")
     folds = {dataset: fold_names(spec) for dataset, spec in config["datasets"].items()}
-    derived = {grid.STUDENT_RUN.format(**run) for run in grid.student_runs(config, folds)
+    derived = {names.STUDENT_RUN.format(**run) for run in grid.student_runs(config, folds)
                if grid.same_run_teacher_dir(config, run) is not None}
     network_rules = ("train_teacher", "teacher_outputs", "teacher_similarity", "train_student")
     for job in jobs:
@@ -95,7 +96,7 @@ def test_lab_grids_ask_a_cluster_for_what_their_jobs_need(name):
         # the teachers' similarity caches (rows: the fold's training windows) come on top
         data = resources.fold_data(config, pack.runs[0]["dataset"])
         caches = 0
-        for modality, arch in grid.parse_teachers_tag(pack.runs[0]["method"], pack.runs[0]["teachers"]).values():
+        for modality, arch in names.parse_teachers_tag(pack.runs[0]["method"], pack.runs[0]["teachers"]).values():
             channels, shape = resources._input_shape(config, data, modality)
             sizes = resources.network_cost(arch, channels, shape, data.classes).feature_sizes
             caches += cache_bytes(choose_forms(sizes, data.train), sizes, data.train)

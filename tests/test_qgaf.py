@@ -1,6 +1,8 @@
 """Q-GASF / Q-GADF (gafkd.images.qgaf) against a state-vector simulation of their circuit: one qubit in
 |0>, RY(2 x_i), then RY(2 x_j) (summation) or RY(-2 x_j) (difference), ⟨Z⟩ measured."""
 
+import re
+
 import numpy as np
 import pytest
 from pyts.approximation import PiecewiseAggregateApproximation
@@ -8,9 +10,11 @@ from pyts.approximation import PiecewiseAggregateApproximation
 from conftest import basicmotions_fold
 
 from gafkd import grid
+from gafkd import names
 from gafkd.encodings import qgaf_settings
 from gafkd.errors import ConfigError, InputError
-from gafkd.images.gaf import encode, gramian_angular_field
+from gafkd.images.encode import encode
+from gafkd.images.gaf import gramian_angular_field
 from gafkd.images.cache import build_images, read_images
 from gafkd.images.qgaf import quantum_gaf
 from gafkd.data.windows import read_windows
@@ -155,9 +159,9 @@ def test_a_caches_name_says_its_qgaf_settings_and_builds_them_back():
     for method, qgaf, tag in cases:
         assert grid.image_tag(config(method, **qgaf), method) == tag
         variant = tag[len(method) + 2:]
-        assert grid.re.fullmatch(grid.IMAGE_VARIANT_REGEX, variant)
+        assert re.fullmatch(names.IMAGE_VARIANT_REGEX, variant)
         if method != "gasf":
-            assert grid.image_variant(variant)["qgaf"] == qgaf_settings(qgaf)
+            assert names.image_variant(variant)["qgaf"] == qgaf_settings(qgaf)
     # the seed changes nothing without shots, so it is not part of the exact cache's identity
     assert grid.image_settings(config("qgasf", seed=4), "qgasf")["qgaf"] == {"scaling": "minmax", "shots": None}
     assert "qgaf" not in grid.image_settings(config("gasf+mtf"), "gasf+mtf")

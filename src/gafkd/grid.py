@@ -4,26 +4,14 @@ and the tests expand the grid with these functions, so it is expanded in one pla
 
 import functools
 import json
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
-from gafkd.archs import ARCH_REGEX
-from gafkd.encodings import ENCODING_REGEX, IMAGE_METHODS, encoding_label, encoding_order, encoding_parts  # noqa: F401
-from gafkd.encodings import QGAF_DEFAULTS, QGAF_METHODS, qgaf_identity
-from gafkd.errors import ConfigError
-from gafkd.methods import alpha_tag, method  # noqa: F401  (alpha_tag: the grid's spelling of α)
+from gafkd.encodings import QGAF_DEFAULTS, QGAF_METHODS, encoding_parts, qgaf_identity
+from gafkd.methods import alpha_tag, method, pack_group
+from gafkd.names import (IMAGE_ROLE, SAME_RUN_FILES, SIGNAL, STUDENT_RUN, TEACHER_RUN, check_alpha,
+                         is_image_modality, parse_teachers_tag, tag_encoding, teacher_arch, teachers_tag)
+from gafkd.runfiles import RUN_FILE_NAMES, member_name
 from gafkd.same_run import same_run_teacher
-
-SIGNAL = "sig"          # the signal teachers' folder; an image teacher's is its encoding
-MODALITY_REGEX = rf"{SIGNAL}|{ENCODING_REGEX}"
-# teachers.modalities: 'gaf' stands for the image teachers of every images.methods entry.
-IMAGE_ROLE = "gaf"
-
-
-def is_image_modality(modality):
-    """Whether a teacher folder's modality is an image encoding (else the signal)."""
-    return modality != SIGNAL
 
 
 def image_encodings(config):
@@ -38,76 +26,9 @@ def paired_encodings(config):
     return image_encodings(config) if chosen is None else list(chosen)
 
 
-TEACHER_RUN = "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}"
-STUDENT_RUN = "results/{dataset}/{fold}/students/{arch}/{method}/{teachers}/alpha{alpha}/seed{seed}"
-# A teachers tag: 'none', '<encoding>-<arch>', 'sig-<arch>' or '<encoding>-<arch>+sig-<arch>'
-# ('+' also joins a stack's encodings: the fixed shape of the tag keeps it unambiguous).
-_IMAGE_TEACHER = rf"(?P<image>{ENCODING_REGEX})-(?P<image_arch>{ARCH_REGEX})"
-_SIGNAL_TEACHER = rf"{SIGNAL}-(?P<sig_arch>{ARCH_REGEX})"
-TEACHERS_REGEX = (rf"none|(?:{ENCODING_REGEX})-{ARCH_REGEX}|{SIGNAL}-{ARCH_REGEX}"
-                  rf"|(?:{ENCODING_REGEX})-{ARCH_REGEX}\+{SIGNAL}-{ARCH_REGEX}")
-# Files of the signal teacher run that a scratch student is (gafkd.distill.reuse), as the student's inputs.
-SAME_RUN_FILES = {"same_run_model": "model.pt", "same_run_metrics": "metrics.json",
-                  "same_run_history": "history.csv", "same_run_predictions": "predictions.npz"}
-
-
-def teachers_tag(name, teacher_arch, encoding=None):
-    """'none', 'gasf-wrn16-3', 'sig-wrn16-3' or 'gasf-wrn16-3+sig-wrn16-3': the teachers of
-    method `name`, its image teacher of `encoding`."""
-    roles = method(name).teachers
-    if IMAGE_ROLE in roles and encoding is None:
-        raise ConfigError(f"method '{name}' learns from an image teacher: name its encoding")
-    return "+".join(f"{encoding if role == IMAGE_ROLE else SIGNAL}-{teacher_arch}" for role in roles) or "none"
-
-
-def parse_teachers_tag(name, tag):
-    """{role: (modality, arch)} of a teachers tag, checked against the method: the image
-    teacher under role 'gaf' with its encoding as modality, the signal teacher under 'sig'."""
-    match = None
-    for form in (_IMAGE_TEACHER, _SIGNAL_TEACHER, rf"{_IMAGE_TEACHER}\+{_SIGNAL_TEACHER}"):
-        match = match or re.fullmatch(form, tag)
-    if match is None and tag != "none":
-        raise ConfigError(f"teachers '{tag}' is not none, <encoding>-<arch>, sig-<arch> or "
-                          f"<encoding>-<arch>+sig-<arch>")
-    found = {} if match is None else match.groupdict()
-    parsed = {}
-    if found.get("image"):
-        parsed[IMAGE_ROLE] = (found["image"], found["image_arch"])
-    if found.get("sig_arch"):
-        parsed[SIGNAL] = (SIGNAL, found["sig_arch"])
-    roles = method(name).teachers
-    if tuple(parsed) != roles:
-        raise ConfigError(f"method '{name}' takes teachers {roles or 'none'}, not '{tag}'")
-    return parsed
-
-
-def teacher_arch(tag):
-    """The teachers' architecture of a teachers tag ('' for none)."""
-    match = re.search(rf"{ARCH_REGEX}$", tag)     # both teachers of a pair share one
-    return match.group(0) if match and tag != "none" else ""
-
-
-def tag_encoding(tag):
-    """The image teacher's encoding of a teachers tag ('' for none or the signal teacher alone)."""
-    match = re.match(rf"({ENCODING_REGEX})-", tag)
-    return match.group(1) if match else ""
-
-
-def check_alpha(name, alpha):
-    fixed = method(name).alpha
-    if fixed is not None and float(alpha) != fixed:
-        raise ConfigError(f"method '{name}' has α = {fixed:g}, not {alpha}")
-    if not 0 <= float(alpha) <= 1:
-        raise ConfigError(f"α must be within [0, 1], got {alpha}")
-
-
 def canonical(value):
     """A copy with sorted keys: the order of keys in a config file must not rerun anything."""
     return json.loads(json.dumps(value, sort_keys=True))
-
-
-# The image cache's name: encoding, size, then what else changes it, where not the default.
-IMAGE_VARIANT_REGEX = r"(?:-clean)?(?:-unscaled|-standard)?(?:-shots[1-9]\d*(?:-seed\d+)?)?(?:-float32)?"
 
 
 def image_tag(config, encoding):
@@ -125,16 +46,6 @@ def image_tag(config, encoding):
     if "dtype" in settings:
         tag += f"-{settings['dtype']}"
     return tag
-
-
-def image_variant(variant):
-    """build_images' pi_recipe, qgaf and dtype from the variant part of an image cache's name."""
-    shots = re.search(r"-shots(\d+)(?:-seed(\d+))?", variant)
-    scaling = "none" if "-unscaled" in variant else "standard" if "-standard" in variant else "minmax"
-    return {"pi_recipe": "clean" if "-clean" in variant else "lab",
-            "qgaf": {"scaling": scaling, "shots": int(shots[1]) if shots else None,
-                     "seed": int(shots[2] or 0) if shots else 0},
-            "dtype": "float32" if "-float32" in variant else "float16"}
 
 
 def images_path(config, dataset, encoding):
@@ -271,39 +182,6 @@ def solo_student_settings(config, run):
     return canonical(settings)
 
 
-# A pack's member k: its rule's input and output names carry the prefix m<k>_.
-def member_name(k, name):
-    return f"m{k}_{name}"
-
-
-def member_files(files, k):
-    """{name: path} of member k among a pack rule's named files."""
-    prefix = member_name(k, "")
-    return {name[len(prefix):]: path for name, path in files.items() if name.startswith(prefix)}
-
-
-RUN_FILE_NAMES = {"model": "model.pt", "metrics": "metrics.json", "history": "history.csv",
-                  "predictions": "predictions.npz"}
-
-
-@dataclass
-class RunFiles:
-    """A run as its job sees it: its settings (student_settings, teacher_settings), input files
-    (student_inputs', teacher_inputs' names), output files and resume checkpoint."""
-    settings: dict
-    inputs: dict
-    outputs: dict
-    resume_path: Path
-
-
-def pack_run_files(inputs, settings, outputs):
-    """The RunFiles of a pack's members from its rule's files (member k's named as member_files
-    gives them) and settings (one per member); each resumes from resume.pt beside its model.pt."""
-    return [RunFiles(member, member_files(inputs, k), member_files(outputs, k),
-                     Path(member_files(outputs, k)["model"]).with_name("resume.pt"))
-            for k, member in enumerate(settings)]
-
-
 @dataclass(frozen=True)
 class Pack:
     """Student runs, or signal teacher runs, trained together in one job (gafkd.train.packed), member
@@ -371,23 +249,6 @@ def teacher_pack_of(config, run):
 def _run_id(run):
     """A student run's wildcards as strings (how packs hold their runs)."""
     return {key: str(run[key]) for key in STUDENT_KEYS}
-
-
-def pack_group(run):
-    """The name of the runs student `run` may train with in one pack (with the same dataset,
-    fold and student architecture): runs that start alike and read alike. Distillation from
-    cached teacher logits packs across methods, teachers and α (`<arch>-kd`; `<arch>-kd-from-scratch`
-    for the runs that start from the scratch student); an SP run packs within its grid cell, whose
-    teachers' similarity caches its pack holds (`<arch>-kd2-anneal-sp-<teachers>`); scratch runs
-    pack with each other."""
-    record = method(run["method"])
-    if record.similarity:
-        family = f"{record.name}-{run['teachers']}"
-    elif not record.teachers:
-        family = record.name
-    else:
-        family = "kd" if record.starts_from is None else f"kd-from-{record.starts_from}"
-    return f"{run['arch']}-{family}"
 
 
 def _group_packs(config, dataset, fold):

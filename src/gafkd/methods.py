@@ -48,7 +48,7 @@ def method(name):
         raise ConfigError(f"unknown student method '{name}' (known: {', '.join(NAMES)})") from None
 
 
-def row_label(name, encoding=""):
+def student_label(name, encoding=""):
     """A student's row in the tables: its method's label, with its image teacher's encoding
     where it has one: '1 teacher (GASF)', '2 teachers (PI + signal)', '+ SP (MTF + signal)'."""
     record = method(name)
@@ -69,3 +69,20 @@ def alpha_tag(alpha):
     import numpy as np
 
     return np.format_float_positional(float(alpha), trim="-")
+
+
+def pack_group(run):
+    """The name of the runs student `run` may train with in one pack (with the same dataset,
+    fold and student architecture): runs that start alike and read alike. Distillation from
+    cached teacher logits packs across methods, teachers and α (`<arch>-kd`; `<arch>-kd-from-scratch`
+    for the runs that start from the scratch student); an SP run packs within its grid cell, whose
+    teachers' similarity caches its pack holds (`<arch>-kd2-anneal-sp-<teachers>`); scratch runs
+    pack with each other."""
+    record = method(run["method"])
+    if record.similarity:
+        family = f"{record.name}-{run['teachers']}"
+    elif not record.teachers:
+        family = record.name
+    else:
+        family = "kd" if record.starts_from is None else f"kd-from-{record.starts_from}"
+    return f"{run['arch']}-{family}"

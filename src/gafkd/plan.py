@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gafkd import grid
+from gafkd import names
 from gafkd import resources as needs
 from gafkd.config import fold_names
 from gafkd.errors import GafkdError
@@ -49,11 +50,11 @@ def report_dir(name):
 
 
 def _teacher_name(run):
-    return grid.TEACHER_RUN.format(**run)
+    return names.TEACHER_RUN.format(**run)
 
 
 def _student_name(run):
-    return grid.STUDENT_RUN.format(**run)
+    return names.STUDENT_RUN.format(**run)
 
 
 def teacher_jobs(config, folds):

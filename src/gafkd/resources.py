@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gafkd import grid
+from gafkd import names
 from gafkd.config import series_length
 from gafkd.encodings import encoding_parts
 from gafkd.methods import method
@@ -216,7 +217,7 @@ def network_cost(arch, channels, shape, classes):
 
 def _input_shape(config, data, modality):
     """(channels, shape) of a network's input: the signal, or an encoding's image."""
-    if grid.is_image_modality(modality):
+    if names.is_image_modality(modality):
         size = config["images"]["size"]
         return data.channels * len(encoding_parts(modality)), (size, size)
     return data.channels, (data.length,)
@@ -265,7 +266,7 @@ def _teacher(config, run):
     data = fold_data(config, run["dataset"])
     channels, shape = _input_shape(config, data, run["modality"])
     loaded = _signal_bytes(data)
-    if grid.is_image_modality(run["modality"]):
+    if names.is_image_modality(run["modality"]):
         loaded += _image_bytes(config, data, run["modality"])
     return Teacher(data, network_cost(run["arch"], channels, shape, data.classes), len(shape), loaded)
 
@@ -313,7 +314,7 @@ def student_needs(config, runs):
     seconds = training_seconds(config, data, cost, 1, len(runs))
     loaded = _signal_bytes(data) + len(runs) * 2 * data.windows * data.classes * 4
     if method(run["method"]).similarity:
-        for modality, arch in grid.parse_teachers_tag(run["method"], run["teachers"]).values():
+        for modality, arch in names.parse_teachers_tag(run["method"], run["teachers"]).values():
             teacher = _teacher(config, {**run, "modality": modality, "arch": arch})
             if config["students"]["kd"]["sp_source"] == "online":
                 # both teachers' forwards at every step: a third of their training

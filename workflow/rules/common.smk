@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 # The gafkd library of this checkout first on sys.path, whatever else is installed: the same
 # module every job script imports first.
@@ -14,27 +13,25 @@ _spec = importlib.util.spec_from_file_location(
 _spec.loader.exec_module(importlib.util.module_from_spec(_spec))
 
 from gafkd.config import (
-    check_config,
+    check_config_values,
     check_split_subjects,
     download_target,
     fold_names,
     planned_downloads,
 )
-from gafkd.configfile import load_yaml, schema_errors
+from gafkd.configfile import load_yaml
 from gafkd.errors import ConfigError, GafkdError
 from gafkd import grid
+from gafkd import names
+from gafkd import runfiles
 from gafkd import resources as job_needs
 from gafkd.plan import report_dir, report_name
 from gafkd.data.rawfolder import folder_state
 from gafkd.archs import ARCH_REGEX
 from gafkd.data.splits import FOLD_PATTERN
-from gafkd.grid import (
-    STUDENT_RUN,
-    TEACHER_RUN,
-    TEACHERS_REGEX,
-    alpha_tag,
-    canonical,
-)
+from gafkd.grid import canonical
+from gafkd.methods import alpha_tag
+from gafkd.names import STUDENT_RUN, TEACHER_RUN, TEACHERS_REGEX
 from gafkd.methods import NAMES as STUDENT_METHODS
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -42,14 +39,7 @@ SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 try:
     for path in workflow.configfiles:
         load_yaml(path)
-except ConfigError as error:
-    raise WorkflowError(f"Invalid config: {error}") from None
-problem = schema_errors(config, SCHEMA)
-if problem:
-    raise WorkflowError(f"Invalid config: {problem}")
-validate(config, str(SCHEMA))  # fills in the schema's defaults
-try:
-    check_config(config)
+    check_config_values(config, SCHEMA)
 except ConfigError as error:
     raise WorkflowError(f"Invalid config: {error}") from None
 
@@ -59,7 +49,7 @@ IMAGE_TAGS = grid.image_tags(config)
 
 wildcard_constraints:
     dataset="|".join(re.escape(d) for d in DATASETS),
-    encoding=grid.ENCODING_REGEX,
+    encoding=names.ENCODING_REGEX,
     size=r"\d+",
 
 
@@ -102,7 +92,7 @@ def raw_input(wildcards):
 
 wildcard_constraints:
     fold=FOLD_PATTERN,
-    modality=grid.MODALITY_REGEX,
+    modality=names.MODALITY_REGEX,
     arch=ARCH_REGEX,
     seed=r"\d+",
 

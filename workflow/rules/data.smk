@@ -66,7 +66,7 @@ rule build_images:
         "results/{dataset}/benchmarks/images_{encoding}{size}{variant}.tsv"
     wildcard_constraints:
         # what else changes the cache, in its name (gafkd.grid.image_tag)
-        variant=grid.IMAGE_VARIANT_REGEX,
+        variant=names.IMAGE_VARIANT_REGEX,
     # first: every image teacher waits on its cache
     priority: 3
     conda:

@@ -1,7 +1,7 @@
 """Snakemake adapter: windows.h5 -> image cache (gafkd.images.cache) + gallery (gafkd.report.figures)."""
 import gafkd_src  # noqa: F401  (must come first)
 from gafkd.report.figures import plot_gallery
-from gafkd.grid import image_variant
+from gafkd.names import image_variant
 from gafkd.images.cache import build_images
 from gafkd.logs import logged
 

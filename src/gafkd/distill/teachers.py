@@ -10,7 +10,8 @@ import torch
 from gafkd.train.folds import load_fold, to_train_data
 from gafkd.train.engine import Run, TrainSettings, cross_entropy, train_runs
 from gafkd.errors import ConfigError
-from gafkd.grid import RunFiles, is_image_modality, pack_run_files
+from gafkd.names import is_image_modality
+from gafkd.runfiles import RunFiles, pack_run_files
 from gafkd.distill.losses.multi_teacher import cross_entropy as members_cross_entropy
 from gafkd.train.numerics import numerics_record
 from gafkd.train.memory import training_reserve
@@ -36,7 +37,7 @@ def train_teacher(windows_h5, images_h5, settings, outputs, resume_path, device,
 
 
 def train_teacher_pack_from_files(inputs, settings, outputs, device, claim=None):
-    """A pack's runs from its rule's files and settings (gafkd.grid.pack_run_files)."""
+    """A pack's runs from its rule's files and settings (gafkd.runfiles.pack_run_files)."""
     return train_teachers(pack_run_files(inputs, settings, outputs), device, claim)
 
 

@@ -25,9 +25,9 @@ import pandas as pd
 
 from gafkd.encodings import encoding_order
 from gafkd.errors import InputError
-from gafkd.grid import IMAGE_ROLE
+from gafkd.names import IMAGE_ROLE
 from gafkd.headline import headline_comparison
-from gafkd.methods import METHODS, method as method_record, row_label
+from gafkd.methods import METHODS, method as method_record, student_label
 from gafkd.report.statistics import (SIGNIFICANCE, bayes_probabilities, cohens_dz, corrected_ttest, dz_interval, holm,
                                      mcnemar_p, rank_biserial, rank_biserial_interval, smallest_wilcoxon_p, t_interval,
                                      tolerance, no_spread, wilcoxon_p)
@@ -74,7 +74,7 @@ def label_of_run(run):
 def label(config):
     """'2 teachers (GASF + signal), α = 0.3' for (method, images, teacher_arch, alpha)."""
     name, images, _, alpha = config
-    return row_label(name, images) + (f", α = {alpha:g}" if method_record(name).alpha_grid else "")
+    return student_label(name, images) + (f", α = {alpha:g}" if method_record(name).alpha_grid else "")
 
 
 def student_runs(runs):
@@ -210,22 +210,7 @@ def compare(students, config, baseline, metric="test_accuracy", rope=ROPE, tests
     diffs = (units["a"] - units["b"]).to_numpy()
     n = len(diffs)
     n_folds = students["fold"].nunique()
-    row = {"comparison": f"{label(config)} vs {label(baseline)}",
-           "method": config[0], "images": config[1], "teacher_arch": config[2], "alpha": config[3],
-           "baseline_method": baseline[0], "baseline_images": baseline[1], "baseline_teacher_arch": baseline[2],
-           "baseline_alpha": baseline[3],
-           "pairing": "folds (seed means)" if loso else "seeds", "n_pairs": n, "n_runs": len(paired),
-           "dropped": len(dropped), "dropped_pairs": "; ".join(dropped),
-           "mean": float(units["a"].mean()) if n else math.nan,
-           "baseline_mean": float(units["b"].mean()) if n else math.nan,
-           "diff": float(diffs.mean()) if n else math.nan, "ci_low": math.nan, "ci_high": math.nan,
-           "testset_low": math.nan, "testset_high": math.nan, "testset_unit": "",
-           "test": "Wilcoxon signed-rank, exact with ties, over folds" if loso else "paired t-test over seeds",
-           "p": math.nan, "p_mcnemar": math.nan, "mcnemar_counts": "",
-           "effect": math.nan, "effect_low": math.nan, "effect_high": math.nan,
-           "effect_measure": "rank-biserial r" if loso else "d_z",
-           "rope": rope, "p_better": math.nan, "p_equivalent": math.nan, "p_worse": math.nan,
-           "verdict": "", "note": ""}
+    row = _row(config, baseline, loso, paired, dropped, units, diffs, rope)
     if n == 0:
         row["note"] = "no pairs"
         return row
@@ -240,6 +225,37 @@ def compare(students, config, baseline, metric="test_accuracy", rope=ROPE, tests
         else:
             row["note"] = "1 pair: no test"
         return row
+    _test_differences(row, diffs, loso, n_folds, rope, tol, alpha)
+    return row
+
+
+def _row(config, baseline, loso, paired, dropped, units, diffs, rope):
+    """A comparison's row before any test: who is compared, the pairs and the means; every
+    interval, test and effect still NaN."""
+    n = len(diffs)
+    return {"comparison": f"{label(config)} vs {label(baseline)}",
+            "method": config[0], "images": config[1], "teacher_arch": config[2], "alpha": config[3],
+            "baseline_method": baseline[0], "baseline_images": baseline[1], "baseline_teacher_arch": baseline[2],
+            "baseline_alpha": baseline[3],
+            "pairing": "folds (seed means)" if loso else "seeds", "n_pairs": n, "n_runs": len(paired),
+            "dropped": len(dropped), "dropped_pairs": "; ".join(dropped),
+            "mean": float(units["a"].mean()) if n else math.nan,
+            "baseline_mean": float(units["b"].mean()) if n else math.nan,
+            "diff": float(diffs.mean()) if n else math.nan, "ci_low": math.nan, "ci_high": math.nan,
+            "testset_low": math.nan, "testset_high": math.nan, "testset_unit": "",
+            "test": "Wilcoxon signed-rank, exact with ties, over folds" if loso else "paired t-test over seeds",
+            "p": math.nan, "p_mcnemar": math.nan, "mcnemar_counts": "",
+            "effect": math.nan, "effect_low": math.nan, "effect_high": math.nan,
+            "effect_measure": "rank-biserial r" if loso else "d_z",
+            "rope": rope, "p_better": math.nan, "p_equivalent": math.nan, "p_worse": math.nan,
+            "verdict": "", "note": ""}
+
+
+def _test_differences(row, diffs, loso, n_folds, rope, tol, alpha):
+    """Fill in `row` from two or more paired differences: the interval, the Bayesian
+    probabilities and verdict, the effect and its interval, and the test's p (Wilcoxon's over
+    folds, where some fold differs and a p below `alpha` is possible; else the corrected t-test
+    over seeds, where the differences spread), or a note that says why there is none."""
     rho = 1 / n_folds if loso else 0.0
     row["ci_low"], row["ci_high"] = t_interval(diffs, rho, tol=tol)
     row["p_worse"], row["p_equivalent"], row["p_better"] = bayes_probabilities(diffs, rope, rho, tol)
@@ -262,7 +278,6 @@ def compare(students, config, baseline, metric="test_accuracy", rope=ROPE, tests
         row["effect"] = cohens_dz(diffs, tol)
         row["effect_low"], row["effect_high"] = dz_interval(diffs, tol=tol)
         row["p"] = corrected_ttest(diffs, tol=tol)[1]
-    return row
 
 
 def mcnemar_runs(path_a, path_b, testset=None):

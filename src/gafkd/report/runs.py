@@ -16,8 +16,8 @@ import pandas as pd
 from gafkd.data.splits import split_kind
 from gafkd.encodings import encoding_label, encoding_order
 from gafkd.errors import InputError
-from gafkd.grid import is_image_modality, tag_encoding, teacher_arch as teachers_arch
-from gafkd.methods import METHODS, TEACHER_ROWS, row_label as student_label
+from gafkd.names import is_image_modality, tag_encoding, teacher_arch as teachers_arch
+from gafkd.methods import METHODS, TEACHER_ROWS, student_label
 from gafkd.report.comparisons import check_unique
 from gafkd.train.run_record import read_metrics
 

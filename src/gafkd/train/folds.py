@@ -14,7 +14,7 @@ from gafkd.images.cache import read_images
 from gafkd.train.memory import (AUTO, DEVICE, HOST, device_budget_bytes, human_bytes, jobs_on_device,
                                 plan_placement, requested_placement, reserve_bytes)
 from gafkd.encodings import encoding_parts
-from gafkd.grid import SIGNAL, is_image_modality
+from gafkd.names import SIGNAL, is_image_modality
 from gafkd.data.splits import SPLIT_NAMES, TEST, TRAIN, VAL, image_channel_stats, split_kind
 from gafkd.train.staging import PinnedStaging, gather_rows
 from gafkd.data.windows import read_windows
