@@ -13,7 +13,7 @@ The job is timed whole and split into its stages by wrapping the functions it ca
 timed code is the job's own:
 
     read windows   CheckedH5.array("X"): windows.h5 blocks read and checksum-verified
-    encode         gafkd.images.gaf.encode (numba, parallel over series)
+    encode         gafkd.images.encode.encode (numba, parallel over series)
     float16        np.copyto of the float32 block into the float16 buffer
     write          the HDF5 dataset write (fletcher32 on every chunk), into the page cache
     fingerprint    hashing X, y and subject against windows.h5's fingerprint
@@ -50,7 +50,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 import gafkd.atomic  # noqa: E402
-import gafkd.images.gaf  # noqa: E402
+import gafkd.images.encode  # noqa: E402
 import gafkd.images.cache  # noqa: E402
 from gafkd.h5checked import CheckedH5, create_h5, seal, write_checked  # noqa: E402
 from gafkd.images.cache import build_images, images_per_chunk, read_images  # noqa: E402
@@ -192,7 +192,7 @@ def timed_stages(times):
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(
             CheckedH5, "array", timer("read windows", CheckedH5.array, lambda self, name, *a: name == "X")))
-        stack.enter_context(mock.patch.object(gafkd.images.gaf, "encode", timer("encode", gafkd.images.gaf.encode)))
+        stack.enter_context(mock.patch.object(gafkd.images.encode, "encode", timer("encode", gafkd.images.encode.encode)))
         stack.enter_context(mock.patch.object(np, "copyto", timer("float16", np.copyto)))
         stack.enter_context(mock.patch.object(gafkd.images.cache, "create_checked", create))
         stack.enter_context(mock.patch.object(gafkd.images.cache, "fingerprint", timed_fingerprint))

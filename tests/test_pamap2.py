@@ -8,8 +8,8 @@ from rawfiles import PAMAP2_COLUMNS, RAW, SUBJECT101_EXPECTED, pamap2_table, wri
 
 from gafkd.errors import ConfigError, InputError
 from gafkd.data.windows import build_windows
-from gafkd.data.readers.pamap2 import (ACTIVITIES, COLUMNS, DEFAULT_CLASS_MAP, DEFAULTS, LAB_THRESHOLDS,
-                                       PROTOCOLS, check_protocol, read_pamap2)
+from gafkd.data.readers.pamap2 import DEFAULT_CLASS_MAP, DEFAULTS, PROTOCOLS, check_protocol, read_pamap2
+from gafkd.data.readers.pamap2_format import ACTIVITIES, COLUMNS, LAB_THRESHOLDS
 
 
 # Channel sets as 0-based columns of the published layout (see rawfiles.PAMAP2_COLUMNS).

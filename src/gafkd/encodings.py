@@ -1,5 +1,5 @@
 """Image encodings by name (torch-free: the config check and the workflow read them): each
-entry of `images.methods` is one encoding (gafkd.images.gaf, gafkd.images.persistence) or a stack of several
+entry of `images.methods` is one encoding (gafkd.images.encode) or a stack of several
 joined by '+' (gafkd.images.cache: each sensor channel's encodings as consecutive image channels)."""
 
 from gafkd.errors import ConfigError

@@ -1,4 +1,4 @@
-"""The image cache: every window encoded (gafkd.images.gaf), one image per channel stacked as image
+"""The image cache: every window encoded (gafkd.images.encode), one image per channel stacked as image
 channels, written as float16 HDF5 in windows.h5 order; read back checked. A stack of encodings
 (`gasf+gadf+mtf`) is built in the same pass: each sensor channel's images, one per encoding in
 the stack's order, as consecutive channels (3·C channels for three). Its gallery is drawn by
@@ -43,10 +43,9 @@ def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024,
     qgaf = qgaf_settings(qgaf)
     if dtype not in DTYPES:
         raise ConfigError(f"images.dtype: '{dtype}' is not one of {', '.join(DTYPES)}")
-    # Imported here: numba's start-up is a cost every training job would pay for read_images.
-    from gafkd.images.gaf import encode, limit_threads
-
     if threads:
+        from gafkd.images.encode import limit_threads
+
         limit_threads(threads)
     with CheckedH5(windows_h5, "windows file", require_seal=False) as src:
         n, channels, length = src.shape("X")
@@ -67,43 +66,62 @@ def build_images(windows_h5, out_h5, method="gasf", size=64, chunk_windows=1024,
             def encoded_blocks():
                 for start in range(0, n, chunk):
                     block = src.array("X", np.s_[start:start + chunk])
-                    count = len(block)
-                    for e, part in enumerate(parts):
-                        out = encoded[e, :count * channels]
-                        encode(block.reshape(-1, length), size, part, out, pi_recipe=pi_recipe,
-                               qgaf=qgaf, first_row=start * channels)
-                        if not np.isfinite(out).all():
-                            raise InputError(f"{windows_h5}: {part} images of windows {start}–"
-                                             f"{start + count - 1} are not finite; check the windows")
-                        empty[part] += int(np.count_nonzero(~out.reshape(len(out), -1).any(axis=1)))
-                    # (E, count·C, S, S) -> (count, C, E, S, S): each channel's encodings together
-                    np.copyto(stored[:count].reshape(count, channels, len(parts), size, size),
-                              encoded[:, :count * channels].reshape(len(parts), count, channels, size, size)
-                              .transpose(1, 2, 0, 3, 4), casting="same_kind")
-                    images[start:start + count] = stored[:count]
+                    images[start:start + len(block)] = _encode_block(
+                        block, start, parts, encoded, stored, windows_h5, empty,
+                        pi_recipe=pi_recipe, qgaf=qgaf)
                     yield block
 
             # X is read once: each block is encoded and written as the fingerprint consumes it.
             found = fingerprint(encoded_blocks(), src.array("y"), src.array("subject"))
             if found != src.attrs["fingerprint"]:
                 raise damaged(windows_h5, "windows file", "X, y and subject do not match its fingerprint")
-            dst.attrs.update({
-                "method": method,
-                "size": size,
-                "windows_fingerprint": src.attrs["fingerprint"],
-                "channel_names": src.attrs["channel_names"],
-                "dataset": src.attrs.get("dataset", ""),
-            })
-            if "pi" in parts:
-                dst.attrs.update({"pi_recipe": pi_recipe, "pi_empty_images": empty["pi"]})
-            if set(QGAF_METHODS) & set(parts):
-                dst.attrs.update(qgaf_attrs(qgaf))
+            _describe(dst, src.attrs, method, size, parts, pi_recipe, qgaf, empty)
             seal(dst)
     if "pi" in parts and empty["pi"]:
         log.warning("%d of %d window channels have no persistence pair that lives longer than the "
                     "recipe keeps (a constant or nearly constant signal): their persistence images "
                     "are all zero", empty["pi"], n * channels)
     log.info("wrote %d x %d %s images of %dx%d to %s", n, planes, method, size, size, out_h5)
+
+
+def _encode_block(block, start, parts, encoded, stored, windows_h5, empty, **options):
+    """Images of one block of windows (count, C, L), the first row `start` of the cache: each encoding of
+    `parts` into `encoded` (E, ≥count·C, S, S), then each channel's encodings side by side into
+    `stored` (≥count, C·E, S, S), which it returns; `empty` counts the all-zero images per
+    encoding. An image that is not finite stops the job, naming the windows."""
+    # Imported here: numba's start-up is a cost every training job would pay for read_images.
+    from gafkd.images.encode import encode
+
+    count, channels, length = block.shape
+    size = encoded.shape[-1]
+    for e, part in enumerate(parts):
+        out = encoded[e, :count * channels]
+        encode(block.reshape(-1, length), size, part, out, first_row=start * channels, **options)
+        if not np.isfinite(out).all():
+            raise InputError(f"{windows_h5}: {part} images of windows {start}–"
+                             f"{start + count - 1} are not finite; check the windows")
+        empty[part] += int(np.count_nonzero(~out.reshape(len(out), -1).any(axis=1)))
+    # (E, count·C, S, S) -> (count, C, E, S, S): each channel's encodings together
+    np.copyto(stored[:count].reshape(count, channels, len(parts), size, size),
+              encoded[:, :count * channels].reshape(len(parts), count, channels, size, size)
+              .transpose(1, 2, 0, 3, 4), casting="same_kind")
+    return stored[:count]
+
+
+def _describe(dst, windows_attrs, method, size, parts, pi_recipe, qgaf, empty):
+    """The cache's attributes: what it encodes, the windows it came from, and the settings of its
+    persistence images and Q-GAF images where it has them."""
+    dst.attrs.update({
+        "method": method,
+        "size": size,
+        "windows_fingerprint": windows_attrs["fingerprint"],
+        "channel_names": windows_attrs["channel_names"],
+        "dataset": windows_attrs.get("dataset", ""),
+    })
+    if "pi" in parts:
+        dst.attrs.update({"pi_recipe": pi_recipe, "pi_empty_images": empty["pi"]})
+    if set(QGAF_METHODS) & set(parts):
+        dst.attrs.update(qgaf_attrs(qgaf))
 
 
 def qgaf_attrs(qgaf):

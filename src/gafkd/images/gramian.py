@@ -1,5 +1,5 @@
-"""The compiled pieces that the classical and quantum GAF builders (gafkd.images.gaf, gafkd.images.qgaf) share:
-pyts' PAA, min-max scaling to [-1, 1], and the outer product of per-sample values."""
+"""The compiled pieces that the classical and quantum GAF builders (gafkd.images.gaf,
+gafkd.images.qgaf) share: pyts' PAA, min-max scaling to [-1, 1], and the outer product of per-sample values."""
 
 import numba
 import numpy as np

@@ -22,23 +22,17 @@ import numpy as np
 
 from gafkd.errors import ConfigError, InputError
 from gafkd.data import rawfolder
+from gafkd.data.readers.pamap2_format import ACTIVITIES, CHANNEL_SETS, COLUMNS, LAB_THRESHOLDS, N_COLUMNS, TRANSIENT
+from gafkd.data.readers.pamap2_windows import WINDOWING
 from gafkd.data.windowset import WindowSet, count_dropped, parse_class_map
 
 log = logging.getLogger(__name__)
 
 FILE_PATTERN = re.compile(r"^subject(\d+)\.dat$", re.IGNORECASE)   # PAMAP2's Protocol/ files
 
-N_COLUMNS = 54
 SUBJECTS = list(range(101, 110))        # Protocol/subject101.dat ... subject109.dat
 RAW_RATE_HZ = 100.0
 
-ACTIVITIES = {
-    1: "lying", 2: "sitting", 3: "standing", 4: "walking", 5: "running", 6: "cycling",
-    7: "Nordic walking", 9: "watching TV", 10: "computer work", 11: "car driving",
-    12: "ascending stairs", 13: "descending stairs", 16: "vacuum cleaning", 17: "ironing",
-    18: "folding laundry", 19: "house cleaning", 20: "playing soccer", 24: "rope jumping",
-}
-TRANSIENT = 0
 PROTOCOL_ACTIVITIES = [1, 2, 3, 4, 5, 6, 7, 12, 13, 16, 17, 24]
 DEFAULT_CLASS_MAP = {a: ACTIVITIES[a] for a in PROTOCOL_ACTIVITIES}
 # The lab's class indices (TDA_KD pamap2_load.py: 24 -> 0, 12 -> 8, 13 -> 9, 16 -> 10, 17 -> 11, the
@@ -53,41 +47,8 @@ def default_class_map(protocol):
     return LAB_CLASS_MAP if protocol == "lab" else DEFAULT_CLASS_MAP
 
 
-def _column_names():
-    names = ["timestamp", "activity_id", "heart_rate"]
-    for imu in ("hand", "chest", "ankle"):
-        names.append(f"{imu}_temp")
-        for sensor in ("acc16", "acc6", "gyro", "mag"):
-            names += [f"{imu}_{sensor}_{axis}" for axis in "xyz"]
-        names += [f"{imu}_orientation_{i}" for i in range(4)]
-    return names
-
-
-COLUMNS = _column_names()
-assert len(COLUMNS) == N_COLUMNS
-_IMU_NO_ORIENTATION = [n for n in COLUMNS[3:] if "orientation" not in n]
-CHANNEL_SETS = {
-    "lab40": ["heart_rate"] + _IMU_NO_ORIENTATION,
-    "hand_acc16": ["hand_acc16_x", "hand_acc16_y", "hand_acc16_z"],
-    "acc16": [n for n in COLUMNS if "_acc16_" in n],
-    "imu_acc_gyro": [n for n in COLUMNS if "_acc16_" in n or "_gyro_" in n],
-}
 PROTOCOLS = ("lab", "clean")
 DEFAULTS = {"window": 100, "step": 22, "downsample": 3, "channels": "lab40", "protocol": "lab"}
-
-# The lab's fixed scaling thresholds, in lab40 order.
-_LAB_MIN = [0., 0., -114.755, -104.301, -73.0384, -61.1938, -61.8086, -61.4193, -27.8044,
-            -17.8495, -14.2647, -103.941, -200.043, -163.608, 0., -29.0888, -38.1657, -57.2366,
-            -32.9627, -39.7561, -56.0108, -10.1563, -5.06858, -3.99487, -70.0627, -122.48,
-            -66.6847, 0., -155.068, -155.617, -156.179, -60.3067, -61.9064, -62.2629, -14.162,
-            -13.0401, -14.0196, -172.865, -137.908, -102.232]
-_LAB_MAX = [202.0, 35.5, 47.6314, 155.532, 157.76, 45.5484, 62.2598, 61.728, 21.8452,
-            13.1222, 14.2184, 137.544, 109.181, 100.543, 38.5625, 26.386, 153.582,
-            37.2936, 23.9101, 61.9328, 36.9676, 15.5171, 5.97964, 2.94183, 80.4739,
-            39.7391, 95.8415, 35.4375, 157.232, 157.293, 150.99, 61.9509, 62.0461,
-            60.9357, 17.4204, 13.5882, 13.9617, 91.4247, 92.867, 146.651]
-LAB_THRESHOLDS = dict(zip(CHANNEL_SETS["lab40"], zip(_LAB_MIN, _LAB_MAX)))
-
 
 def resolve_channels(channels):
     """A channel-set name or an explicit list of column names -> list of column names."""
@@ -220,17 +181,6 @@ def read_subject_file(path):
     return table
 
 
-def _runs_constant(values, window, starts):
-    """True where values[s:s+window] is constant, for each start s."""
-    changes = np.concatenate(([0], np.cumsum(values[1:] != values[:-1])))
-    return changes[starts + window - 1] == changes[starts]
-
-
-def _any_in_window(flags, window, starts):
-    count = np.concatenate(([0], np.cumsum(flags)))
-    return count[starts + window] > count[starts]
-
-
 def _time_breaks(path, timestamp):
     """Rows where the clock goes back (a file that joins recordings): windows never span one.
     A NaN timestamp, or one that repeats the line before, is an error."""
@@ -259,100 +209,6 @@ def _check_activity_ids(path, activity):
     if unknown:
         row = int(np.flatnonzero(np.isin(activity, unknown))[0])
         raise InputError(f"{path}, line {row + 1}: unknown PAMAP2 activity id {unknown[0]:g}")
-
-
-def _forward_fill_heart_rate(signals, channel_names, segment):
-    # Heart rate comes at ~9 Hz between NaN rows: carry each reading forward, within its segment.
-    if "heart_rate" in channel_names:
-        hr = channel_names.index("heart_rate")
-        readings = signals[:, hr]
-        last = np.maximum.accumulate(np.where(np.isnan(readings), 0, np.arange(len(readings))))
-        filled = readings[last]                  # rows before the first reading stay NaN
-        filled[segment[last] != segment] = np.nan
-        signals[:, hr] = filled
-
-
-def _check_length(path, length, window, downsample, deleted=""):
-    if length < window:
-        raise InputError(f"{path}: recording has {length} samples after {deleted}downsampling by "
-                         f"{downsample}, shorter than the window of {window}")
-
-
-def _label(raw_id, classes):
-    """The class name of a raw activity id, or the id and activity where the map lacks it."""
-    raw_id = int(raw_id)
-    if raw_id in classes:
-        return classes.names[classes.index_of[raw_id]]
-    return f"{raw_id} ({ACTIVITIES.get(raw_id, 'transient')})"
-
-
-def _per_label(reason, raw_ids, classes):
-    """[(reason, label, count)] of the raw ids left out for one reason."""
-    ids, counts = np.unique(raw_ids, return_counts=True)
-    return [(reason, _label(i, classes), int(n)) for i, n in zip(ids, counts)]
-
-
-def clean_windows(path, table, segment, channel_names, classes, window, step, downsample):
-    """Windows (n, C, window), their raw activity ids, [(reason, label, count)] of the windows
-    left out, and [] (nothing is zero-filled). Each window counts for one reason, the first of:
-    a jump back in time (`segment`: the rows' segment numbers), label change, activity not in the
-    class map, NaN."""
-    activity = table[:, 1]
-    signals = table[:, [COLUMNS.index(c) for c in channel_names]]
-    _forward_fill_heart_rate(signals, channel_names, segment)
-    signals, activity, segment = signals[::downsample], activity[::downsample], segment[::downsample]
-    _check_length(path, len(activity), window, downsample)
-    starts = np.arange(0, len(activity) - window + 1, step)
-    labels = activity[starts]
-    jumps = segment[starts] != segment[starts + window - 1]
-    changes = ~jumps & ~_runs_constant(activity, window, starts)
-    outside = ~jumps & ~changes & ~np.isin(labels, list(classes.index_of))
-    has_nan = (~jumps & ~changes & ~outside
-               & _any_in_window(np.isnan(signals).any(axis=1), window, starts))
-    keep = ~(jumps | changes | outside | has_nan)
-    dropped = (_per_label("time_jump", labels[jumps], classes)
-               + _per_label("label_change", labels[changes], classes)
-               + _per_label("not_in_class_map", labels[outside], classes)
-               + _per_label("nan", labels[has_nan], classes))
-    windows = np.lib.stride_tricks.sliding_window_view(signals, window, axis=0)[starts[keep]]
-    return windows.astype(np.float32), labels[keep].astype(np.int64), dropped, []
-
-
-def lab_windows(path, table, segment, channel_names, classes, window, step, downsample):
-    """Windows (n, C, window), their raw activity ids, [(reason, label, count)] of the rows
-    deleted for an activity outside the class map and of the windows left out because they
-    span a jump back in time (`segment`: the rows' segment numbers) or the class labels at their
-    first and last sample differ, and [(channel, rows)] of the channels NaN on every row kept,
-    which become 0 like any NaN."""
-    inside = np.isin(table[:, 1], list(classes.index_of))
-    dropped = _per_label("rows_not_in_class_map", table[~inside, 1], classes)
-    table, segment = table[inside], segment[inside]
-    activity = table[:, 1]
-    signals = table[:, [COLUMNS.index(c) for c in channel_names]]
-    _forward_fill_heart_rate(signals, channel_names, segment)
-    missing = np.isnan(signals)
-    zero_filled = [(c, len(signals)) for c, empty in zip(channel_names, missing.all(axis=0)) if empty]
-    signals[missing] = 0.0
-    low, high = np.array([LAB_THRESHOLDS[c] for c in channel_names]).T
-    signals = (signals - low) / (high - low)
-    signals[signals > 1] = 0.99
-    signals[signals < 0] = 0.0
-    signals, activity, segment = signals[::downsample], activity[::downsample], segment[::downsample]
-    _check_length(path, len(activity), window, downsample,
-                  deleted="deleting the rows outside the class map and ")
-    starts = np.arange(step, len(activity) - window, step)
-    jumps = segment[starts] != segment[starts + window - 1]
-    # the lab compares class labels, so ids mapped to one class count as the same label
-    same = classes.lookup(activity[starts]) == classes.lookup(activity[starts + window - 1])
-    keep = ~jumps & same
-    dropped += (_per_label("time_jump", activity[starts[jumps]], classes)
-                + _per_label("label_change", activity[starts[~jumps & ~same]], classes))
-    windows = np.lib.stride_tricks.sliding_window_view(signals, window, axis=0)[starts[keep]]
-    return windows.astype(np.float32), activity[starts[keep]].astype(np.int64), dropped, zero_filled
-
-
-_WINDOWING = {"lab": (lab_windows, ["label_change", "rows_not_in_class_map"]),
-              "clean": (clean_windows, ["label_change", "not_in_class_map", "nan"])}
 
 
 def _check_some_activity_in_class_map(path, subject, activity, classes):
@@ -390,7 +246,7 @@ def read_pamap2(raw, window=100, step=22, downsample=3, channels="lab40", class_
     check_activity_ids(classes, "pamap2 class_map")
     channel_names = resolve_channels(channels)
     check_protocol(protocol, channel_names)
-    make_windows, reasons = _WINDOWING[protocol]
+    make_windows, reasons = WINDOWING[protocol]
     parts, dropped, warnings = [], [], []
     listing = scan_subject_files(raw, subjects)
     for subject, path in listing.files:
