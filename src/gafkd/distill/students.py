@@ -22,13 +22,14 @@ from gafkd.train.folds import load_fold, to_train_data
 from gafkd.train.checkpoint import read_model
 from gafkd.train.engine import Run, TrainSettings, train_runs
 from gafkd.errors import REBUILD, ConfigError, InputError, reason
-from gafkd.grid import RunFiles, check_alpha, pack_group, pack_run_files, parse_teachers_tag
+from gafkd.names import check_alpha, parse_teachers_tag
+from gafkd.runfiles import RunFiles, pack_run_files
 from gafkd.images.cache import read_images
 from gafkd.distill.losses import merged_gram_map, raw_gram, similarity_preserving, two_teacher_loss
 from gafkd.distill.losses.multi_teacher import cross_entropy
 from gafkd.train.numerics import numerics_record
 from gafkd.train.memory import fits_on_device, human_bytes, training_reserve
-from gafkd.methods import method as method_named
+from gafkd.methods import method as method_named, pack_group
 from gafkd.train.models import build_model
 from gafkd.train.packed import pack_models
 from gafkd.provenance import provenance, run_key
@@ -147,17 +148,34 @@ class DistillationLoss:
 StudentRun = RunFiles          # a student run as its job sees it
 
 
-# What the runs of one job must share, beside their pack group (gafkd.grid.pack_group): every
+# What the runs of one job must share, beside their pack group (gafkd.methods.pack_group): every
 # other setting is the same for them (config-wide).
 PACK_SHARED = ("dataset", "fold", "arch", "training", "threads", "kd", "images")
 
 
 def train_students(runs, device, claim=None):
-    """Student runs of one pack group (gafkd.grid.pack_group: they may differ in seed, α, method
+    """Student runs of one pack group (gafkd.methods.pack_group: they may differ in seed, α, method
     and teachers), trained together: one run as a solo WideResNet, several as the members of one
     PackedWideResNet (gafkd.train.packed), each with its seed's initial weights (or its annealing
     start) and batch order, its α, its teachers' cached logits and Gram blocks, and its own
     files. Returns their metrics."""
+    _check_packable(runs)
+    first = runs[0].settings
+    specs = [method_named(run.settings["method"]) for run in runs]
+    arrays = load_fold(runs[0].inputs["windows"], first["fold"], "sig", dataset=first["dataset"])
+    teachers = [_expected_teachers(run, run_spec) for run, run_spec in zip(runs, specs)]
+    model = _student_network(runs, specs, arrays)
+    reserve = training_reserve(model, len(runs), arrays.X.shape[1:], first["training"]["batch_size"], device)
+    data = to_train_data(arrays, device, reserve=reserve)
+    loss, records = _distillation_loss(runs, specs, teachers, arrays, data, device, reserve)
+    _log_start(runs, len(data.train))
+    engine_runs = [_engine_run(run, arrays, record, device, claim) for run, record in zip(runs, records)]
+    training = TrainSettings(**first["training"], seed=first["seed"])
+    return train_runs(model, data, training, device, engine_runs, loss)
+
+
+def _check_packable(runs):
+    """Raise ConfigError unless the runs share PACK_SHARED and their pack group."""
     first = runs[0].settings
     for run in runs[1:]:
         differ = [key for key in PACK_SHARED if run.settings.get(key) != first.get(key)]
@@ -166,27 +184,38 @@ def train_students(runs, device, claim=None):
         if differ:
             raise ConfigError(f"student runs packed into one job must share {', '.join(differ)}: "
                               f"{run.outputs['model']} differs from {runs[0].outputs['model']}")
-    specs = [method_named(run.settings["method"]) for run in runs]
-    spec = specs[0]         # its teachers' presence, starting point and SP are the pack group's
-    arrays = load_fold(runs[0].inputs["windows"], first["fold"], "sig", dataset=first["dataset"])
-    train_mask = arrays.split == TRAIN
-    models, teachers = [], []
+
+
+def _expected_teachers(run, run_spec):
+    """{role: what its teacher's files must record} of one run, its α checked."""
+    settings = run.settings
+    check_alpha(run_spec.name, float(settings["alpha"]))
+    return {role: teacher_identity(settings, modality, arch) for role, (modality, arch)
+            in parse_teachers_tag(run_spec.name, settings["teachers"]).items()}
+
+
+def _student_network(runs, specs, arrays):
+    """Each run's network from its seed (or the student it starts from), packed when several."""
+    models = []
     for run, run_spec in zip(runs, specs):
         settings = run.settings
-        check_alpha(run_spec.name, float(settings["alpha"]))
-        teachers.append({role: teacher_identity(settings, modality, arch) for role, (modality, arch)
-                         in parse_teachers_tag(run_spec.name, settings["teachers"]).items()})
         torch.manual_seed(settings["seed"])
         model = build_model(settings["arch"], arrays.X.shape[1], len(arrays.class_names), dims=1)
         if run_spec.starts_from is not None:
             _load_initial_weights(model, run.inputs.get("init"), settings, arrays.fingerprint,
                                   run_spec.starts_from)
         models.append(model)
-    model = models[0] if len(runs) == 1 else pack_models(models)
-    if len(runs) > 1:
-        model.group_outputs = spec.similarity
-    reserve = training_reserve(model, len(runs), arrays.X.shape[1:], first["training"]["batch_size"], device)
-    data = to_train_data(arrays, device, reserve=reserve)
+    if len(runs) == 1:
+        return models[0]
+    model = pack_models(models)
+    model.group_outputs = specs[0].similarity
+    return model
+
+
+def _teacher_logit_tables(runs, specs, teachers, arrays, device):
+    """{'gaf'/'sig': each member's teacher logits of the training windows}, for the teachers the
+    pack's methods learn from; each file read once."""
+    train_mask = arrays.split == TRAIN
     read = {}
 
     def member_logits(run, modality, expected):
@@ -207,44 +236,55 @@ def train_students(runs, device, claim=None):
         # any finite logits do, and its other teacher's stay finite however they are standardised
         other = tables["sig" if m == "gaf" else "gaf"] if len(tables) == 2 else table
         tables[m] = [own if own is not None else other[k] for k, own in enumerate(table)]
-    sources, records = [], []
-    if spec.similarity:
+    return tables
+
+
+def _distillation_loss(runs, specs, teachers, arrays, data, device, reserve):
+    """The pack's DistillationLoss, and what each run's metrics.json records of its SP teachers."""
+    first = runs[0].settings
+    tables = _teacher_logit_tables(runs, specs, teachers, arrays, device)
+    sources, records = [], [{} for _ in runs]
+    if specs[0].similarity:
+        train_mask = arrays.split == TRAIN
         opened = {}
-        for run, expected in zip(runs, teachers):
+        for k, (run, expected) in enumerate(zip(runs, teachers)):
             key = tuple(sorted(run.inputs.items()))
             if key not in opened:
                 opened[key] = _sp_teachers(run.settings, expected, arrays, data, device, train_mask,
                                            run.inputs, reserve)
             sources.append(opened[key][0])
-            records.append({"sp_teachers": opened[key][1]})
+            records[k] = {"sp_teachers": opened[key][1]}
     if len(runs) == 1:
-        loss = DistillationLoss(spec.name, float(first["alpha"]), first.get("kd"),
+        loss = DistillationLoss(specs[0].name, float(first["alpha"]), first.get("kd"),
                                 {m: t[0] for m, t in tables.items()}, sources[0] if sources else None)
     else:
-        loss = DistillationLoss(spec.name, [float(run.settings["alpha"]) for run in runs], first.get("kd"),
+        loss = DistillationLoss(specs[0].name, [float(run.settings["alpha"]) for run in runs], first.get("kd"),
                                 {m: torch.stack(t) for m, t in tables.items()}, sources or None,
                                 batch_orders=[run.settings["seed"] for run in runs])
+    return loss, records
+
+
+def _log_start(runs, n_train):
+    first = runs[0].settings
     log.info("student %s on %s/%s: %d train windows; %s", first["arch"], first["dataset"], first["fold"],
-             len(data.train), "; ".join(
+             n_train, "; ".join(
                  f"{run.settings['method']}, teachers {run.settings['teachers']}, α "
                  f"{float(run.settings['alpha']):g}, seed {run.settings['seed']}" for run in runs)
              + (f" (a pack of {len(runs)})" if len(runs) > 1 else ""))
-    engine_runs = []
-    for k, run in enumerate(runs):
-        settings = run.settings
-        record = {"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
-                  **(records[k] if records else {}),
-                  "provenance": provenance(device, claim, numerics=numerics_record())}
-        engine_runs.append(Run(
-            settings["seed"], run.outputs, Path(run.resume_path), run_key(settings, arrays.fingerprint),
-            record, checkpoint_extra={
-                "role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
-                "arch": settings["arch"], "method": settings["method"], "teachers": settings["teachers"],
-                "alpha": float(settings["alpha"]), "seed": settings["seed"],
-                "windows_fingerprint": arrays.fingerprint, "modality": "sig", "dims": 1,
-                "in_channels": arrays.X.shape[1], "class_names": arrays.class_names}))
-    training = TrainSettings(**first["training"], seed=first["seed"])
-    return train_runs(model, data, training, device, engine_runs, loss)
+
+
+def _engine_run(run, arrays, record, device, claim):
+    """The engine's Run of one student: its files, resume key, record and checkpoint identity."""
+    settings = run.settings
+    record = {"config": settings, "class_names": arrays.class_names, "split": arrays.split_record,
+              **record, "provenance": provenance(device, claim, numerics=numerics_record())}
+    return Run(settings["seed"], run.outputs, Path(run.resume_path), run_key(settings, arrays.fingerprint),
+               record, checkpoint_extra={
+                   "role": "student", "dataset": settings["dataset"], "fold": settings["fold"],
+                   "arch": settings["arch"], "method": settings["method"], "teachers": settings["teachers"],
+                   "alpha": float(settings["alpha"]), "seed": settings["seed"],
+                   "windows_fingerprint": arrays.fingerprint, "modality": "sig", "dims": 1,
+                   "in_channels": arrays.X.shape[1], "class_names": arrays.class_names})
 
 
 def train_student(windows_h5, settings, teacher_outputs, outputs, resume_path, device,
@@ -269,7 +309,7 @@ def train_student_from_inputs(inputs, settings, outputs, device, claim=None):
 
 
 def train_pack_from_files(inputs, settings, outputs, device, claim=None):
-    """A pack's runs from its rule's files and settings (gafkd.grid.pack_run_files)."""
+    """A pack's runs from its rule's files and settings (gafkd.runfiles.pack_run_files)."""
     return train_students(pack_run_files(inputs, settings, outputs), device, claim)
 
 

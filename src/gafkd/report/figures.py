@@ -43,7 +43,7 @@ def describe_split(runs):
                      for kind in sorted(runs["split"].unique()))
 
 
-def seed_means(runs, metric):
+def metric_seed_means(runs, metric):
     """Each seed's unweighted mean over the folds of its split, so that spreads are over seeds
     as in the tables (a single split has one fold: the runs themselves)."""
     keys = ["dataset", "split", "role", "method", "images", "label", "teachers", "teacher_arch", "alpha", "seed"]
@@ -55,7 +55,7 @@ def alpha_figure(runs, dataset, path, metric="test_accuracy"):
     """Accuracy against α (mean ± std over seeds) per teacher architecture, with reference lines."""
     runs = runs[(runs["dataset"] == dataset) & (runs["role"] == "student")]
     split = describe_split(runs)
-    runs = seed_means(runs, metric)
+    runs = metric_seed_means(runs, metric)
     archs = sorted(a for a in runs["teacher_arch"].unique() if a)
     fig, axes = plt.subplots(1, max(len(archs), 1), figsize=(4.2 * max(len(archs), 1), 3.6),
                              squeeze=False, sharey=True)
@@ -89,7 +89,7 @@ def teachers_vs_students_figure(runs, dataset, path, metric="test_accuracy"):
     """Teachers and students per teacher architecture; the kd2 family at its best mean-validation α."""
     runs = runs[runs["dataset"] == dataset]
     split = describe_split(runs)
-    runs = seed_means(runs, metric)
+    runs = metric_seed_means(runs, metric)
     runs["group"] = runs["label"]
     kd2 = runs[runs["method"].isin(ALPHA_GRID)]
     if not kd2.empty:
@@ -209,7 +209,7 @@ def _draw_critical_difference(ax, summary):
 
 def critical_difference_figure(runs, path, metric="test_accuracy"):
     """The critical-difference diagram of the students, one panel per teacher architecture
-    (gafkd.report.comparisons.rank_panels: which blocks, which entries)."""
+    (gafkd.report.ranks.rank_panels: which blocks, which entries)."""
     panels = rank_panels(runs, metric)
     rows = [(panel, rank_summary(panel)) for panel in panels] or [(None, None)]
     heights = [2.2 if s is None else 1.6 + 0.25 * (len(s["ranks"]) + len(cliques(s["ranks"], s["cd"])))

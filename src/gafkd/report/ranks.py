@@ -7,7 +7,7 @@ import pandas as pd
 
 from gafkd.report.comparisons import ORDER, check_unique, student_runs
 from gafkd.encodings import encoding_order
-from gafkd.methods import method as method_record, row_label
+from gafkd.methods import method as method_record, student_label
 from gafkd.report.statistics import SIGNIFICANCE, average_ranks, friedman, nemenyi_cd
 
 
@@ -53,7 +53,7 @@ def _panel(students, arch, metric, by_fold):
                 config_runs = config_runs[config_runs["teacher_arch"] == arch]
             if config_runs.empty:
                 continue
-            entry = row_label(m.name, images)
+            entry = student_label(m.name, images)
             if m.alpha_grid:
                 val = config_runs.groupby("alpha")["val_accuracy"].mean()
                 best = float(val[val == val.max()].index.min())

@@ -10,7 +10,6 @@ pinned buffer and copied to the device asynchronously. The loss gets both indice
 per-sample loader, no worker processes.
 """
 
-import csv
 import logging
 import math
 import time
@@ -23,14 +22,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from gafkd.atomic import atomic_paths
-from gafkd.train.checkpoint import save_model
 from gafkd.errors import GafkdError
 from gafkd.train.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.train.metrics import summarize
-from gafkd.train.predictions import predictions_path, write_predictions
-from gafkd.train.run_record import metrics_text, sealed
-from gafkd.train.packed import host_state, members_of
+from gafkd.train.run_output import write_run
+from gafkd.train.packed import members_of
 from gafkd.train.resume import Progress, StopFlag, load_resumes, save_resumes
 
 log = logging.getLogger(__name__)
@@ -187,93 +183,134 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
                                 weight_decay=settings.weight_decay)
     generators = [torch.Generator().manual_seed(run.seed) for run in runs]
     progress = load_resumes(runs, members, optimizer, generators) or [Progress() for _ in runs]
-    n = trainable_windows(model, members, data, settings, device, runs)
-    started = time.perf_counter()
+    job = _Job(model, members, data, settings, device, runs, optimizer, generators, progress,
+               trainable_windows(model, members, data, settings, device, runs), time.perf_counter())
     started_at = datetime.now(timezone.utc).isoformat()
     epochs_here = 0
     with StopFlag() as stop:
         while progress[0].epoch < settings.epochs:
-            epoch, first_batch = progress[0].epoch, progress[0].batch
+            epoch = progress[0].epoch
             lr = learning_rate(epoch, settings.epochs, settings.lr, settings.lr_boundaries)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            for generator, state in zip(generators, progress):
-                if first_batch == 0:
-                    state.epoch_generator_state = generator.get_state()
-                else:
-                    generator.set_state(state.epoch_generator_state)
-            host_order = torch.stack([torch.randperm(len(data.train), generator=g) for g in generators])
-            order = host_order.to(device)       # the same tensor on the CPU
-            loss_sum = torch.tensor([state.loss_sum for state in progress], device=device)
-            correct = torch.tensor([state.correct for state in progress], device=device)
-            model.train()
-            starts = range(0, n, settings.batch_size)
-            for b in range(first_batch, len(starts)):
-                index = order[:, starts[b]:starts[b] + settings.batch_size]       # (runs, B)
-                host_index = host_order[:, starts[b]:starts[b] + settings.batch_size]
-                inputs = data.train.rows(index.reshape(-1), host_index.reshape(-1), device)
-                targets = data.train.y[index]
-                with _autocast(device, settings.bf16):
-                    logits, groups = model(members.join(data.normalize(inputs)))
-                    member_logits, member_groups = members.member_major(logits, groups)
-                    if members.members == 1:
-                        losses = loss_fn(logits, groups, targets[0], index[0], host_index[0]).reshape(1)
-                    else:
-                        losses = loss_fn(member_logits, member_groups, targets, index, host_index)
-                optimizer.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                optimizer.step()
-                loss_sum += losses.detach().float() * index.shape[1]
-                correct += (member_logits.argmax(-1) == targets).sum(-1)
-                if stop.raised:
-                    for k, state in enumerate(progress):
-                        state.batch, state.loss_sum, state.correct = b + 1, float(loss_sum[k]), int(correct[k])
-                        state.elapsed += time.perf_counter() - started
-                    save_resumes(runs, members, optimizer, generators, progress)
-                    raise TrainingInterrupted(
-                        f"stopped by SIGTERM in epoch {epoch + 1}, batch {b + 1}; resume checkpoint "
-                        f"saved to {', '.join(str(run.resume_path) for run in runs)}")
-            vals = evaluate(model, data, data.val, settings, device)
-            tests = evaluate(model, data, data.test, settings, device)
-            for k, (run, state, val, test) in enumerate(zip(runs, progress, vals, tests)):
-                train_loss = float(loss_sum[k]) / n
-                if not math.isfinite(train_loss):
-                    which = f" of {Path(run.outputs['model']).parent}" if len(runs) > 1 else ""
-                    raise TrainingError(f"training loss{which} is {train_loss} in epoch {epoch + 1} "
-                                        f"(lr {lr:g}); lower the learning rate or check the inputs")
-                row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
-                       "train_accuracy": int(correct[k]) / n, "val_loss": val["loss"],
-                       "val_accuracy": val["accuracy"], "test_loss": test["loss"],
-                       "test_accuracy": test["accuracy"]}
-                state.history.append(row)
-                if state.best is None or (val["accuracy"], -val["loss"]) > (
-                        state.best["val_accuracy"], -state.best["val_loss"]):
-                    state.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"],
-                                  "val_loss": val["loss"], "test": test}
-                    state.best_state = members.member_state(k, host=False)    # copied out once, at the end
-                if state.best_test is None or test["accuracy"] > state.best_test["accuracy"]:
-                    state.best_test = {"epoch": epoch + 1, "accuracy": test["accuracy"]}
-                log.info("epoch %d/%d lr %.4g loss %.4f train %.4f val %.4f test %.4f%s", epoch + 1,
-                         settings.epochs, lr, train_loss, row["train_accuracy"], val["accuracy"],
-                         test["accuracy"], f" (seed {run.seed}, member {k})" if len(runs) > 1 else "")
-                state.epoch, state.batch, state.loss_sum, state.correct = epoch + 1, 0, 0.0, 0
+            loss_sum, correct = _train_epoch(job, epoch, loss_fn, stop)
+            tests = _end_epoch(job, epoch, lr, loss_sum, correct)
             epochs_here += 1
             if progress[0].epoch % settings.checkpoint_every == 0 and progress[0].epoch < settings.epochs:
-                elapsed_before = [state.elapsed for state in progress]
-                for state in progress:
-                    state.elapsed += time.perf_counter() - started
-                save_resumes(runs, members, optimizer, generators, progress)
-                for state, elapsed in zip(progress, elapsed_before):
-                    state.elapsed = elapsed
-    seconds_here = time.perf_counter() - started
+                _save_resumes_now(job)
+    seconds_here = time.perf_counter() - job.started
     memory = {**peak_memory(device), "placement": data.placement_record()}
     log.info("peak memory: host %s, device %s", human_bytes(memory["host_peak_bytes"]),
              f"{human_bytes(memory['device_peak_bytes'])} allocated, "
              f"{human_bytes(memory['device_reserved_peak_bytes'])} reserved"
              if device.type == "cuda" else "(the host)")
     logits = best_test_logits(model, members, data, settings, device, progress)
-    return [_write_run(run, state, tests[k], data, settings, memory, epochs_here, seconds_here,
+    return [write_run(run, state, tests[k], data, settings, memory, epochs_here, seconds_here,
                        started_at, logits[k]) for k, (run, state) in enumerate(zip(runs, progress))]
+
+
+@dataclass
+class _Job:
+    """What each step of train_runs works on: the network and its members, the data, the recipe,
+    the runs with their optimizer, batch-order generators and progress, the training windows per
+    epoch (`n`) and when this process started training."""
+    model: torch.nn.Module
+    members: object
+    data: object
+    settings: TrainSettings
+    device: torch.device
+    runs: list
+    optimizer: torch.optim.Optimizer
+    generators: list
+    progress: list
+    n: int
+    started: float
+
+
+def _train_epoch(job, epoch, loss_fn, stop):
+    """One epoch's steps from the batch it stopped at (a resumed epoch redraws its batch order
+    from the saved generator state); returns each member's loss sum and correct count. SIGTERM
+    saves the resume checkpoints after the current step and raises TrainingInterrupted."""
+    model, members, data, settings, device = job.model, job.members, job.data, job.settings, job.device
+    first_batch = job.progress[0].batch
+    for generator, state in zip(job.generators, job.progress):
+        if first_batch == 0:
+            state.epoch_generator_state = generator.get_state()
+        else:
+            generator.set_state(state.epoch_generator_state)
+    host_order = torch.stack([torch.randperm(len(data.train), generator=g) for g in job.generators])
+    order = host_order.to(device)       # the same tensor on the CPU
+    loss_sum = torch.tensor([state.loss_sum for state in job.progress], device=device)
+    correct = torch.tensor([state.correct for state in job.progress], device=device)
+    model.train()
+    starts = range(0, job.n, settings.batch_size)
+    for b in range(first_batch, len(starts)):
+        index = order[:, starts[b]:starts[b] + settings.batch_size]       # (runs, B)
+        host_index = host_order[:, starts[b]:starts[b] + settings.batch_size]
+        inputs = data.train.rows(index.reshape(-1), host_index.reshape(-1), device)
+        targets = data.train.y[index]
+        with _autocast(device, settings.bf16):
+            logits, groups = model(members.join(data.normalize(inputs)))
+            member_logits, member_groups = members.member_major(logits, groups)
+            if members.members == 1:
+                losses = loss_fn(logits, groups, targets[0], index[0], host_index[0]).reshape(1)
+            else:
+                losses = loss_fn(member_logits, member_groups, targets, index, host_index)
+        job.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        job.optimizer.step()
+        loss_sum += losses.detach().float() * index.shape[1]
+        correct += (member_logits.argmax(-1) == targets).sum(-1)
+        if stop.raised:
+            for k, state in enumerate(job.progress):
+                state.batch, state.loss_sum, state.correct = b + 1, float(loss_sum[k]), int(correct[k])
+                state.elapsed += time.perf_counter() - job.started
+            save_resumes(job.runs, members, job.optimizer, job.generators, job.progress)
+            raise TrainingInterrupted(
+                f"stopped by SIGTERM in epoch {epoch + 1}, batch {b + 1}; resume checkpoint "
+                f"saved to {', '.join(str(run.resume_path) for run in job.runs)}")
+    return loss_sum, correct
+
+
+def _end_epoch(job, epoch, lr, loss_sum, correct):
+    """Validate and test every member, append its history row, keep its best-validation weights
+    and best test accuracy; returns the members' test results."""
+    vals = evaluate(job.model, job.data, job.data.val, job.settings, job.device)
+    tests = evaluate(job.model, job.data, job.data.test, job.settings, job.device)
+    runs, n = job.runs, job.n
+    for k, (run, state, val, test) in enumerate(zip(runs, job.progress, vals, tests)):
+        train_loss = float(loss_sum[k]) / n
+        if not math.isfinite(train_loss):
+            which = f" of {Path(run.outputs['model']).parent}" if len(runs) > 1 else ""
+            raise TrainingError(f"training loss{which} is {train_loss} in epoch {epoch + 1} "
+                                f"(lr {lr:g}); lower the learning rate or check the inputs")
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+               "train_accuracy": int(correct[k]) / n, "val_loss": val["loss"],
+               "val_accuracy": val["accuracy"], "test_loss": test["loss"],
+               "test_accuracy": test["accuracy"]}
+        state.history.append(row)
+        if state.best is None or (val["accuracy"], -val["loss"]) > (
+                state.best["val_accuracy"], -state.best["val_loss"]):
+            state.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"],
+                          "val_loss": val["loss"], "test": test}
+            state.best_state = job.members.member_state(k, host=False)    # copied out once, at the end
+        if state.best_test is None or test["accuracy"] > state.best_test["accuracy"]:
+            state.best_test = {"epoch": epoch + 1, "accuracy": test["accuracy"]}
+        log.info("epoch %d/%d lr %.4g loss %.4f train %.4f val %.4f test %.4f%s", epoch + 1,
+                 job.settings.epochs, lr, train_loss, row["train_accuracy"], val["accuracy"],
+                 test["accuracy"], f" (seed {run.seed}, member {k})" if len(runs) > 1 else "")
+        state.epoch, state.batch, state.loss_sum, state.correct = epoch + 1, 0, 0.0, 0
+    return tests
+
+
+def _save_resumes_now(job):
+    """Save every run's resume checkpoint, its elapsed time counted up to now."""
+    elapsed_before = [state.elapsed for state in job.progress]
+    for state in job.progress:
+        state.elapsed += time.perf_counter() - job.started
+    save_resumes(job.runs, job.members, job.optimizer, job.generators, job.progress)
+    for state, elapsed in zip(job.progress, elapsed_before):
+        state.elapsed = elapsed
 
 
 def trainable_windows(model, members, data, settings, device, runs):
@@ -328,41 +365,3 @@ def best_test_logits(model, members, data, settings, device, progress):
     for k, state in enumerate(last):
         members.load_member_state(k, state)
     return logits.numpy() if members.members > 1 else logits.numpy()[None]
-
-
-def _write_run(run, progress, test, data, settings, memory, epochs_here, seconds_here, started_at, logits):
-    """A run's model.pt, history.csv, predictions.npz (its best checkpoint's test `logits`) and
-    metrics.json (all four or none); its resume checkpoint removed. Returns the metrics."""
-    metrics = {
-        "best_epoch": progress.best["epoch"],
-        "val_accuracy": progress.best["val_accuracy"],
-        "val_loss": progress.best["val_loss"],
-        "test_at_best_val": progress.best["test"],
-        "test_at_last_epoch": test,
-        "optimistic_best_test_accuracy": {**progress.best_test, "note": (
-            "epoch picked on the test set itself, as in the lab's notes; optimistic, not a "
-            "held-out estimate")},
-        "epochs": settings.epochs,
-        "wall_seconds": progress.elapsed + seconds_here,
-        "epochs_per_second": epochs_here / seconds_here if epochs_here else None,
-        "started_at": started_at,       # this invocation's, when resumed
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "memory": memory,
-        **(run.record or {}),
-    }
-    outputs = run.outputs
-    predictions = outputs.get("predictions", predictions_path(outputs["metrics"]))
-    paths = (outputs["model"], outputs["history"], predictions, outputs["metrics"])
-    with atomic_paths(*paths) as (model_tmp, history_tmp, predictions_tmp, metrics_tmp):      # all or none
-        save_model(host_state(progress.best_state), progress.best["epoch"], data.mean.cpu(), data.std.cpu(),
-                   run.checkpoint_extra or {}, model_tmp)
-        with open(history_tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(progress.history[0]))
-            writer.writeheader()
-            writer.writerows(progress.history)
-        windows = data.test.windows if data.test.windows is not None else np.arange(len(data.test))
-        write_predictions(predictions_tmp, windows, data.test.y.cpu().numpy(), logits)
-        metrics = sealed(metrics, history_tmp, predictions_tmp)
-        metrics_tmp.write_text(metrics_text(metrics))
-    Path(run.resume_path).unlink(missing_ok=True)
-    return metrics
