@@ -243,13 +243,25 @@ def training_defaults(schema_path=SCHEMA):
             if "default" in spec}
 
 
+def check_config_values(config, schema_path=SCHEMA):
+    """The checks of a config as read and merged (the workflow's, with --config overrides
+    applied): the schema, with the key that breaks it; its defaults filled in (in place); the
+    datasets' sources and the image size. Returns the config."""
+    from snakemake.utils import validate
+
+    problem = schema_errors(config, schema_path)
+    if problem:
+        raise ConfigError(problem)
+    validate(config, str(schema_path))
+    check_config(config)
+    return config
+
+
 def check_config_files(paths, schema_path=SCHEMA):
     """Every check the workflow makes before any job, on config files merged in order (later ones
     override, as Snakemake's --configfile): each file's YAML (with the line of a syntax error,
     which Snakemake does not give), the schema (with the key), the source checks and the subjects
     the split names. Returns the config with its defaults."""
-    from snakemake.utils import validate
-
     config = {}
     for path in paths:
         loaded = load_yaml(path)
@@ -257,12 +269,8 @@ def check_config_files(paths, schema_path=SCHEMA):
             raise ConfigError(f"{path}: a config file holds a mapping of keys, not {type(loaded).__name__}")
         merge_config(config, loaded)
     where = ", ".join(str(path) for path in paths)
-    problem = schema_errors(config, schema_path)
-    if problem:
-        raise ConfigError(f"{where}: {problem}")
-    validate(config, str(schema_path))
     try:
-        check_config(config)
+        check_config_values(config, schema_path)
         for name, spec in config["datasets"].items():
             check_split_subjects(name, spec)
             fold_names(spec)

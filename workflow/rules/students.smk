@@ -2,50 +2,38 @@
 # teacher) and the student grid.
 
 
-rule teacher_outputs:
-    input:
-        unpack(teacher_inputs),
-        model=f"{TEACHER_RUN}/model.pt",
-    output:
-        "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/outputs.h5",
-    log:
-        "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}-outputs.log",
-    benchmark:
-        "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}-outputs.tsv"
-    # before students, whose inputs they are
-    priority: 1
-    conda:
-        "../../envs/train.yaml"
-    threads: config["devices"]["threads"]
-    resources:
-        **declared(lambda run: job_needs.outputs_needs(config, run)),
-    params:
-        threads=torch_threads(),
-    script:
-        "../scripts/teacher_outputs.py"
+# One rule per cache, named teacher_<cache>: the teacher's logits of every window (outputs.h5)
+# and its similarity cache over its fold's training windows (similarity.h5).
+TEACHER_CACHES = {
+    "outputs": job_needs.outputs_needs,
+    "similarity": job_needs.similarity_needs,
+}
 
+for cached, cache_needs in TEACHER_CACHES.items():
 
-rule teacher_similarity:
-    input:
-        unpack(teacher_inputs),
-        model=f"{TEACHER_RUN}/model.pt",
-    output:
-        "results/{dataset}/{fold}/teachers/{modality}/{arch}/seed{seed}/similarity.h5",
-    log:
-        "results/{dataset}/logs/teachers/{fold}/{modality}-{arch}-seed{seed}-similarity.log",
-    benchmark:
-        "results/{dataset}/benchmarks/teachers/{fold}/{modality}-{arch}-seed{seed}-similarity.tsv"
-    # before students, whose inputs they are
-    priority: 1
-    conda:
-        "../../envs/train.yaml"
-    threads: config["devices"]["threads"]
-    resources:
-        **declared(lambda run: job_needs.similarity_needs(config, run)),
-    params:
-        threads=torch_threads(),
-    script:
-        "../scripts/teacher_similarity.py"
+    rule:
+        name:
+            f"teacher_{cached}"
+        input:
+            unpack(teacher_inputs),
+            model=f"{TEACHER_RUN}/model.pt",
+        output:
+            f"{TEACHER_RUN}/{cached}.h5",
+        log:
+            f"results/{{dataset}}/logs/teachers/{{fold}}/{{modality}}-{{arch}}-seed{{seed}}-{cached}.log",
+        benchmark:
+            f"results/{{dataset}}/benchmarks/teachers/{{fold}}/{{modality}}-{{arch}}-seed{{seed}}-{cached}.tsv"
+        # before students, whose inputs they are
+        priority: 1
+        conda:
+            "../../envs/train.yaml"
+        threads: config["devices"]["threads"]
+        resources:
+            **declared(lambda run, needs=cache_needs: needs(config, run)),
+        params:
+            threads=torch_threads(),
+        script:
+            "../scripts/teacher_cache.py"
 
 
 rule train_student:
@@ -74,7 +62,7 @@ rule train_student:
 # Every file of the stage, so that one deleted is rebuilt from here or `all`.
 rule students:
     input:
-        [student_targets(name) for name in grid.RUN_FILE_NAMES.values()],
+        [student_targets(name) for name in runfiles.RUN_FILE_NAMES.values()],
 
 
 # Packs (students.pack > 1): runs of one grid cell that differ only in seed and α train together,

@@ -29,7 +29,7 @@ rule train_teacher:
 # Every file of the stage, so that one deleted (a model.pt, an outputs.h5) is rebuilt from here or `all`.
 rule teachers:
     input:
-        [teacher_targets(name) for name in grid.RUN_FILE_NAMES.values()],
+        [teacher_targets(name) for name in runfiles.RUN_FILE_NAMES.values()],
         TEACHER_FILES,
 
 
