@@ -53,7 +53,7 @@ test: install
 	$(BIN)/pytest -q
 
 test-fast: install
-	$(BIN)/pytest -q -m "not slow and not slurm and not gpu"
+	GAFKD_FUZZ_EXAMPLES=$${GAFKD_FUZZ_EXAMPLES:-20} $(BIN)/pytest -q -m "not slow and not slurm and not gpu"
 
 gpu-check: install
 	$(BIN)/python benchmarks/gpu_check.py

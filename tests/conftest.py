@@ -64,7 +64,7 @@ def pamap2_folder(tmp_path):
 # the test cluster; `gpu` when it measures a GPU path. Marked by rule, so that a new test of the
 # same kind is marked too; @pytest.mark.slow marks a slow test of another kind by hand.
 SLOW_CALLS = ("snakemake(", "snakemake_with(", "scheduled_jobs(", "snakemake_command(", "subprocess.",
-              "declared_by_dry_run(", "run_with_report(")
+              "Process(", "declared_by_dry_run(", "run_with_report(")
 
 
 def _source(function):

@@ -37,7 +37,8 @@ class Mutation:
 
 
 ENGINE, METRICS, PACKED = "src/gafkd/train/engine.py", "src/gafkd/train/metrics.py", "src/gafkd/train/packed.py"
-STUDENTS, PAMAP2 = "src/gafkd/distill/students.py", "src/gafkd/data/readers/pamap2.py"
+RUN_OUTPUT = "src/gafkd/train/run_output.py"
+STUDENTS, PAMAP2 = "src/gafkd/distill/students.py", "src/gafkd/data/readers/pamap2_format.py"
 KD, TWO_TEACHERS = "src/gafkd/distill/losses/kd.py", "src/gafkd/distill/losses/multi_teacher.py"
 CHECKPOINT = ("tests/test_checkpoint_choice.py",)
 SIMILARITY = "src/gafkd/distill/similarity_cache.py"
@@ -46,18 +47,18 @@ SIMILARITY_TESTS = ("tests/test_similarity_cache.py::test_cached_blocks_are_the_
 MUTATIONS = [
     # best-validation checkpoint
     Mutation("validation evaluated on the test split", ENGINE,
-             "vals = evaluate(model, data, data.val, settings, device)",
-             "vals = evaluate(model, data, data.test, settings, device)", CHECKPOINT),
+             "vals = evaluate(job.model, job.data, job.data.val, job.settings, job.device)",
+             "vals = evaluate(job.model, job.data, job.data.test, job.settings, job.device)", CHECKPOINT),
     Mutation("best weights kept without a copy", PACKED,
-             "{name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()}",
-             "{name: tensor.detach() for name, tensor in self.model.state_dict().items()}", CHECKPOINT),
+             "return tensor.detach().clone(memory_format=torch.contiguous_format)",
+             "return tensor.detach()", CHECKPOINT),
     Mutation("best epoch chosen on test accuracy", ENGINE,
              'if state.best is None or (val["accuracy"], -val["loss"]) > (',
              'if state.best is None or (test["accuracy"], -test["loss"]) > (', CHECKPOINT),
     Mutation("best epoch number off by one", ENGINE,
              'state.best = {"epoch": epoch + 1, "val_accuracy"',
              'state.best = {"epoch": epoch, "val_accuracy"', CHECKPOINT),
-    Mutation("test metrics of the last epoch reported as best", ENGINE,
+    Mutation("test metrics of the last epoch reported as best", RUN_OUTPUT,
              '"test_at_best_val": progress.best["test"],', '"test_at_best_val": test,', CHECKPOINT),
     # metrics
     Mutation("micro-F1 instead of macro-F1", METRICS,
@@ -108,7 +109,7 @@ MUTATIONS = [
     Mutation("resumed epoch draws a new batch order", ENGINE,
              "generator.set_state(state.epoch_generator_state)", "generator.get_state()",
              ("tests/test_engine.py::test_killed_run_resumes_to_identical_metrics",)),
-    Mutation("GASF with cos(φi − φj)", "src/gafkd/images/gaf.py",
+    Mutation("GASF with cos(φi − φj)", "src/gafkd/images/gramian.py",
              "row[j] = cos[i] * cos[j] - sin[i] * sin[j]", "row[j] = cos[i] * cos[j] + sin[i] * sin[j]",
              ("tests/test_images.py::test_gaf_matches_pyts",)),
     # teacher similarity caches

@@ -1,7 +1,6 @@
 """Two experiments in one directory: each keeps its own tables, figures and report
 (results/reports/<report.name>/), and running one again leaves the other's untouched."""
 import yaml
-from conftest import REPO
 from rawfiles import make_gene_folder
 from test_workflow import snakemake
 
