@@ -1,5 +1,6 @@
 # make demo       -- install into .venv, run the default pipeline (BasicMotions demo) and write
 #                    results/reports/demo/report.html
+# make demo-docs  -- the demo, then its tables and figures copied into docs/ (the README's numbers)
 # make test       -- install into .venv and run the test suite
 # make test-fast  -- the unit tests only (no workflow runs, no SLURM, no GPU checks): about 2 minutes
 # make gpu-check  -- install into .venv and check the CUDA path (benchmarks/gpu_check.py; on a
@@ -29,7 +30,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-requirement
 
-.PHONY: install demo test test-fast gpu-check gpu-bench clean-results FORCE
+.PHONY: install demo demo-docs test test-fast gpu-check gpu-bench clean-results FORCE
 
 install: $(STAMP)
 
@@ -49,11 +50,21 @@ demo: install
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --cores $(CORES) --report results/reports/demo/report.html
 
+# The demo's tables and two figures into docs/, where the README's numbers come from
+# (tests/test_docs_numbers.py checks the README against docs/demo_tables.md).
+demo-docs: demo
+	cp results/reports/demo/tables.md docs/demo_tables.md
+	cp results/reports/demo/basicmotions_alpha.png docs/demo_alpha.png
+	cp results/reports/demo/basicmotions_teachers_vs_students.png docs/demo_teachers_vs_students.png
+
+# Two pytest workers, each taking whole test files (a file's workflow run is set up once).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
-	GAFKD_FUZZ_EXAMPLES=$${GAFKD_FUZZ_EXAMPLES:-20} $(BIN)/pytest -q -m "not slow and not slurm and not gpu"
+	GAFKD_FUZZ_EXAMPLES=$${GAFKD_FUZZ_EXAMPLES:-20} $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile \
+		-m "not slow and not slurm and not gpu"
 
 gpu-check: install
 	$(BIN)/python benchmarks/gpu_check.py

@@ -17,8 +17,9 @@ Estimates (every column but `measured_*`) follow from each config and these assu
 - Splits: `holdout`/`random` give test_fraction and val_fraction of the windows to test and
   validation (subjects taken as equal in size); `loso` over 9 subjects tests one subject and
   validates round(val_fraction x 8) of the other 8, per fold.
-- Inputs: signals float32 (windows x channels x length x 4 bytes), images float16 (windows x
-  channels x size^2 x 2 bytes). Labels and statistics are negligible.
+- Inputs: signals float32 (windows x channels x length x 4 bytes), images in the config's
+  images.dtype (windows x channels x size^2 x 4 bytes for float32, as the lab configs store them;
+  2 for float16). Labels and statistics are negligible.
 - Model: parameters x 4 bytes; training holds weights, gradients and SGD momentum (3x).
 - Card: --card-gb decimal GB of memory (default 10), of which CONTEXT_BYTES (the CUDA context
   and kernels) are never free to tensors; one job per card. Placement is gafkd's own decision
@@ -40,7 +41,7 @@ Estimates (every column but `measured_*`) follow from each config and these assu
   teachers on the device (not measured here).
 - windows and images jobs are not training jobs: their Snakemake `benchmark:` files record the
   real max_rss of every run; the estimate here is their output held in memory (windows) or the
-  streaming buffers of build_images (1,024 windows of float32 + float16 images).
+  streaming buffers of build_images (1,024 windows of float32 + images in images.dtype).
 
 Measured (`measured_*`, on --device, default the CPU): each (modality, architecture, input
 shape) runs in a fresh process: synthetic inputs of the config's shapes, a few windows only
@@ -60,6 +61,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,7 +200,8 @@ def rows_of_config(path, args, measurements):
     classes = len(set((dataset.get("class_map") or {}).values())) or 12
     size, batch = config["images"]["size"], config["training"]["batch_size"]
     counts = split_windows(dataset["split"], windows)
-    bytes_per_window = {"sig": channels * length * 4, "gaf": channels * size * size * 2}
+    image_bytes = np.dtype(config["images"].get("dtype", "float16")).itemsize
+    bytes_per_window = {"sig": channels * length * 4, "gaf": channels * size * size * image_bytes}
     shapes = {"sig": [channels, length], "gaf": [channels, size, size]}
     card = int(args.card_gb * 1e9)
     archs = config["teachers"]["archs"][:1] if args.quick else config["teachers"]["archs"]
@@ -261,7 +264,7 @@ def rows_of_config(path, args, measurements):
     rows.append({**base("images", "", "gaf", {}), "params": "", "model_bytes": "", "placement": "",
                  "placement_half_card": "",
                  "device_estimate": 0,
-                 "host_estimate": chunk * (channels * length * 4 + channels * size * size * 6),
+                 "host_estimate": chunk * (channels * length * 4 + channels * size * size * (4 + image_bytes)),
                  "measured_step": "", "measured_eval": "", "measured_peak": "", "measured_on": ""})
     for modality in ("gaf", "sig"):
         for arch in archs:

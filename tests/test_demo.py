@@ -1,5 +1,5 @@
-"""The default pipeline end to end on the CPU: BasicMotions to the whole student grid, then
-partial reruns on copies of the finished run."""
+"""The default pipeline (config.yaml, trained for 10 epochs) end to end on the CPU: BasicMotions to
+the whole student grid, then partial reruns on copies of the finished run."""
 import json
 import re
 import shutil
@@ -23,12 +23,25 @@ KD2_RUN = f"{STUDENTS}/kd2/gasf-wrn16-1+sig-wrn16-1/alpha0.5/seed2"
 GAF_TEACHER = "results/basicmotions/predefined/teachers/gasf/wrn16-1/seed2"
 
 
+# The demo config, trained for fewer epochs than its 40: every stage, encoding, seed and pack as
+# `make demo` runs them (the numbers of its full run are docs/demo_tables.md's).
+EPOCHS = 10
+
+
+def config_of(workdir):
+    """The config file of the demo run in (a copy of) `workdir`."""
+    return workdir / "demo.yaml"
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
-    run = snakemake(workdir)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["training"]["epochs"] = EPOCHS
+    config_of(workdir).write_text(yaml.safe_dump(config))
+    run = snakemake(workdir, configfile=config_of(workdir))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return workdir, yaml.safe_load((REPO / "config.yaml").read_text())
+    return workdir, config
 
 
 def test_whole_student_grid_is_built(demo):
@@ -46,11 +59,13 @@ def test_whole_student_grid_is_built(demo):
         assert correct(predictions).mean() == metrics["test_at_best_val"]["accuracy"]
 
 
-def test_signal_teachers_reach_90_percent_on_basicmotions(demo):
+def test_signal_teachers_learn_well_above_chance(demo):
+    """Twice the 25 % of chance on 4 classes after 10 epochs (after the demo's 40 they reach 90 %:
+    tests/test_teachers.py)."""
     workdir, config = demo
     for seed in config["teachers"]["seeds"]:
         path = workdir / f"results/basicmotions/predefined/teachers/sig/wrn16-1/seed{seed}/metrics.json"
-        assert json.loads(path.read_text())["test_at_best_val"]["accuracy"] >= 0.9
+        assert json.loads(path.read_text())["test_at_best_val"]["accuracy"] >= 0.5
 
 
 def test_tables_figures_and_report(demo):
@@ -68,7 +83,7 @@ def test_tables_figures_and_report(demo):
     assert "+ SP (GASF + signal), α = 0.5 vs student from scratch" in comparisons and "### Paired comparisons" in tables
     assert "### test accuracy, test-set 95 % intervals" in tables and "test-set 95 % CI" in tables
     html = workdir / "report.html"
-    run = snakemake(workdir, "--report", str(html))
+    run = snakemake(workdir, "--report", str(html), configfile=config_of(workdir))
     assert run.returncode == 0, run.stderr
     text = html.read_text(errors="replace")
     assert "basicmotions_alpha.png" in text and "weight of the image teacher" in text
@@ -133,7 +148,7 @@ def test_a_deleted_intermediate_is_rebuilt_from_all_its_stage_and_its_path(demo,
     workdir = copy_of(demo[0], tmp_path)
     (workdir / deleted).unlink()
     for target in ([], ["all"], [stage], [deleted]):
-        assert by_kind(scheduled_jobs(workdir, *target)).get(kind) == 1, (target, deleted)
+        assert by_kind(scheduled_jobs(workdir, *target, configfile=config_of(workdir))).get(kind) == 1, (target, deleted)
 
 
 def test_deleted_student_output_asked_by_path_reruns_its_pack(demo, tmp_path):
@@ -141,13 +156,13 @@ def test_deleted_student_output_asked_by_path_reruns_its_pack(demo, tmp_path):
     target = workdir / KD2_RUN / "metrics.json"
     target.unlink()
     before = mtimes(workdir / "results")
-    assert by_kind(scheduled_jobs(workdir, f"{KD2_RUN}/metrics.json")) == {"pack": 1}
-    run = snakemake(workdir, f"{KD2_RUN}/metrics.json")
+    assert by_kind(scheduled_jobs(workdir, f"{KD2_RUN}/metrics.json", configfile=config_of(workdir))) == {"pack": 1}
+    run = snakemake(workdir, f"{KD2_RUN}/metrics.json", configfile=config_of(workdir))
     assert run.returncode == 0, run.stderr[-3000:]
     after = mtimes(workdir / "results")
     changed = {p.relative_to(workdir).as_posix() for p in after if before.get(p) != after[p]}
     assert target.exists()
-    config = check_config_file(REPO / "config.yaml")
+    config = check_config_file(config_of(workdir))
     pack = grid.pack_of(config, {"dataset": "basicmotions", "fold": "predefined", "arch": "wrn16-1",
                                  "method": "kd2", "teachers": "gasf-wrn16-1+sig-wrn16-1", "alpha": "0.5",
                                  "seed": "2"})
@@ -189,7 +204,8 @@ def test_killed_training_job_resumes_from_its_checkpoint(demo, tmp_path):
     run_dir = workdir / GAF_TEACHER
     for name in ("metrics.json", "model.pt", "history.csv"):
         (run_dir / name).unlink()
-    snakemake_process = subprocess.Popen(snakemake_command(workdir, f"{GAF_TEACHER}/metrics.json"),
+    snakemake_process = subprocess.Popen(snakemake_command(workdir, f"{GAF_TEACHER}/metrics.json",
+                                                           configfile=config_of(workdir)),
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (run_dir / "resume.pt").exists() and snakemake_process.poll() is None \
@@ -201,7 +217,7 @@ def test_killed_training_job_resumes_from_its_checkpoint(demo, tmp_path):
     jobs[0].kill()                                        # as the OOM killer or a lost node would
     assert snakemake_process.wait(timeout=60) != 0
     assert (run_dir / "resume.pt").exists() and not (run_dir / "metrics.json").exists()
-    run = snakemake(workdir, "--rerun-incomplete", f"{GAF_TEACHER}/metrics.json")
+    run = snakemake(workdir, "--rerun-incomplete", f"{GAF_TEACHER}/metrics.json", configfile=config_of(workdir))
     assert run.returncode == 0, run.stderr[-3000:]
     logs = workdir / "results/basicmotions/logs/teachers/predefined"
     log = (logs / "gasf-wrn16-1-seed2.log").read_text()

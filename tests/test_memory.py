@@ -230,9 +230,10 @@ def test_memory_table_benchmark_runs(tmp_path):
                     ("teacher outputs", "gaf"), ("teacher outputs", "sig"),
                     ("student (cached logits)", "sig"), ("student SP online (estimate)", "sig")]
     gaf = rows[2]
-    # 32,000 windows, 70 / 10 / 20 %, 3 x 64 x 64 float16 images
-    assert [int(gaf[f"{s}_bytes"]) for s in ("train", "val", "test")] == [
-        22_400 * 24_576, 3_200 * 24_576, 6_400 * 24_576]
+    # 32,000 windows, 70 / 10 / 20 %, 3 x 64 x 64 images in the config's float32 (images.dtype)
+    image = 3 * 64 * 64 * 4
+    assert [int(gaf[f"{s}_bytes"]) for s in ("train", "val", "test")] == [22_400 * image, 3_200 * image, 6_400 * image]
+    assert int(rows[1]["host_estimate"]) == 1024 * (3 * 500 * 4 + 3 * 64 * 64 * (4 + 4))   # a block, encoded and stored
     assert int(rows[3]["train_bytes"]) == 22_400 * 3 * 500 * 4
     assert gaf["placement"] == "all on device" and gaf["measured_on"] == "cpu"
     assert int(gaf["measured_step"]) > 0 and int(gaf["measured_peak"]) > int(gaf["measured_step"])
