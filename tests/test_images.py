@@ -4,7 +4,6 @@ import tracemalloc
 import h5py
 import numpy as np
 import pytest
-from pyts.image import GramianAngularField, MarkovTransitionField
 
 from gafkd.h5checked import create_h5, seal, write_checked
 from gafkd.errors import ConfigError, InputError
@@ -16,11 +15,18 @@ from gafkd.data.windows import build_windows, fingerprint, read_windows
 PYTS_METHOD = {"gasf": "summation", "gadf": "difference"}
 
 
+def pyts_image():
+    """pyts.image, imported when a test first needs it: importing it compiles its numba kernels
+    (about 40 s on two cores), which collecting the suite should not pay in every worker."""
+    import pyts.image
+    return pyts.image
+
+
 @pytest.mark.parametrize("method", ["gasf", "gadf"])
 @pytest.mark.parametrize("length,size", [(100, 64), (500, 64), (1000, 64), (64, 64), (37, 16)])
 def test_gaf_matches_pyts(method, length, size):
     series = np.random.default_rng(length).normal(size=(50, length)).astype(np.float32)
-    expected = GramianAngularField(image_size=size, method=PYTS_METHOD[method]).fit_transform(series)
+    expected = pyts_image().GramianAngularField(image_size=size, method=PYTS_METHOD[method]).fit_transform(series)
     got = gramian_angular_field(series, size, method)
     assert got.dtype == np.float32 and got.shape == (50, size, size)
     assert np.abs(got - expected).max() < 3e-5
@@ -32,7 +38,7 @@ def test_constant_series_gives_no_nan_and_matches_pyts(length):
     series[1] = 0.0
     got = gramian_angular_field(series, 64, "gasf")
     assert np.isfinite(got).all()
-    expected = GramianAngularField(image_size=64).fit_transform(series)
+    expected = pyts_image().GramianAngularField(image_size=64).fit_transform(series)
     assert np.abs(got - expected).max() < 3e-5
 
 
@@ -53,9 +59,9 @@ def test_cache_matches_pyts_in_windows_order(demo_windows, tmp_path, method):
     assert images.dtype == np.float16 and images.shape == (80, 6, 32, 32)
     flat = windows.X.reshape(-1, 100)
     if method == "mtf":
-        expected = MarkovTransitionField(image_size=32).fit_transform(flat)
+        expected = pyts_image().MarkovTransitionField(image_size=32).fit_transform(flat)
     else:
-        expected = GramianAngularField(image_size=32, method=PYTS_METHOD[method]).fit_transform(flat)
+        expected = pyts_image().GramianAngularField(image_size=32, method=PYTS_METHOD[method]).fit_transform(flat)
     diff = np.abs(images.reshape(-1, 32, 32).astype(np.float64) - expected).max()
     assert diff < 1e-3   # float16 storage
 

@@ -5,7 +5,6 @@ import re
 
 import numpy as np
 import pytest
-from pyts.approximation import PiecewiseAggregateApproximation
 
 from conftest import basicmotions_fold
 
@@ -35,6 +34,8 @@ def circuit_expectation(a, b, sign):
 
 def reference_values(series, size, scaling):
     """The values entering the rotations: pyts' PAA, then qts2d's scaling."""
+    from pyts.approximation import PiecewiseAggregateApproximation    # compiles numba kernels: imported when used
+
     paa = PiecewiseAggregateApproximation(window_size=None, output_size=size, overlapping=False).fit_transform(series.astype(np.float64))
     if scaling == "minmax":
         low, high = paa.min(axis=1, keepdims=True), paa.max(axis=1, keepdims=True)
