@@ -24,6 +24,16 @@ def floor(module):
     return STAGES.index(parts[1]) if parts[0] == "gafkd" and len(parts) > 2 and parts[1] in STAGES else None
 
 
+def qualified_name(frame):
+    """'Class.method' or 'function' of a frame's code (co_qualname from Python 3.11; before it,
+    the class of `self`)."""
+    code = frame.f_code
+    if hasattr(code, "co_qualname"):
+        return code.co_qualname
+    owner = frame.f_locals.get("self")
+    return code.co_name if owner is None else f"{type(owner).__name__}.{code.co_name}"
+
+
 def upward_calls(run):
     """{(caller, callee)} of the calls from a lower stage into a higher one while `run()` runs,
     each as module:function."""
@@ -35,7 +45,7 @@ def upward_calls(run):
         callee, caller = frame.f_globals.get("__name__"), frame.f_back.f_globals.get("__name__")
         low, high = floor(caller), floor(callee)
         if low is not None and high is not None and low < high:
-            found.add((f"{caller}:{frame.f_back.f_code.co_name}", f"{callee}:{frame.f_code.co_qualname}"))
+            found.add((f"{caller}:{frame.f_back.f_code.co_name}", f"{callee}:{qualified_name(frame)}"))
 
     sys.setprofile(profile)
     try:

@@ -1,9 +1,9 @@
 """What every GPU job script starts with: its log and the device slot it claims
 (gafkd.train.devices.job_device). The slots come from the config, not params: where a job runs
 never reruns it; its torch threads (devices.threads) are in params, as they change the numbers."""
+import gafkd_src  # noqa: F401  (must come first)
 from contextlib import contextmanager
 
-import gafkd_src  # noqa: F401  (must come first)
 from gafkd.logs import logged
 from gafkd.train.devices import job_device
 

@@ -33,16 +33,24 @@ def _device_type(device):
     return device.type if hasattr(device, "type") else str(device).split(":")[0]
 
 
-def host_available_bytes():
-    """Memory the host can still give without swapping: MemAvailable of /proc/meminfo, else
-    psutil's `available`, else free pages x page size."""
+def _proc_bytes(path, key):
+    """The `key:` line of a /proc file (in kB) as bytes; None where the file or line is missing."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(f"{key}:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def host_available_bytes():
+    """Memory the host can still give without swapping: MemAvailable of /proc/meminfo, else
+    psutil's `available`, else free pages x page size."""
+    available = _proc_bytes("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available
     try:
         import psutil
         return int(psutil.virtual_memory().available)
@@ -115,13 +123,9 @@ def host_peak_bytes():
     high-water mark of this program alone), else ru_maxrss of getrusage (KiB on Linux, bytes on
     macOS), which on Linux also counts the parent's memory at the fork that started the process
     (a job started by a large Snakemake process would report Snakemake's size)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    peak = _proc_bytes("/proc/self/status", "VmHWM")
+    if peak is not None:
+        return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
