@@ -9,7 +9,9 @@ hand-written loops do (timed on the first 1,000 series); "pyts batch" calls it o
 "gafkd" is `gafkd.images.gaf.gramian_angular_field` writing into a reused buffer, as
 `build_images` streams its chunks ("gafkd, new array" allocates the output each call); "gafkd
 GADF", "gafkd Q-GASF" and "gafkd Q-GADF" (gafkd.images.qgaf, exact, min-max scaling) the same way, and
-`x_gafkd_time` is each one's median time over gafkd's GASF time. The
+`x_gafkd_time` is each one's median time over gafkd's GASF time; "pyts MTF batch" and "gafkd
+MTF" (gafkd.images.mtf, the same images bit for bit) encode the series as Markov transition
+fields. The
 write-bound limit is the copy bandwidth (np.copyto between two arrays the size of all the
 images, measured in the same run) divided by the bytes of one image: no encoder that writes its
 output once can beat it. Medians of repeats; numba's JIT (pyts' and gafkd's) is warmed up first.
@@ -21,10 +23,11 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from pyts.image import GramianAngularField
+from pyts.image import GramianAngularField, MarkovTransitionField
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.images.gaf import gramian_angular_field  # noqa: E402
+from gafkd.images.mtf import markov_transition_field  # noqa: E402
 from gafkd.images.qgaf import quantum_gaf  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
@@ -64,10 +67,13 @@ def main(argv=None):
     gadf = np.empty_like(out)
     builders = {"gafkd GADF": lambda: gramian_angular_field(series, args.size, "gadf", out=gadf),
                 "gafkd Q-GASF": lambda: quantum_gaf(series, args.size, "qgasf", out=gadf),
-                "gafkd Q-GADF": lambda: quantum_gaf(series, args.size, "qgadf", out=gadf)}
+                "gafkd Q-GADF": lambda: quantum_gaf(series, args.size, "qgadf", out=gadf),
+                "gafkd MTF": lambda: markov_transition_field(series, args.size, out=gadf)}
     for name, build in builders.items():
         build()
         rates[name] = n / median_seconds(build, repeats)
+    mtf = MarkovTransitionField(image_size=args.size)
+    rates["pyts MTF batch"] = n / median_seconds(lambda: mtf.fit_transform(series), max(1, repeats // 2))
 
     bandwidth = copy_bandwidth(n * image_bytes, repeats)
     limit = bandwidth / image_bytes

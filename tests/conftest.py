@@ -60,11 +60,14 @@ def pamap2_folder(tmp_path):
 
 # `make test-fast` runs the tests without these markers (pytest -m "not slow and not slurm and
 # not gpu"); `make test` runs everything. A test is `slow` when it runs the workflow or another
-# process (Snakemake, a job script, a benchmark) or uses a fixture that does; `slurm` when it needs
-# the test cluster; `gpu` when it measures a GPU path. Marked by rule, so that a new test of the
-# same kind is marked too; @pytest.mark.slow marks a slow test of another kind by hand.
+# process (Snakemake, a job script, a benchmark), imports pyts' numba-compiled modules to compare
+# against them (each process compiles them, uncached: tens of seconds), or uses a fixture that
+# does; `slurm` when it needs the test cluster; `gpu` when it measures a GPU path. Marked by rule,
+# so that a new test of the same kind is marked too; @pytest.mark.slow marks a slow test of
+# another kind by hand.
 SLOW_CALLS = ("snakemake(", "snakemake_with(", "scheduled_jobs(", "snakemake_command(", "subprocess.",
-              "Process(", "declared_by_dry_run(", "run_with_report(")
+              "Process(", "declared_by_dry_run(", "run_with_report(", "import pyts.image",
+              "from pyts.image", "from pyts.approximation", "from pyts.preprocessing")
 
 
 def _source(function):

@@ -27,7 +27,7 @@ def test_gaf_benchmark_runs(tmp_path):
     assert run.returncode == 0, run.stderr
     rows = {r["method"]: r for r in csv.DictReader(out.open())}
     assert list(rows) == ["pyts per window", "pyts batch", "gafkd", "gafkd, new array", "gafkd GADF",
-                          "gafkd Q-GASF", "gafkd Q-GADF", "write-bound limit"]
+                          "gafkd Q-GASF", "gafkd Q-GADF", "gafkd MTF", "pyts MTF batch", "write-bound limit"]
     limit = float(rows["write-bound limit"]["series_per_s"])
     for row in rows.values():
         assert float(row["series_per_s"]) > 0

@@ -50,6 +50,42 @@ def demo_windows(tmp_path):
     return h5
 
 
+def mtf_inputs(rng):
+    """Series that exercise pyts' MTF: smooth and noisy, lengths that divide the image size and
+    lengths that do not, repeated values (quantile edges that coincide and are dropped), a
+    constant series, a spike, and values far from 0."""
+    walk = np.cumsum(rng.normal(size=(6, 500)), axis=1)
+    return [(rng.normal(size=(5, 100)), 32), (walk, 64), (rng.normal(size=(4, 37)), 5),
+            (rng.integers(0, 3, size=(6, 120)).astype(float), 16), (np.full((2, 50), 0.7), 10),
+            (np.r_[np.zeros(99), 40.0][None] + 1e6, 33), (rng.normal(size=(3, 64)), 64)]
+
+
+def test_mtf_is_pyts_value_for_value(demo_windows):
+    """gafkd's MTF equals pyts' MarkovTransitionField (its defaults) bit for bit on float32
+    series, BasicMotions' among them, so that images (and every number trained on them) do not
+    change with the builder."""
+    from gafkd.images.mtf import markov_transition_field
+
+    rng = np.random.default_rng(3)
+    basicmotions = read_windows(demo_windows).X.reshape(-1, 100)
+    for series, size in [*mtf_inputs(rng), (basicmotions, 32), (basicmotions, 64)]:
+        series = series.astype(np.float32)
+        expected = pyts_image().MarkovTransitionField(image_size=size).fit_transform(series)
+        assert np.array_equal(markov_transition_field(series, size), expected.astype(np.float32)), (series.shape, size)
+        assert np.abs(expected).max() > 0
+
+
+def test_mtf_bins_drop_repeated_quantile_edges_as_pyts_does():
+    from gafkd.images.mtf import quantile_bins
+
+    # 0 0 0 0 0 0 1 2: the lower percentiles coincide at 0; pyts keeps one edge of them
+    bins = quantile_bins(np.array([[0, 0, 0, 0, 0, 0, 1, 2]], dtype=np.float32))
+    from pyts.preprocessing import KBinsDiscretizer
+    expected = KBinsDiscretizer(n_bins=8, strategy="quantile", raise_warning=False).fit_transform(
+        np.array([[0, 0, 0, 0, 0, 0, 1, 2]], dtype=np.float64))
+    assert np.array_equal(bins, expected) and bins[0, 0] == 0 and bins[0, -1] > bins[0, -2] > 0
+
+
 @pytest.mark.parametrize("method", ["gasf", "gadf", "mtf"])
 def test_cache_matches_pyts_in_windows_order(demo_windows, tmp_path, method):
     out = tmp_path / f"images_{method}32.h5"

@@ -170,3 +170,14 @@ def test_table_rows_follow_the_tables_order():
     fixed = [m.name for m in METHODS if not m.alpha_grid]
     gridded = [m.name for m in METHODS if m.alpha_grid]
     assert order == fixed + gridded
+
+
+def test_tables_name_encodings_as_the_docs_do():
+    from gafkd.encodings import encoding_label
+    from gafkd.methods import student_label
+
+    assert [encoding_label(e) for e in ("gasf", "gasf+gadf+mtf", "pi", "qgasf", "qgasf+qgadf")] == [
+        "GASF", "GASF+GADF+MTF", "PI", "Q-GASF", "Q-GASF+Q-GADF"]
+    assert student_label("kd-gaf", "qgadf") == "1 teacher (Q-GADF)"
+    assert student_label("kd2-anneal-sp", "qgasf") == "+ SP (Q-GASF + signal)"
+    assert student_label("kd-sig", "qgasf") == "1 teacher (signal)"

@@ -56,8 +56,9 @@ def qgaf_identity(qgaf):
 
 
 def encoding_label(encoding):
-    """How tables name an encoding: 'GASF', 'GASF+GADF+MTF', 'PI'."""
-    return encoding.upper()
+    """How tables name an encoding: 'GASF', 'GASF+GADF+MTF', 'PI', 'Q-GASF+Q-GADF'."""
+    return "+".join(f"Q-{part[1:].upper()}" if part in QGAF_METHODS else part.upper()
+                    for part in encoding.split("+"))
 
 
 def encoding_order(encoding):

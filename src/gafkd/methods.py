@@ -8,6 +8,7 @@ record here plus, if it needs one, its loss term in gafkd.distill.students.Disti
 
 from dataclasses import dataclass
 
+from gafkd.encodings import encoding_label
 from gafkd.errors import ConfigError
 
 
@@ -54,7 +55,7 @@ def student_label(name, encoding=""):
     record = method(name)
     if not encoding or "gaf" not in record.teachers:
         return record.label
-    image = encoding.upper()
+    image = encoding_label(encoding)
     return f"1 teacher ({image})" if len(record.teachers) == 1 else f"{record.label} ({image} + signal)"
 
 

@@ -1,6 +1,6 @@
 """One encoding's images of a batch of windows: the builder of each encoding
 (gafkd.encodings.IMAGE_METHODS) and the threads they run on. The builders of MTF and persistence
-images are imported when first used (pyts, ripser)."""
+images are imported when first used."""
 
 import numba
 
