@@ -24,6 +24,7 @@ speedup_vs_solo (student steps/s against K = 1 of the same arch), fusion.
 
 import argparse
 import copy
+import itertools
 import statistics
 import sys
 import tempfile
@@ -113,7 +114,8 @@ def main(argv=None):
     parser.add_argument("--csv", default="benchmarks/results/student_pack.csv")
     parser.add_argument("--packs", type=int, nargs="+", default=list(PACKS))
     parser.add_argument("--archs", nargs="+", default=list(ARCHS))
-    parser.add_argument("--fusion", choices=("device", *PackedWideResNet.FUSIONS, "vmap"), default="device")
+    parser.add_argument("--fusion", nargs="+", choices=("device", *PackedWideResNet.FUSIONS, "vmap"), default=["device"],
+                        help="one or more ways to fuse a pack (device: the engine's choice for the device)")
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -128,10 +130,10 @@ def main(argv=None):
     else:
         timing = StepTiming(warmup=2, steps=2, repeats=3)
     packs = sorted(set(args.packs) | {1})
-    fusion = resolve_fusion(None, device, 1) if args.fusion == "device" else args.fusion
+    fusions = [resolve_fusion(None, device, 1) if fusion == "device" else fusion for fusion in args.fusion]
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        for arch in args.archs:
+        for arch, fusion in itertools.product(args.archs, dict.fromkeys(fusions)):
             solo = None
             for k in packs:
                 if fusion == "vmap":
@@ -144,7 +146,7 @@ def main(argv=None):
                              "student_steps_per_s": round(rate, 3),
                              "speedup_vs_solo": round(rate / solo, 2), "fusion": fusion})
                 print(f"{arch} K={k} ({fusion}): {ms:.2f} ms per step, {rate:.1f} student steps/s", flush=True)
-    print_table(rows, {"pack": "K", "arch": "arch", "ms_per_step": "ms/step",
+    print_table(rows, {"pack": "K", "arch": "arch", "fusion": "fusion", "ms_per_step": "ms/step",
                        "student_steps_per_s": "student steps/s", "speedup_vs_solo": "vs solo"})
     write_csv(rows, args.csv)
 

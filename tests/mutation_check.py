@@ -122,6 +122,21 @@ MUTATIONS = [
     Mutation("similarity block gathered by rows only", SIMILARITY,
              'blocks.append(rows.index_select(1, index) if form == "gram"',
              'blocks.append(rows[:, :len(index)] if form == "gram"', SIMILARITY_TESTS),
+    # MTF as pyts computes it
+    Mutation("MTF keeps repeated quantile edges", "src/gafkd/images/mtf.py",
+             "edges = np.where(keep, edges, np.inf)", "edges = edges",
+             ("tests/test_images.py::test_mtf_bins_drop_repeated_quantile_edges_as_pyts_does",)),
+    Mutation("MTF block mean over one row of the block", "src/gafkd/images/mtf.py",
+             "for r in range(bounds[j], bounds[j + 1]):", "for r in range(bounds[j], bounds[j] + 1):",
+             ("tests/test_images.py::test_mtf_is_pyts_value_for_value",)),
+    # packs narrowed to the job's device memory
+    Mutation("pack width: a reserve equal to the budget does not fit", "src/gafkd/train/memory.py",
+             "return training_reserve(narrower, width, input_shape, batch_size, device, eval_batch_size) <= budget",
+             "return training_reserve(narrower, width, input_shape, batch_size, device, eval_batch_size) < budget",
+             ("tests/test_memory.py::test_a_pack_trains_as_wide_as_the_jobs_device_memory_holds",)),
+    Mutation("narrower packs drop the last runs", "src/gafkd/train/memory.py",
+             "for start in range(0, len(runs), width):", "for start in range(0, len(runs) - 1, width):",
+             ("tests/test_packed.py::test_a_pack_wider_than_the_device_holds_trains_as_narrower_packs_with_the_same_results",)),
 ]
 
 

@@ -166,6 +166,14 @@ def test_student_pack_benchmark_runs(tmp_path):
     assert "student steps/s" in stdout
 
 
+def test_student_pack_benchmark_compares_fusions_in_one_table(tmp_path):
+    _, rows = run_quick("student_pack.py", tmp_path / "student_pack.csv", "--packs", "2", "--archs", "wrn10-1",
+                        "--fusion", "members", "gemm")
+    assert [(r["fusion"], r["pack"]) for r in rows] == [("members", "1"), ("members", "2"), ("gemm", "1"),
+                                                        ("gemm", "2")]
+    assert float(rows[2]["speedup_vs_solo"]) == 1.0          # each fusion against its own pack of one
+
+
 def test_teacher_step_benchmark_runs(tmp_path):
     stdout, rows = run_quick("teacher_step.py", tmp_path / "teacher_step.csv", "--archs", "wrn10-1")
     assert list(rows[0]) == ["arch", "bf16", "channels_last", "device", "ms_per_step", "images_per_s",
@@ -174,3 +182,17 @@ def test_teacher_step_benchmark_runs(tmp_path):
     assert (row["bf16"], row["channels_last"], row["speedup_vs_fp32"]) == ("False", "False", "1.0")
     assert float(row["images_per_s"]) == pytest.approx(64000 / float(row["ms_per_step"]), rel=0.01)
     assert row["deterministic"] == "yes" and "images/s" in stdout
+
+
+def test_pack_width_benchmark_narrows_what_a_small_card_cannot_hold(tmp_path):
+    out = tmp_path / "pack_width.csv"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "pack_width.py"), "--card-gb", "6",
+                    "--configs", str(REPO / "configs" / "gene14_w1000.yaml"), "--csv", str(out)],
+                   check=True, cwd=REPO, capture_output=True, text=True)
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["job"], r["arch"]) for r in rows} >= {("student pack", "wrn16-1"), ("signal teacher pack", "wrn28-3")}
+    for row in rows:
+        planned, one, two = (int(row[k]) for k in ("planned_width", "width_one_job", "width_two_jobs"))
+        assert 1 <= two <= one <= planned and int(row["reserve_bytes"]) >= 2**31
+    assert any(int(r["width_two_jobs"]) < int(r["planned_width"]) for r in rows)

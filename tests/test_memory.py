@@ -343,3 +343,26 @@ def test_a_packs_reserve_is_measured_as_it_computes_on_the_device():
     weights = sum(p.numel() * 4 for p in pack.parameters())
     assert reserve == memory.reserve_bytes(weights, gemm) > memory.reserve_bytes(weights, grouped) > memory.reserve_bytes()
     assert pack.fusion is None                  # the pack itself is untouched
+
+
+def test_a_pack_trains_as_wide_as_the_jobs_device_memory_holds(monkeypatch):
+    """pack_width_that_fits: the whole pack when its reserve fits the job's device memory, else the
+    widest pack whose own measured reserve does (1 at least); on the CPU always the whole pack."""
+    import torch
+    from gafkd.train.memory import pack_width_that_fits, training_reserve
+    from gafkd.train.packed import PackedWideResNet
+
+    cuda = torch.device("cuda", 0)
+    shape, batch = (3, 1000), 8192               # activations above the default reserve from width 1
+
+    def reserve_of(width):
+        return training_reserve(PackedWideResNet("wrn10-1", 3, 4, 1, width), width, shape, batch, cuda, 4)
+
+    reserves = [reserve_of(width) for width in range(1, 7)]
+    assert reserves[0] > memory.reserve_bytes() and all(a < b for a, b in zip(reserves, reserves[1:]))
+    pack = PackedWideResNet("wrn10-1", 3, 4, 1, 6)
+    for budget, width in [(reserves[5], 6), (reserves[5] - 1, 5), (reserves[3], 4), (reserves[2] + 1, 3),
+                          (reserves[0], 1), (reserves[0] - 1, 1)]:
+        monkeypatch.setattr(memory, "device_budget_bytes", lambda device, budget=budget: budget)
+        assert pack_width_that_fits(pack, reserves[5], shape, batch, cuda, 4) == width, budget
+        assert pack_width_that_fits(pack, reserves[5], shape, batch, torch.device("cpu"), 4) == 6

@@ -273,6 +273,35 @@ def test_a_gemm_packs_members_train_to_the_same_bits_at_any_width(fold, tmp_path
     assert relative_difference(trained[2][0], trained[2][1]) > 1e-2
 
 
+def test_a_pack_wider_than_the_device_holds_trains_as_narrower_packs_with_the_same_results(
+        fold, tmp_path, monkeypatch, caplog):
+    """When the job's device memory holds only a narrower pack (gafkd.train.memory.pack_width_that_fits),
+    the pack's runs train as consecutive narrower packs: each run in its own files, its planned
+    pack in its record, and (on the CPU, member by member) the weights of the whole pack."""
+    train_annealing_starts(fold)
+    members = [(1, 0.3), (2, 0.9), (1, 0.7)]
+
+    def pack(name):
+        return [student(fold, tmp_path / name / f"member{k}", "kd2-anneal-sp", seed, alpha,
+                        {"width": len(members), "member": k}) for k, (seed, alpha) in enumerate(members)]
+
+    whole = pack("whole")
+    train_students(whole, CPU)
+    widths = []
+    monkeypatch.setattr(students_module, "pack_width_that_fits",
+                        lambda model, *a: widths.append(getattr(model, "members", 1)) or
+                        min(2, getattr(model, "members", 1)))
+    narrower = pack("narrower")
+    metrics = train_students(narrower, CPU)
+    assert widths == [3, 2, 1]                 # the whole pack, then a pack of 2 and a run alone
+    assert "its runs train in packs of 2, one after another" in caplog.text
+    assert [m["config"]["pack"] for m in metrics] == [{"width": 3, "member": k} for k in range(3)]
+    for a, b in zip(whole, narrower):
+        mine, theirs = weights(a), weights(b)
+        assert all(torch.equal(mine[name], theirs[name]) for name in mine)
+        assert json.loads(b.outputs["metrics"].read_text())["config"]["alpha"] == a.settings["alpha"]
+
+
 def test_a_pack_killed_mid_training_resumes_every_member(fold, tmp_path, monkeypatch):
     training = {**TRAINING, "epochs": 4, "checkpoint_every": 2}
     members = [(1, 0.3), (2, 0.7)]

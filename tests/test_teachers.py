@@ -104,10 +104,20 @@ def test_concurrent_teachers_on_distinct_slots_and_demo_accuracy(tmp_path, monke
         assert metrics["test_at_best_val"]["accuracy"] >= 0.9
 
 
-def test_packed_signal_teachers_are_their_solo_runs(demo_files, tmp_path):
+@pytest.mark.parametrize("fitting_width", [None, 2])
+def test_packed_signal_teachers_are_their_solo_runs(demo_files, tmp_path, monkeypatch, caplog, fitting_width):
     """A pack of signal teachers (teachers.pack) trains each seed as its solo run would: on the
-    CPU the same weights and metrics bit for bit, each member in its own files."""
+    CPU the same weights and metrics bit for bit, each member in its own files; also when the
+    job's device memory holds only a narrower pack (gafkd.train.memory.pack_width_that_fits) and
+    the pack trains as packs of 2 and 1."""
+    from gafkd.distill import teachers as teachers_module
     from gafkd.distill.teachers import TeacherRun, train_teachers
+
+    widths = []
+    if fitting_width:
+        monkeypatch.setattr(teachers_module, "pack_width_that_fits",
+                            lambda model, *a: widths.append(getattr(model, "members", 1)) or
+                            min(fitting_width, getattr(model, "members", 1)))
 
     inputs = {"windows": demo_files / "windows.h5"}
     seeds = (1, 7, 3)
@@ -117,6 +127,8 @@ def test_packed_signal_teachers_are_their_solo_runs(demo_files, tmp_path):
         folder.mkdir()
         runs.append(TeacherRun({**settings("sig"), "seed": seed}, inputs, outputs(folder), folder / "resume.pt"))
     packed = train_teachers(runs, torch.device("cpu"))
+    if fitting_width:
+        assert widths == [3, 2, 1] and "its runs train in packs of 2, one after another" in caplog.text
     for seed, run, metrics in zip(seeds, runs, packed):
         folder = tmp_path / f"solo-seed{seed}"
         folder.mkdir()

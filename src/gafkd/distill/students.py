@@ -28,7 +28,8 @@ from gafkd.images.cache import read_images
 from gafkd.distill.losses import merged_gram_map, raw_gram, similarity_preserving, two_teacher_loss
 from gafkd.distill.losses.multi_teacher import cross_entropy
 from gafkd.train.numerics import numerics_record
-from gafkd.train.memory import fits_on_device, human_bytes, training_reserve
+from gafkd.train.memory import (fits_on_device, human_bytes, pack_width_that_fits, train_in_narrower_packs,
+                                training_reserve)
 from gafkd.methods import method as method_named, pack_group
 from gafkd.train.models import build_model
 from gafkd.train.packed import pack_models
@@ -166,6 +167,10 @@ def train_students(runs, device, claim=None):
     teachers = [_expected_teachers(run, run_spec) for run, run_spec in zip(runs, specs)]
     model = _student_network(runs, specs, arrays)
     reserve = training_reserve(model, len(runs), arrays.X.shape[1:], first["training"]["batch_size"], device)
+    width = pack_width_that_fits(model, reserve, arrays.X.shape[1:], first["training"]["batch_size"], device)
+    if width < len(runs):
+        del model, arrays
+        return train_in_narrower_packs(runs, width, reserve, device, lambda pack: train_students(pack, device, claim))
     data = to_train_data(arrays, device, reserve=reserve)
     loss, records = _distillation_loss(runs, specs, teachers, arrays, data, device, reserve)
     _log_start(runs, len(data.train))

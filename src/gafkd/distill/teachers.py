@@ -14,7 +14,7 @@ from gafkd.names import is_image_modality
 from gafkd.runfiles import RunFiles, pack_run_files
 from gafkd.distill.losses.multi_teacher import cross_entropy as members_cross_entropy
 from gafkd.train.numerics import numerics_record
-from gafkd.train.memory import training_reserve
+from gafkd.train.memory import pack_width_that_fits, train_in_narrower_packs, training_reserve
 from gafkd.archs import parse_arch
 from gafkd.train.models import build_model
 from gafkd.train.packed import pack_models
@@ -69,6 +69,10 @@ def train_teachers(runs, device, claim=None):
     training = TrainSettings(**first["training"], seed=first["seed"])
     reserve = training_reserve(model, len(runs), input_shape, training.batch_size, device,
                                training.eval_batch_size)
+    width = pack_width_that_fits(model, reserve, input_shape, training.batch_size, device, training.eval_batch_size)
+    if width < len(runs):
+        del model, models, arrays
+        return train_in_narrower_packs(runs, width, reserve, device, lambda pack: train_teachers(pack, device, claim))
     data = to_train_data(arrays, device, reserve=reserve)
     arrays.X = None         # the splits hold their own copies: free the whole set's arrays
     log.info("%s teacher %s on %s/%s, seed %s: %d train, %d val, %d test windows, input %s",

@@ -6,11 +6,14 @@ host memory starts quickly.
 """
 
 import contextlib
+import logging
 import os
 import resource
 import sys
 
 from gafkd.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Where the tensors of a split live. `device`: resident on the training device, batches are
 # gathered there. `host`: in host memory, each batch is gathered on the host into a small pinned
@@ -267,3 +270,52 @@ def plan_placement(split_bytes, free_bytes, reserve, placement=AUTO):
         else:
             plan[name] = HOST
     return plan
+
+
+def pack_width_that_fits(model, reserve, input_shape, batch_size, device, eval_batch_size=512, budget=None):
+    """How many members of `model` (a gafkd.train.packed pack, or a solo network: 1) train at
+    once on `device`: all of them when the pack's training `reserve` fits in the job's device
+    memory (`budget`, default device_budget_bytes; its data then fit beside it or stream from
+    the host), else the widest narrower pack whose own training_reserve fits, by bisection (a
+    reserve grows with the width), and 1 when none does. On the CPU all of them: nothing is
+    placed there."""
+    members = getattr(model, "members", 1)
+    if members == 1 or _device_type(device) == "cpu":
+        return members
+    budget = device_budget_bytes(device) if budget is None else budget
+    if reserve <= budget:
+        return members
+
+    def fits(width):
+        narrower = type(model)(model.arch, model.in_channels, model.num_classes, model.dims, width, model.fusion)
+        narrower.group_outputs = model.group_outputs
+        return training_reserve(narrower, width, input_shape, batch_size, device, eval_batch_size) <= budget
+
+    low, high = 1, members - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
+
+
+def train_in_narrower_packs(runs, width, reserve, device, train):
+    """`train(pack)` for consecutive packs of at most `width` (pack_width_that_fits) of `runs`, one
+    after another, saying why; each starts with this process's cached device memory released,
+    which device_budget_bytes would otherwise count as the job's. Returns the runs' metrics."""
+    log.warning("a pack of %d keeps %s free for training on %s, more than the %s this job may fill (its "
+                "share of the card with devices.jobs_per_gpu: %d): its runs train in packs of %d, one after "
+                "another", len(runs), human_bytes(reserve), device, human_bytes(device_budget_bytes(device)),
+                jobs_on_device(), width)
+    metrics = []
+    for start in range(0, len(runs), width):
+        _release_cached_device_memory(device)
+        metrics += train(runs[start:start + width])
+    return metrics
+
+
+def _release_cached_device_memory(device):
+    if _device_type(device) == "cuda":
+        import gc
+        import torch
+        gc.collect()
+        torch.cuda.empty_cache()
