@@ -5,9 +5,13 @@
 # make test-fast  -- the unit tests only (no workflow runs, no SLURM, no GPU checks): about 2 minutes
 # make gpu-check  -- install into .venv and check the CUDA path (benchmarks/gpu_check.py; on a
 #                    machine without a GPU it runs the same checks on the CPU)
+# make qgaf-docs  -- run docs/qgaf_demo.yaml, then with 100 shots, and copy their tables into docs/
+#                    (docs/qgaf.md's numbers; tests/test_docs_numbers.py checks them)
+# make bench-docs -- run the CPU benchmarks into benchmarks/results/ (about half an hour on two
+#                    cores) and render the docs' tables from their CSVs (benchmarks/docs_tables.py)
 # make gpu-bench  -- install into .venv and measure packed student steps, the lab grid's projected
 #                    hours and a trained slice against its projection at each training.precision
-#                    (benchmarks/gpu_bench.py, under 8 minutes on one GPU; CSVs in benchmarks/results)
+#                    (benchmarks/gpu_bench.py, within its --budget on one GPU; CSVs in benchmarks/results)
 #
 # The packages are installed at the versions envs/*.yaml pin (envs/pip-constraints.txt).
 #
@@ -30,7 +34,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-requirement
 
-.PHONY: install demo demo-docs test test-fast gpu-check gpu-bench clean-results FORCE
+.PHONY: install demo demo-docs qgaf-docs bench-docs test test-fast gpu-check gpu-bench clean-results FORCE
 
 install: $(STAMP)
 
@@ -68,6 +72,36 @@ test-fast: install
 
 gpu-check: install
 	$(BIN)/python benchmarks/gpu_check.py
+
+# docs/qgaf.md's demo grid, exact and with shots (the second run retrains only what reads the
+# Q-GAF caches), in a folder of its own, from nothing: the tables are the current code's.
+QGAF_RUN := $(or $(TMPDIR),/tmp)/gafkd-qgaf-demo
+qgaf-docs: install
+	rm -rf $(QGAF_RUN)
+	$(BIN)/snakemake --cores $(CORES) --directory $(QGAF_RUN) --snakefile Snakefile --configfile docs/qgaf_demo.yaml
+	cp $(QGAF_RUN)/results/reports/qgaf_demo/tables.md docs/qgaf_demo_tables.md
+	$(BIN)/snakemake --cores $(CORES) --directory $(QGAF_RUN) --snakefile Snakefile \
+		--configfile docs/qgaf_demo.yaml docs/qgaf_demo_shots.yaml
+	cp $(QGAF_RUN)/results/reports/qgaf_demo_shots/tables.md docs/qgaf_demo_shots_tables.md
+
+# The CPU benchmarks whose CSVs the docs' tables show, one after the other (they time the machine).
+OVERHEAD_RUN := $(or $(TMPDIR),/tmp)/gafkd-job-overhead
+bench-docs: install
+	$(BIN)/python benchmarks/gaf.py
+	$(BIN)/python benchmarks/persistence.py
+	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/student_step.py
+	$(BIN)/python benchmarks/sp_cache.py
+	$(BIN)/python benchmarks/images_job.py
+	$(BIN)/python benchmarks/student_pack.py --packs 1 8 --archs wrn16-1 --fusion members grouped gemm
+	$(BIN)/python benchmarks/grid_projection.py --by-job benchmarks/results/grid_projection_by_job.csv
+	$(BIN)/python benchmarks/memory_table.py
+	$(BIN)/python benchmarks/pack_width.py
+	rm -rf $(OVERHEAD_RUN)
+	$(BIN)/snakemake --cores $(CORES) --directory $(OVERHEAD_RUN) --snakefile Snakefile \
+		--configfile config.yaml benchmarks/job_overhead.yaml
+	$(BIN)/python benchmarks/job_overhead.py $(OVERHEAD_RUN)/results
+	$(BIN)/python benchmarks/docs_tables.py
 
 gpu-bench: install
 	$(BIN)/python benchmarks/gpu_bench.py

@@ -10,8 +10,9 @@ is the benchmark file's modification time (written when the job ends) less `s`. 
 
     to first log line   job start -> its first log line: the interpreter, the job script's
                         imports and its device check, before any data is read
-    to training         job start -> metrics started_at: the above, plus reading the inputs
-                        and building the model(s) (the per-job overhead)
+    to training         job start -> metrics started_at (a pack, whose runs have no benchmark
+                        file of their own: its log's line that training starts): the above,
+                        plus reading the inputs and building the model(s) (the per-job overhead)
     to epoch 1 line     job start -> the log's "epoch 1/" line (the first epoch's end)
     not training        `s` - wall_seconds: every second of the job outside the training loop
 
@@ -33,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import print_table, write_csv  # noqa: E402
 
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+# What gafkd.distill.teachers and .students log once a job's data and models are ready, just
+# before training: "...: 32 train windows; ..." / "...: 24 train, 8 val, 40 test windows, ..."
+TRAINING_STARTS = re.compile(r"gafkd\.distill\.(teachers|students): .*: \d+ train[ ,]")
 FIGURES = ("to_log_s", "to_training_s", "to_epoch1_s", "not_training_s", "train_s", "job_s")
 
 
@@ -63,20 +67,23 @@ def metrics_files(dataset_dir):
 
 
 def log_times(log):
-    """(time of the first log line, time of the 'epoch 1/' line or None), as Unix times."""
-    first = epoch1 = None
+    """(time of the first log line, of the line a training job logs as its training starts, of
+    the 'epoch 1/' line), as Unix times; None where the log has no such line."""
+    first = training = epoch1 = None
     if not log.exists():
-        return None, None
+        return None, None, None
     for line in log.read_text(errors="replace").splitlines():
         match = LOG_LINE.match(line)
         if not match:
             continue
         when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
         first = first if first is not None else when
+        if training is None and TRAINING_STARTS.search(line):
+            training = when
         if " epoch 1/" in line:
             epoch1 = when
             break
-    return first, epoch1
+    return first, training, epoch1
 
 
 def job_record(tsv, metrics):
@@ -85,11 +92,13 @@ def job_record(tsv, metrics):
     seconds = float(lines[-1].split("\t")[0])        # the last repeat's
     start = tsv.stat().st_mtime - seconds
     log = Path(str(tsv.with_suffix(".log")).replace("/benchmarks/", "/logs/", 1))
-    first, epoch1 = log_times(log)
+    first, training, epoch1 = log_times(log)
     record = {"rule": rule_of(tsv), "job": str(tsv), "job_s": seconds,
               "to_log_s": first - start if first is not None else None,
               "to_epoch1_s": epoch1 - start if epoch1 is not None else None,
-              "to_training_s": None, "not_training_s": None, "train_s": None}
+              # a pack's runs have no benchmark file of their own: its log says when it trains
+              "to_training_s": training - start if training is not None and metrics is None else None,
+              "not_training_s": None, "train_s": None}
     if metrics is not None:
         info = json.loads(metrics.read_text())
         began = datetime.fromisoformat(info["started_at"]).timestamp()

@@ -57,7 +57,8 @@ def finished_job(root, bench, log, seconds, end, log_lines=(), metrics=None):
     path = root / log
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("=== attempt 1: started ... ===\n" + "".join(
-        f"{local_log_time(t)} INFO gafkd.x: {text}\n" for t, text in log_lines))
+        f"{local_log_time(t)} INFO {text if text.startswith('gafkd.') else 'gafkd.x: ' + text}\n"
+        for t, text in log_lines))
     if metrics:
         run_dir, started, wall = metrics
         (root / run_dir).mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,13 @@ def test_job_overhead_from_a_finished_run(tmp_path):
                  "demo/logs/students/fold0/wrn16-1-scratch-none-alpha0-seed1.log", 1.0, t + 21,
                  [(t + 20.5, "derived")],
                  ("demo/fold0/students/wrn16-1/scratch/none/alpha0/seed1", t + 4.0, 5.0))
+    # a pack: no run of its own matches its benchmark file; its log says when it trains
+    finished_job(root, "demo/benchmarks/students/fold0/wrn16-1-kd-pack0.tsv",
+                 "demo/logs/students/fold0/wrn16-1-kd-pack0.log", 6.0, t + 30,
+                 [(t + 25.0, "device"),
+                  (t + 26.0, "gafkd.distill.students: student wrn16-1 on demo/fold0: 32 train windows; "
+                             "kd-gaf, α 1, seed 1; kd-sig, α 0, seed 1 (a pack of 2)"),
+                  (t + 27.0, "epoch 1/2 lr 0.05")])
     out = tmp_path / "overhead.csv"
     rows = {r["rule"]: r for r in job_overhead.main([str(root), "--csv", str(out)])}
     assert set(rows) == {"build_windows", "train_teacher", "teacher_outputs", "train_student",
@@ -97,7 +105,8 @@ def test_job_overhead_from_a_finished_run(tmp_path):
     assert (teacher["to_log_s"], teacher["to_training_s"], teacher["to_epoch1_s"], teacher["not_training_s"],
             teacher["train_s"], teacher["job_s"]) == (2.0, 4.0, 6.5, 5.0, 5.0, 10.0)
     assert rows["teacher_outputs"]["to_log_s"] == 1.0 and rows["teacher_outputs"]["job_s"] == 2.0
-    assert (rows["train_student"]["to_training_s"], rows["train_student"]["to_epoch1_s"]) == (3.0, 4.25)
+    student = rows["train_student"]           # the solo run (3.0, 4.25) and the pack (2.0, 3.0)
+    assert (student["jobs"], student["to_training_s"], student["to_epoch1_s"]) == (2, 2.5, 3.62)    # rounded to 2 places
     derived = rows["train_student (derived)"]
     assert derived["jobs"] == 1 and derived["to_training_s"] == "" and derived["job_s"] == 1.0
     both = rows["all training jobs"]

@@ -1,7 +1,9 @@
 """The README's demo table is the demo's own: each row's numbers are those of docs/demo_tables.md,
 the tables.md the demo writes (results/reports/demo/tables.md), copied by `make demo-docs`."""
 import re
+import sys
 
+import pytest
 from conftest import REPO
 
 DEMO_TABLES = REPO / "docs" / "demo_tables.md"
@@ -41,3 +43,94 @@ def test_readme_demo_table_is_the_demo_tables_file():
     for label, (ours, labs) in readme.items():
         assert ours == value(accuracy[label][0]), label
         assert labs == value(lab[label][0]), label
+
+
+# Measured numbers (times, rates, speed ratios) in README.md and docs/ live in tables that
+# benchmarks/docs_tables.py renders from the committed CSVs of benchmarks/results/.
+sys.path.insert(0, str(REPO / "benchmarks"))
+import docs_tables  # noqa: E402
+
+MEASURED = re.compile(
+    r"(?<![\w.])\d[\d,]*(\.\d+)?\s?(ms|µs|s|min|h|hours|seconds|minutes|steps/s|series/s|windows/s|"
+    r"samples/s|images/s|MB/s|GB/s|TFLOP/s)(?![\w/])"
+    r"|(?<![\w.])\d+\.\d+\s?[×x](?!\w)")
+MEASURED_HEADER = re.compile(r"(\bms\b|/s\b|\bseconds?\b|\bhours?\b|(?<!')\bs\b|×|\bGB\b|\bMB\b)")
+
+
+def unmarked_measurements(text):
+    """(line number, text) of each line outside marked tables and code blocks that states a
+    measured time, rate or speed ratio, or heads a table of them."""
+    found, fence, marked = [], False, False
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if line.startswith("```"):
+            fence = not fence
+        elif line.startswith("<!-- table "):
+            marked = True
+        elif line.startswith("<!-- end table -->"):
+            marked = False
+        elif fence or marked:
+            continue
+        elif MEASURED.search(line):
+            found.append((number, line))
+        elif (line.startswith("|") and number < len(lines) and lines[number].startswith("|-")
+              and MEASURED_HEADER.search(line)):
+            found.append((number, line))
+    return found
+
+
+def test_the_rule_finds_measurements_outside_marked_tables():
+    text = ("took 3 min 55 s\n| job | s/epoch |\n|---|---:|\n| a | 1 |\n3 × 500 windows, 14 classes\n"
+            "| | the lab's number |\n|---|---:|\n"
+            "<!-- table x.csv\na: a\n-->\n| a | ms |\n|---:|---:|\n| 1.5× | 2 ms |\n<!-- end table -->\n"
+            "```\n12.5 s\n```\n2.4× faster; 48 steps/s\n")
+    assert [number for number, _ in unmarked_measurements(text)] == [1, 2, 18]
+
+
+def test_measured_numbers_are_only_in_tables_rendered_from_csvs():
+    stray = [f"{document.relative_to(REPO)}:{number}: {line}"
+             for document in docs_tables.documents() for number, line in unmarked_measurements(document.read_text())]
+    assert not stray, "measured numbers outside a table rendered from benchmarks/results/:\n" + "\n".join(stray)
+
+
+def test_marked_tables_are_their_csvs_rendered():
+    for document in docs_tables.documents():
+        text = document.read_text()
+        assert docs_tables.rendered(text) == text, (
+            f"{document.relative_to(REPO)}: a table differs from its CSV (python benchmarks/docs_tables.py)")
+
+
+def test_the_renderer_formats_filters_and_aligns(tmp_path):
+    (tmp_path / "r.csv").write_text("table,name,bytes,rate\nstage,read,1500000000,1234.5\n"
+                                    "stage,write,,0.25\nchunk,x,1,2\n")
+    spec = "r.csv\nwhere table=stage\nname: stage\nbytes: size | GB\nrate: per s | ,.1f\n"
+    assert docs_tables.render(spec, tmp_path) == (
+        "| stage | size | per s |\n|---|---:|---:|\n| read | 1.50 | 1,234.5 |\n| write | – | 0.2 |\n")
+    text = f"before\n<!-- table {spec}-->\nstale\n<!-- end table -->\nafter\n"
+    assert docs_tables.rendered(text, tmp_path).split("\n")[9] == "| read | 1.50 | 1,234.5 |"
+
+
+def test_the_renderer_names_what_is_missing(tmp_path):
+    (tmp_path / "r.csv").write_text("name,rate\nread,1\n")
+    for spec, message in [("gone.csv\nname: n\n", "gone.csv: no such CSV"),
+                          ("r.csv\nspeed: s\n", "r.csv: no column speed"),
+                          ("r.csv\nwhere name=write\nname: n\n", "no row where"),
+                          ("r.csv\nname n\n", "is not 'csv_column: header")]:
+        with pytest.raises(docs_tables.TableSpecError, match=message):
+            docs_tables.render(spec, tmp_path)
+
+
+def test_qgaf_tables_are_the_qgaf_demos_tables_files():
+    """docs/qgaf.md's two tables are the Q-GAF demo's own tables.md, exact and with 100 shots
+    (docs/qgaf_demo_tables.md, docs/qgaf_demo_shots_tables.md, copied by `make qgaf-docs`)."""
+    qgaf = (REPO / "docs" / "qgaf.md").read_text()
+    exact, shots = (markdown_table((REPO / "docs" / name).read_text(), "### test accuracy")
+                    for name in ("qgaf_demo_tables.md", "qgaf_demo_shots_tables.md"))
+    demo = markdown_table(qgaf, "### Demo run (BasicMotions)")
+    assert list(demo) == list(exact)                 # every row, in the report's order
+    for label, (ours, *_) in demo.items():
+        assert ours == value(exact[label][0]), label
+    with_shots = markdown_table(qgaf, "### With measurement noise (100 shots)")
+    assert with_shots and set(with_shots) <= set(shots)
+    for label, (without, ours, *_) in with_shots.items():
+        assert (without, ours) == (value(exact[label][0]), value(shots[label][0])), label
