@@ -7,6 +7,8 @@
 #                    machine without a GPU it runs the same checks on the CPU)
 # make qgaf-docs  -- run docs/qgaf_demo.yaml, then with 100 shots, and copy their tables into docs/
 #                    (docs/qgaf.md's numbers; tests/test_docs_numbers.py checks them)
+# make dtype-docs -- the same for docs/dtype_demo.yaml, float16 then float32 images
+#                    (docs/configuration-guide.md's images.dtype numbers)
 # make bench-docs -- run the CPU benchmarks into benchmarks/results/ (about half an hour on two
 #                    cores) and render the docs' tables from their CSVs (benchmarks/docs_tables.py)
 # make gpu-bench  -- install into .venv and measure packed student steps, the lab grid's projected
@@ -34,7 +36,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-requirement
 
-.PHONY: install demo demo-docs qgaf-docs bench-docs test test-fast gpu-check gpu-bench clean-results FORCE
+.PHONY: install demo demo-docs qgaf-docs dtype-docs bench-docs test test-fast gpu-check gpu-bench clean-results FORCE
 
 install: $(STAMP)
 
@@ -73,16 +75,27 @@ test-fast: install
 gpu-check: install
 	$(BIN)/python benchmarks/gpu_check.py
 
-# docs/qgaf.md's demo grid, exact and with shots (the second run retrains only what reads the
-# Q-GAF caches), in a folder of its own, from nothing: the tables are the current code's.
+# An experiment the docs quote, run from nothing in a folder of its own (so that its tables are
+# the current code's), its report's tables copied into docs/:
+# $(call experiment_tables,FOLDER,CONFIG FILES,REPORT NAME,DOCS FILE)
+define experiment_tables
+	$(BIN)/snakemake --cores $(CORES) --directory $(1) --snakefile Snakefile --configfile $(2)
+	cp $(1)/results/reports/$(3)/tables.md $(4)
+endef
+
+# docs/qgaf.md's demo grid, exact and then with shots (only what reads the Q-GAF caches reruns).
 QGAF_RUN := $(or $(TMPDIR),/tmp)/gafkd-qgaf-demo
 qgaf-docs: install
 	rm -rf $(QGAF_RUN)
-	$(BIN)/snakemake --cores $(CORES) --directory $(QGAF_RUN) --snakefile Snakefile --configfile docs/qgaf_demo.yaml
-	cp $(QGAF_RUN)/results/reports/qgaf_demo/tables.md docs/qgaf_demo_tables.md
-	$(BIN)/snakemake --cores $(CORES) --directory $(QGAF_RUN) --snakefile Snakefile \
-		--configfile docs/qgaf_demo.yaml docs/qgaf_demo_shots.yaml
-	cp $(QGAF_RUN)/results/reports/qgaf_demo_shots/tables.md docs/qgaf_demo_shots_tables.md
+	$(call experiment_tables,$(QGAF_RUN),docs/qgaf_demo.yaml,qgaf_demo,docs/qgaf_demo_tables.md)
+	$(call experiment_tables,$(QGAF_RUN),docs/qgaf_demo.yaml docs/qgaf_demo_shots.yaml,qgaf_demo_shots,docs/qgaf_demo_shots_tables.md)
+
+# docs/configuration-guide.md's images.dtype comparison: GASF teachers from float16, then float32 images.
+DTYPE_RUN := $(or $(TMPDIR),/tmp)/gafkd-dtype-demo
+dtype-docs: install
+	rm -rf $(DTYPE_RUN)
+	$(call experiment_tables,$(DTYPE_RUN),docs/dtype_demo.yaml,dtype_demo,docs/dtype_demo_tables.md)
+	$(call experiment_tables,$(DTYPE_RUN),docs/dtype_demo.yaml docs/dtype_demo_float32.yaml,dtype_demo_float32,docs/dtype_demo_float32_tables.md)
 
 # The CPU benchmarks whose CSVs the docs' tables show, one after the other (they time the machine).
 OVERHEAD_RUN := $(or $(TMPDIR),/tmp)/gafkd-job-overhead

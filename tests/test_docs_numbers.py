@@ -1,10 +1,15 @@
-"""The README's demo table is the demo's own: each row's numbers are those of docs/demo_tables.md,
-the tables.md the demo writes (results/reports/demo/tables.md), copied by `make demo-docs`."""
+"""The numbers in the README and docs/ come from files the project writes: the README's demo
+table is docs/demo_tables.md (the demo's tables.md, copied by `make demo-docs`), docs/qgaf.md's
+tables are the Q-GAF demo's (`make qgaf-docs`), and every measured time, rate or speed ratio is
+in a table that benchmarks/docs_tables.py renders from a committed CSV of benchmarks/results/."""
 import re
 import sys
 
 import pytest
 from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import docs_tables  # noqa: E402
 
 DEMO_TABLES = REPO / "docs" / "demo_tables.md"
 
@@ -45,11 +50,7 @@ def test_readme_demo_table_is_the_demo_tables_file():
         assert labs == value(lab[label][0]), label
 
 
-# Measured numbers (times, rates, speed ratios) in README.md and docs/ live in tables that
-# benchmarks/docs_tables.py renders from the committed CSVs of benchmarks/results/.
-sys.path.insert(0, str(REPO / "benchmarks"))
-import docs_tables  # noqa: E402
-
+# A measured time, rate or speed ratio (not a shape such as 3 × 500), and a table header of them.
 MEASURED = re.compile(
     r"(?<![\w.])\d[\d,]*(\.\d+)?\s?(ms|µs|s|min|h|hours|seconds|minutes|steps/s|series/s|windows/s|"
     r"samples/s|images/s|MB/s|GB/s|TFLOP/s)(?![\w/])"
@@ -118,6 +119,19 @@ def test_the_renderer_names_what_is_missing(tmp_path):
                           ("r.csv\nname n\n", "is not 'csv_column: header")]:
         with pytest.raises(docs_tables.TableSpecError, match=message):
             docs_tables.render(spec, tmp_path)
+
+
+def test_dtype_numbers_are_the_dtype_demos_tables_files():
+    """docs/configuration-guide.md's images.dtype comparison is the dtype demo's own tables.md,
+    float16 and float32 images (docs/dtype_demo_tables.md, docs/dtype_demo_float32_tables.md,
+    copied by `make dtype-docs`)."""
+    guide = (REPO / "docs" / "configuration-guide.md").read_text()
+    float16, float32 = (markdown_table((REPO / "docs" / name).read_text(), "### test accuracy")
+                        for name in ("dtype_demo_tables.md", "dtype_demo_float32_tables.md"))
+    compared = markdown_table(guide, "([float16](dtype_demo_tables.md), [float32](dtype_demo_float32_tables.md)):")
+    assert list(compared) == ["GASF teacher"]
+    for label, (half, single) in compared.items():
+        assert (half, single) == (value(float16[label][0]), value(float32[label][0])), label
 
 
 def test_qgaf_tables_are_the_qgaf_demos_tables_files():
