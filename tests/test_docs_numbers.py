@@ -148,3 +148,14 @@ def test_qgaf_tables_are_the_qgaf_demos_tables_files():
     assert with_shots and set(with_shots) <= set(shots)
     for label, (without, ours, *_) in with_shots.items():
         assert (without, ours) == (value(exact[label][0]), value(shots[label][0])), label
+
+
+def test_the_dtype_demo_differs_only_in_how_the_images_are_stored():
+    from gafkd.config import check_config_files
+
+    float16 = check_config_files([REPO / "docs/dtype_demo.yaml"])
+    float32 = check_config_files([REPO / "docs/dtype_demo.yaml", REPO / "docs/dtype_demo_float32.yaml"])
+    assert (float16["images"]["dtype"], float32["images"]["dtype"]) == ("float16", "float32")
+    float32["images"]["dtype"] = "float16"
+    assert float32 == float16
+    assert float16["images"]["size"] == 64 and float16["teachers"]["modalities"] == ["gaf"]
