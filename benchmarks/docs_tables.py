@@ -1,7 +1,7 @@
 """The docs' measured tables, rendered from the benchmark CSVs committed under benchmarks/results/.
 
     python benchmarks/docs_tables.py            # rewrite every marked table in README.md and docs/
-    python benchmarks/docs_tables.py --check    # exit 1, naming the table, where one differs
+    python benchmarks/docs_tables.py --check    # exit 1, naming the documents, where a table differs
 
 A table is marked in the Markdown by a comment that names its CSV, optionally which rows, and
 one line per column, `csv_column: header` with an optional format after `|`:

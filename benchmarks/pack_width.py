@@ -7,7 +7,8 @@ CUDA, and the width gafkd.train.memory.pack_width_that_fits lets it train at on 
 
 The reserve is gafkd.train.memory.training_reserve of the pack on a CUDA device: the weights and
 the activations measured on a CPU copy that computes as the GPU will (1-D packs as GEMMs), for
-the config's batch and a 512-window evaluation batch. A job's device memory is its share of the
+the config's batch and a 512-window evaluation batch; student packs keep their group outputs,
+as similarity-preserving packs do (the larger reserve). A job's device memory is its share of the
 card less the CUDA context (gafkd.train.memory.device_share_bytes) and the pack's weights; the
 data then fit beside the reserve or stream from the host (memory_table.py). No GPU is needed.
 """
