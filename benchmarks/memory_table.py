@@ -95,6 +95,11 @@ def dataset_shape(dataset, pamap2_rows):
     raise ValueError(f"no known size for source '{dataset['source']}'")
 
 
+def dataset_classes(dataset):
+    """Classes of a dataset entry: its class_map's labels, else PAMAP2's 12 protocol activities."""
+    return len(set((dataset.get("class_map") or {}).values())) or 12
+
+
 def split_windows(split, windows):
     """{'train'/'val'/'test': windows} of one fold."""
     if split["kind"] == "loso":
@@ -197,7 +202,7 @@ def rows_of_config(path, args, measurements):
     name = Path(path).stem
     dataset = next(iter(config["datasets"].values()))
     windows, channels, length = dataset_shape(dataset, args.pamap2_rows)
-    classes = len(set((dataset.get("class_map") or {}).values())) or 12
+    classes = dataset_classes(dataset)
     size, batch = config["images"]["size"], config["training"]["batch_size"]
     counts = split_windows(dataset["split"], windows)
     image_bytes = np.dtype(config["images"].get("dtype", "float16")).itemsize

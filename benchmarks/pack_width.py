@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import print_table, write_csv  # noqa: E402
-from memory_table import PAMAP2_ROWS, dataset_shape  # noqa: E402
+from memory_table import PAMAP2_ROWS, dataset_classes, dataset_shape  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -50,7 +50,7 @@ def rows_of_config(path, card_bytes):
     config = check_config_file(path)
     dataset = next(iter(config["datasets"].values()))
     _, channels, length = dataset_shape(dataset, PAMAP2_ROWS)
-    classes = len(set((dataset.get("class_map") or {}).values())) or 12
+    classes = dataset_classes(dataset)
     batch = config["training"]["batch_size"]
     rows = []
     for (job, arch), width in widest_packs(config).items():

@@ -51,6 +51,15 @@ def gene_folder(tmp_path):
     return folder, make_gene_folder(folder)
 
 
+def narrowing_packs_to(width, widths):
+    """A stand-in for gafkd.train.memory.pack_width_that_fits that lets packs train at most
+    `width` wide, recording in `widths` the width of each pack it is asked about."""
+    def pack_width_that_fits(model, *args, **kwargs):
+        widths.append(getattr(model, "members", 1))
+        return min(width, widths[-1])
+    return pack_width_that_fits
+
+
 @pytest.fixture
 def pamap2_folder(tmp_path):
     from rawfiles import make_pamap2_folder

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import basicmotions_fold
+from conftest import basicmotions_fold, narrowing_packs_to
 
 from gafkd import grid
 from gafkd import names
@@ -288,9 +288,7 @@ def test_a_pack_wider_than_the_device_holds_trains_as_narrower_packs_with_the_sa
     whole = pack("whole")
     train_students(whole, CPU)
     widths = []
-    monkeypatch.setattr(students_module, "pack_width_that_fits",
-                        lambda model, *a: widths.append(getattr(model, "members", 1)) or
-                        min(2, getattr(model, "members", 1)))
+    monkeypatch.setattr(students_module, "pack_width_that_fits", narrowing_packs_to(2, widths))
     narrower = pack("narrower")
     metrics = train_students(narrower, CPU)
     assert widths == [3, 2, 1]                 # the whole pack, then a pack of 2 and a run alone

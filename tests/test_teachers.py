@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, narrowing_packs_to
 from test_workflow import snakemake
 
 from gafkd.config import training_defaults
@@ -115,9 +115,7 @@ def test_packed_signal_teachers_are_their_solo_runs(demo_files, tmp_path, monkey
 
     widths = []
     if fitting_width:
-        monkeypatch.setattr(teachers_module, "pack_width_that_fits",
-                            lambda model, *a: widths.append(getattr(model, "members", 1)) or
-                            min(fitting_width, getattr(model, "members", 1)))
+        monkeypatch.setattr(teachers_module, "pack_width_that_fits", narrowing_packs_to(fitting_width, widths))
 
     inputs = {"windows": demo_files / "windows.h5"}
     seeds = (1, 7, 3)

@@ -166,8 +166,9 @@ def train_students(runs, device, claim=None):
     arrays = load_fold(runs[0].inputs["windows"], first["fold"], "sig", dataset=first["dataset"])
     teachers = [_expected_teachers(run, run_spec) for run, run_spec in zip(runs, specs)]
     model = _student_network(runs, specs, arrays)
-    reserve = training_reserve(model, len(runs), arrays.X.shape[1:], first["training"]["batch_size"], device)
-    width = pack_width_that_fits(model, reserve, arrays.X.shape[1:], first["training"]["batch_size"], device)
+    shape, batch = arrays.X.shape[1:], first["training"]["batch_size"]
+    reserve = training_reserve(model, len(runs), shape, batch, device)
+    width = pack_width_that_fits(model, reserve, shape, batch, device)
     if width < len(runs):
         del model, arrays
         return train_in_narrower_packs(runs, width, reserve, device, lambda pack: train_students(pack, device, claim))
