@@ -16,9 +16,9 @@ then bf16, then fp32), each writing its CSV to --out (default benchmarks/results
 row is done, <card> being --card or the GPU's model (h100, h200) or `cpu`:
 
 1. student_pack_<card>.csv: arch, pack, precision, student_steps_per_s, ms_per_step, fusion,
-   note: one engine step of a pack of K students (benchmarks/student_pack.py's engine_step_ms,
-   the device's default fusion) for WRN16-1 and WRN28-3, K = 1, 8, 16, 32, 64; fewer timed steps
-   for WRN28-3 at K >= 32. A point that fails (out of memory) or that the budget skips is a row
+   cuda_graphs, note: one engine step of a pack of K students (benchmarks/student_pack.py's
+   engine_step_ms, the device's default fusion) for WRN16-1 and WRN28-3, K = 1, 8, 16, 32, 64;
+   on CUDA, WRN16-1 also with training.cuda_graphs; fewer timed steps for WRN28-3 at K >= 32. A point that fails (out of memory) or that the budget skips is a row
    with an empty rate and the reason as its note.
 2. grid_projection_<card>.csv: config, precision, job, hours, note: configs/gene14_w500.yaml's
    grid projected by benchmarks/grid_projection.py (project, job_hours) with fewer timed steps:
@@ -62,6 +62,7 @@ import torch  # noqa: E402
 import grid_projection  # noqa: E402
 import student_pack  # noqa: E402
 from gafkd.config import check_config_file  # noqa: E402
+from gafkd.train import graphs  # noqa: E402
 from gafkd.train.folds import Split, TrainData  # noqa: E402
 from gafkd.train.numerics import use_numerics  # noqa: E402
 from gafkd.train.engine import Run, predict, train_runs  # noqa: E402
@@ -72,6 +73,7 @@ from harness import StepTiming, standardization, write_csv  # noqa: E402
 
 PRECISIONS = ("tf32", "bf16", "fp32")      # the workflow's default first: the budget may cut the last
 ARCHS, PACKS = ("wrn16-1", "wrn28-3"), (1, 8, 16, 32, 64)
+GRAPHED_ARCH = "wrn16-1"
 QUICK_PACKS = (1, 2)        # a CPU steps the members of a pack one by one: K = 64 takes minutes there
 CONFIG = REPO / "configs/gene14_w500.yaml"
 SHARES = {"student_pack": 0.40, "grid_projection": 0.75, "projection_check": 1.0}   # stage ends
@@ -134,35 +136,40 @@ def pack_stage(args, device, clock, precisions, folder):
     shapes = {"length": 32, "batch": 8} if args.quick else {}
     fusion = resolve_fusion(None, device, 1)
     packs = QUICK_PACKS if args.quick else PACKS
+    # CUDA graphs (training.cuda_graphs) beside eager steps for the small students, where launches
+    # weigh most; a CPU trains eagerly either way
+    variants = [(arch, graphed) for arch in ARCHS
+                for graphed in ((False, True) if arch == GRAPHED_ARCH and device.type == "cuda" else (False,))]
     cost = {}                       # wall seconds of a point at an earlier precision
     for precision in precisions:
         use_numerics(precision)
-        for arch in ARCHS:
+        for arch, graphed in variants:
             for k in packs:
                 if args.quick:
                     timing = StepTiming(warmup=1, steps=1, repeats=2)
                 elif arch == "wrn28-3" and k >= 32:
                     timing = StepTiming(warmup=2, steps=2, repeats=3)
-                else:
-                    timing = StepTiming(warmup=3, steps=5, repeats=3)
+                else:       # a graphed step replays after the warmup steps and one capture
+                    timing = StepTiming(warmup=graphs.WARMUP_STEPS + 2, steps=5, repeats=3)
+                point = f"pack {arch} K={k} {precision}{' graphed' if graphed else ''}"
                 row = {"arch": arch, "pack": k, "precision": precision, "student_steps_per_s": "",
-                       "ms_per_step": "", "fusion": fusion if k > 1 else "solo"}
-                if cost.get((arch, k), 0) > clock.left("student_pack"):
+                       "ms_per_step": "", "fusion": fusion if k > 1 else "solo", "cuda_graphs": graphed}
+                if cost.get((arch, k, graphed), 0) > clock.left("student_pack"):
                     out.add({**row, "note": "skipped: the stage's time budget is spent"})
-                    clock.say(f"pack {arch} K={k} {precision}: skipped, the stage's budget is spent")
+                    clock.say(f"{point}: skipped, the stage's budget is spent")
                     continue
                 started = time.perf_counter()
                 try:
                     ms = student_pack.engine_step_ms(arch, k, device, timing, folder, precision=precision,
-                                                     **shapes)
+                                                     cuda_graphs=graphed, **shapes)
                     row.update(student_steps_per_s=round(1000 * k / ms, 3), ms_per_step=round(ms, 3))
                     said = f"{ms:.2f} ms per step, {1000 * k / ms:.1f} student steps/s"
                 except Exception as error:      # out of memory, above all: the next point still runs
                     row["note"] = failure(error)
                     said = f"failed: {row['note']}"
-                cost[arch, k] = time.perf_counter() - started
+                cost[arch, k, graphed] = time.perf_counter() - started
                 out.add(row)
-                clock.say(f"pack {arch} K={k} {precision} ({row['fusion']}): {said} [{cost[arch, k]:.1f} s]")
+                clock.say(f"{point} ({row['fusion']}): {said} [{cost[arch, k, graphed]:.1f} s]")
 
 
 def grid_stage(args, device, clock, precisions, config, folder):

@@ -11,10 +11,14 @@
                 workflow's runs.
 3. resume       each run killed (SIGKILL) mid-training after a resume checkpoint and started again:
                 bit-identical to the uninterrupted run.
+   precisions   each run trained twice at each other training.precision (--precisions): the same
+                bits both times.
 4. placement    each run with every split (and the student's similarity caches) streamed from
                 host memory (GAFKD_DATA_PLACEMENT=host) against resident: the same numbers;
                 steps/s of each.
 5. pack K       packed against solo student steps (benchmarks/student_pack.py, K = 1, 8, 32, 64).
+   graphs       each run trained with training.cuda_graphs (CUDA only): bit-identical to the
+                workflow's eager run; steps/s of each.
 6. bf16         the teacher with training.precision bf16 against the config's: step time and accuracy.
 7. cpu          the same teacher and student pack on the CPU beside the GPU's numbers.
 
@@ -52,7 +56,7 @@ from gafkd import names  # noqa: E402
 from gafkd import methods  # noqa: E402
 from gafkd.config import check_config_file, training_defaults  # noqa: E402
 from gafkd.train.devices import CUDA_CONTEXT_BYTES  # noqa: E402
-from gafkd.train.numerics import numerics_record, use_numerics  # noqa: E402
+from gafkd.train.numerics import PRECISIONS, numerics_record, use_numerics  # noqa: E402
 from gafkd.train.memory import human_bytes  # noqa: E402
 from gafkd.data.splits import fold_names  # noqa: E402
 
@@ -371,12 +375,12 @@ def run_checks(args, device, workdir):
                         f"every split{' and similarity cache' if role == 'student' else ''} streamed "
                         f"from host memory vs resident: bit-identical; {rates['device']:.0f} vs "
                         f"{rates['host']:.0f} steps/s (epochs incl. evaluation)"))
+    rows += precision_rows(args, specs, runs, device, config["training"]["precision"])
     rows += pack_rows(args, device)
     teacher = specs["teacher"]
     if device.type == "cuda":
-        bf16 = {**teacher, "settings": {**teacher["settings"],
-                                        "training": {**teacher["settings"]["training"], "precision": "bf16"}}}
-        train_in_child({**bf16, "out": str(runs / "teacher-bf16")})
+        rows += graph_rows(specs, runs, device, batch)
+        train_in_child({**with_training(teacher, precision="bf16"), "out": str(runs / "teacher-bf16")})
         ms = {k: 1000 / steps_per_second(runs / f"teacher-{k}" / "m0", batch) for k in ("a", "bf16")}
         accuracy = {k: metrics(runs / f"teacher-{k}" / "m0")["test_at_best_val"]["accuracy"] for k in ("a", "bf16")}
         rows.append(row("bf16", device, None, f"{ms['a'] / ms['bf16']:.2f}x",
@@ -397,6 +401,49 @@ def run_checks(args, device, workdir):
                             f"{seconds['cuda']:.1f} s vs {seconds['cpu']:.1f} s for {len(pairs)} run(s); "
                             f"value: max weight difference"))
     return rows, jobs
+
+
+def with_training(spec, **changes):
+    """`spec` with `changes` to the training settings of each of its runs."""
+    def changed(settings):
+        return {**settings, "training": {**settings["training"], **changes}}
+    settings = spec["settings"]
+    return {**spec, "settings": changed(settings) if spec["role"] == "teacher" else list(map(changed, settings))}
+
+
+def precision_rows(args, specs, runs, device, checked):
+    """Each run trained twice more at each other training.precision of --precisions: the same bits
+    both times (the config's own precision is the determinism check above)."""
+    rows = []
+    for precision in [p for p in args.precisions if p != checked]:
+        for role, spec in specs.items():
+            folders = [runs / f"{role}-{precision}-{attempt}" for attempt in ("a", "b")]
+            for folder in folders:
+                train_in_child({**with_training(spec, precision=precision), "out": str(folder)})
+            pairs = member_dirs(folders[0], spec, folders[1])
+            rows.append(row(f"determinism {role} {precision}", device, identical(pairs),
+                            f"{max_weight_difference(pairs):.3g}",
+                            f"trained twice with training.precision {precision}: weights and history "
+                            f"bit-identical"))
+    return rows
+
+
+def graph_rows(specs, runs, device, batch):
+    """Each run trained with training.cuda_graphs against the workflow's eager run: the same bits;
+    steps/s of each (epochs incl. evaluation)."""
+    rows = []
+    for role, spec in specs.items():
+        train_in_child({**with_training(spec, cuda_graphs=True), "out": str(runs / f"{role}-graphed")})
+        pairs = member_dirs(runs / f"{role}-graphed", spec)
+        used = [metrics(graphed).get("cuda_graphs", {}) for graphed, _ in pairs]
+        rates = {k: steps_per_second(runs / f"{role}-{k}" / "m0", batch) for k in ("a", "graphed")}
+        ok = identical(pairs) and all(u.get("used") for u in used)
+        rows.append(row(f"graphs {role}", device, ok, f"{rates['graphed'] / rates['a']:.2f}x",
+                        f"training.cuda_graphs (captures {used[0].get('captures')}, replayed steps "
+                        f"{used[0].get('replayed_steps')}, else {used[0].get('why_not')}) vs eager: "
+                        f"bit-identical to the workflow's run; {rates['graphed']:.0f} vs {rates['a']:.0f} "
+                        f"steps/s (epochs incl. evaluation)"))
+    return rows
 
 
 def pack_rows(args, device):
@@ -447,6 +494,9 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results/gpu_check")
     parser.add_argument("--epochs", type=int, help="default: the demo's epochs on CUDA, 4 on the CPU")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the demo's on CUDA, 1 on the CPU")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS,
+                        help="training.precision values whose runs are repeated for determinism "
+                             "(default: all three on CUDA, the config's on the CPU, where all compute float32)")
     parser.add_argument("--workflow-timeout", type=int, default=480, help="seconds")
     parser.add_argument("--workdir", help="default: a temporary folder, removed afterwards")
     args = parser.parse_args(argv)
@@ -460,6 +510,7 @@ def main(argv=None):
     args.epochs = args.epochs or (demo["training"]["epochs"] if device.type == "cuda" else 4)
     args.seeds = args.seeds or (demo["teachers"]["seeds"] if device.type == "cuda" else [1])
     training = {**training_defaults(), **demo["training"]}
+    args.precisions = args.precisions or (PRECISIONS if device.type == "cuda" else [training["precision"]])
     use_numerics(training["precision"], training["deterministic"])     # the demo's, as its jobs set them
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gafkd-gpu-check-") as scratch:

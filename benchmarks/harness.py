@@ -68,21 +68,24 @@ class StepTiming:
 
 
 class StepClock:
-    """A loss function for gafkd.train.engine that takes a timestamp every `steps` calls after `warmup`
-    calls: the time between two timestamps is that many of the engine's own steps."""
+    """Wraps the engine's training step (gafkd.train.engine.make_stepper: eager, or a CUDA graph's
+    replay) and takes a timestamp every `steps` calls after `warmup` calls: the time between two
+    timestamps is that many of the engine's own steps."""
 
-    def __init__(self, loss_fn, device, warmup, steps):
-        self.loss_fn, self.device, self.warmup, self.steps = loss_fn, device, warmup, steps
+    def __init__(self, device, warmup, steps):
+        self.device, self.warmup, self.steps = device, warmup, steps
         self.calls, self.stamps = 0, []
 
-    def __call__(self, logits, groups, targets, index, host_index=None):
-        if self.calls >= self.warmup and (self.calls - self.warmup) % self.steps == 0:
-            if self.device.type == "cuda":
-                import torch
-                torch.cuda.synchronize(self.device)
-            self.stamps.append(time.perf_counter())
-        self.calls += 1
-        return self.loss_fn(logits, groups, targets, index, host_index)
+    def wrap(self, step):
+        def timed_step(index, host_index):
+            if self.calls >= self.warmup and (self.calls - self.warmup) % self.steps == 0:
+                if self.device.type == "cuda":
+                    import torch
+                    torch.cuda.synchronize(self.device)
+                self.stamps.append(time.perf_counter())
+            self.calls += 1
+            return step(index, host_index)
+        return timed_step
 
     def seconds_per_step(self):
         return statistics.median(b - a for a, b in zip(self.stamps, self.stamps[1:])) / self.steps
@@ -98,15 +101,21 @@ def standardization(x):
 def step_seconds(model, x, y, loss_fn, settings, device, timing, folder, classes=None):
     """Median seconds of one training step of `model` (solo, or a gafkd.train.packed pack: one step
     trains every member) inside gafkd.train.engine.train_runs; `timing`: warmup and steps per stamp."""
+    from gafkd.train import engine
     from gafkd.train.folds import Split, TrainData
     from gafkd.train.engine import Run, train_runs
     from gafkd.train.packed import members_of
 
-    clock = StepClock(loss_fn, device, timing.warmup, timing.steps)
+    clock = StepClock(device, timing.warmup, timing.steps)
     empty = Split(x[:0], y[:0])
     classes = classes or model.fc.out_features
     data = TrainData(Split(x, y), empty, empty, *standardization(x), num_classes=classes)
     runs = [Run(settings.seed + k, {name: folder / f"run{k}.{name}" for name in ("model", "metrics", "history")},
                 folder / f"resume{k}.pt", "benchmark") for k in range(members_of(model).members)]
-    train_runs(model, data, settings, device, runs, loss_fn=clock)
+    make_stepper = engine.make_stepper
+    engine.make_stepper = lambda job, loss: clock.wrap(make_stepper(job, loss))
+    try:
+        train_runs(model, data, settings, device, runs, loss_fn=loss_fn)
+    finally:
+        engine.make_stepper = make_stepper
     return clock.seconds_per_step()

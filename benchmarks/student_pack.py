@@ -55,9 +55,10 @@ def members_alpha(k):
 
 
 def engine_step_ms(arch, k, device, timing, folder, fusion=None, precision="fp32", length=LENGTH,
-                   batch=BATCH):
-    """Median ms of one engine step of a pack of k (solo for k = 1) at `precision`
-    on windows of `length` (the caller fixes the matching numerics: gafkd.train.numerics.use_numerics)."""
+                   batch=BATCH, cuda_graphs=False):
+    """Median ms of one engine step of a pack of k (solo for k = 1) at `precision`, with or without
+    CUDA graphs, on windows of `length` (the caller fixes the matching numerics:
+    gafkd.train.numerics.use_numerics)."""
     n = timing.windows(batch)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(n, CHANNELS, length, generator=generator).to(device)
@@ -72,7 +73,7 @@ def engine_step_ms(arch, k, device, timing, folder, fusion=None, precision="fp32
     else:
         model, loss = pack_models(models, fusion), DistillationLoss("kd2", members_alpha(k), KD, teacher)
         model.group_outputs = False         # kd2 reads logits only (gafkd.distill.students sets the same)
-    settings = default_train_settings(epochs=1, batch_size=batch, precision=precision)
+    settings = default_train_settings(epochs=1, batch_size=batch, precision=precision, cuda_graphs=cuda_graphs)
     return 1000 * step_seconds(model, x, y, loss, settings, device, timing, folder, classes=CLASSES)
 
 

@@ -60,6 +60,36 @@ def narrowing_packs_to(width, widths):
     return pack_width_that_fits
 
 
+class ReplayedStep:
+    """A CPU stand-in for gafkd.train.graphs.CudaGraph: like a CUDA graph, it runs nothing at
+    capture and the captured step at each replay."""
+
+    made = []
+
+    def __init__(self, device, pool):
+        self.step, self.replays = None, 0
+        ReplayedStep.made.append(self)
+
+    def capture(self, step):
+        self.step = step
+
+    def replay(self):
+        self.replays += 1
+        self.step()
+
+
+@pytest.fixture
+def stand_in_graphs(monkeypatch):
+    """Graphs on the CPU: the stand-in for every capture, and no reason not to graph; the list of
+    the stand-ins made."""
+    from gafkd.train import graphs
+
+    ReplayedStep.made = []
+    monkeypatch.setattr(graphs, "new_graph", ReplayedStep)
+    monkeypatch.setattr(graphs, "why_not_graphed", lambda device, data, loss_fn: None)
+    return ReplayedStep.made
+
+
 @pytest.fixture
 def pamap2_folder(tmp_path):
     from rawfiles import make_pamap2_folder

@@ -42,6 +42,7 @@ STUDENTS, PAMAP2 = "src/gafkd/distill/students.py", "src/gafkd/data/readers/pama
 KD, TWO_TEACHERS = "src/gafkd/distill/losses/kd.py", "src/gafkd/distill/losses/multi_teacher.py"
 CHECKPOINT = ("tests/test_checkpoint_choice.py",)
 SIMILARITY = "src/gafkd/distill/similarity_cache.py"
+GRAPHS = ("tests/test_graphs.py::test_a_graphed_run_is_the_eager_run_bit_for_bit",)
 SIMILARITY_TESTS = ("tests/test_similarity_cache.py::test_cached_blocks_are_the_teachers_inner_products",)
 
 MUTATIONS = [
@@ -137,6 +138,16 @@ MUTATIONS = [
     Mutation("narrower packs drop the last runs", "src/gafkd/train/memory.py",
              "for start in range(0, len(runs), width):", "for start in range(0, len(runs) - 1, width):",
              ("tests/test_packed.py::test_a_pack_wider_than_the_device_holds_trains_as_narrower_packs_with_the_same_results",)),
+    # CUDA graphs of the training step (through the CPU stand-in)
+    Mutation("graph replays a stale batch index", "src/gafkd/train/graphs.py",
+             "        self.index.copy_(index)\n", "", GRAPHS),
+    Mutation("graph not captured again at a new learning rate", "src/gafkd/train/graphs.py",
+             "if self.graph is None or lr != self.lr:", "if self.graph is None:", GRAPHS),
+    Mutation("the short last batch replays the full batch's graph", "src/gafkd/train/graphs.py",
+             "if index.shape != self.index.shape:", "if index.shape[1] > self.index.shape[1]:", GRAPHS),
+    Mutation("a host-streamed similarity cache is graphed", STUDENTS,
+             "return all(cache.on_device for cache in self.caches.values())", "return True",
+             ("tests/test_graphs.py",)),
 ]
 
 

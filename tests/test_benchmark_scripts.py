@@ -30,10 +30,21 @@ def test_train_step_benchmark_runs(tmp_path):
     assert "samples/s" in stdout and "engine/naive" in stdout
 
 
+def small_lab_config(tmp_path, name):
+    """configs/<name>.yaml with two teacher architectures and 16 x 16 images (each network is timed
+    on the CPU), written under tmp_path; (its path, the config)."""
+    config = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+    config["teachers"]["archs"], config["images"]["size"] = ["wrn16-1", "wrn16-3"], 16
+    del config["report"]["reference"]             # it quotes every architecture
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, config
+
+
 def test_grid_projection_benchmark_runs(tmp_path):
+    path, config = small_lab_config(tmp_path, "gene14_w500")
     stdout, rows = run_quick("grid_projection.py", tmp_path / "grid_projection.csv", "--precision", "bf16",
-                             "--by-job", str(tmp_path / "by_job.csv"))
-    config = yaml.safe_load((REPO / "configs/gene14_w500.yaml").read_text())
+                             "--by-job", str(tmp_path / "by_job.csv"), "--config", str(path))
     teachers = config["teachers"]
     *parts, total = rows
     assert total["job"] == "total"
@@ -74,7 +85,7 @@ def test_grid_projection_benchmark_runs(tmp_path):
     assert all(float(r["hours_packed"]) > 0 for r in parts
                if r["job"] == "student" or (r["job"] == "teacher" and r["modality"] == "sig"))
     assert float(total["hours_packed"]) == pytest.approx(sum(float(r["hours_packed"]) for r in parts), abs=1e-5)
-    assert f"with students.pack {check_config_file(REPO / 'configs/gene14_w500.yaml')['students']['pack']}" in stdout
+    assert f"with students.pack {check_config_file(path)['students']['pack']}" in stdout
     assert "precision bf16" in stdout
     # --by-job: hours per kind of job, students as packed, and their total
     by_job = list(csv.DictReader((tmp_path / "by_job.csv").open()))
@@ -89,7 +100,7 @@ def test_grid_projection_benchmark_runs(tmp_path):
 
 def test_grid_projection_counts_the_workflows_grid_of_any_config(tmp_path):
     """PAMAP2's config (no class_map, 40 channels, LOSO) projects the runs the workflow expands."""
-    path = REPO / "configs/pamap2_loso.yaml"
+    path, _ = small_lab_config(tmp_path, "pamap2_loso")
     _, rows = run_quick("grid_projection.py", tmp_path / "pamap2.csv", "--config", str(path))
     config = check_config_file(path)
     (dataset,) = config["datasets"]
@@ -134,6 +145,7 @@ def test_gpu_bench_writes_its_three_csvs_on_the_cpu(tmp_path):
     assert all(float(r["student_steps_per_s"]) == pytest.approx(1000 * int(r["pack"]) / float(r["ms_per_step"]),
                                                                 rel=0.01) for r in packs)
     assert {r["fusion"] for r in packs} == {"solo", "members"}
+    assert {r["cuda_graphs"] for r in packs} == {"False"}      # a CPU trains eagerly: no graphed points
     grid_rows = read("grid_projection")
     assert list(grid_rows[0])[:4] == ["config", "precision", "job", "hours"]
     for precision in precisions:

@@ -159,3 +159,26 @@ def test_the_dtype_demo_differs_only_in_how_the_images_are_stored():
     float32["images"]["dtype"] = "float16"
     assert float32 == float16
     assert float16["images"]["size"] == 64 and float16["teachers"]["modalities"] == ["gaf"]
+
+
+def test_lab_md_quotes_the_lab_numbers_of_the_config():
+    """docs/lab.md's ranges of the lab's GENE-14 numbers are the min–max over teacher architectures
+    of configs/gene14_w500.yaml's report.reference (to one decimal, as the lab wrote them)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    import yaml
+
+    def one_decimal(number):
+        return Decimal(str(number)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+    config = yaml.safe_load((REPO / "configs" / "gene14_w500.yaml").read_text())
+    reference = {v["method"]: [mean for mean, _ in v["accuracy"].values()]
+                 for v in config["report"]["reference"]["gene14_w500"]["values"]}
+    line = next(line for line in (REPO / "docs" / "lab.md").read_text().splitlines()
+                if line.startswith("| `gene14_w500.yaml` |"))
+    labels = {"teacher-gaf": "GAF teachers", "kd-gaf": "one GAF teacher", "kd2": "two teachers at α = 0.3",
+              "kd2-anneal": "+ annealing", "kd2-anneal-sp": "+ SP"}
+    assert set(labels) == set(reference)
+    for method, label in labels.items():
+        low, high = one_decimal(min(reference[method])), one_decimal(max(reference[method]))
+        assert f"{label} {low}–{high} %" in line, method

@@ -9,12 +9,14 @@ from conftest import REPO
 
 CHECKS = ["environment", "workflow", "workflow devices", "workflow slots", "workflow job time",
           "determinism teacher", "resume teacher", "determinism student", "resume student",
-          "placement teacher", "placement student", "pack K=1", "pack K=8", "total"]
+          "placement teacher", "placement student", "determinism teacher fp32", "determinism student fp32",
+          "pack K=1", "pack K=8", "total"]
 
 
 def test_gpu_check_runs_every_check_on_the_cpu(tmp_path):
     run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu",
-                          "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "work")],
+                          "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "work"),
+                          "--precisions", "tf32", "fp32"],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "out" / "gpu_check.csv")))
@@ -22,7 +24,8 @@ def test_gpu_check_runs_every_check_on_the_cpu(tmp_path):
     assert [r["check"] for r in checks] == CHECKS
     assert {r["check"]: r["result"] for r in checks if r["result"] != "info"} == dict.fromkeys(
         ["workflow", "workflow devices", "workflow slots", "determinism teacher", "resume teacher",
-         "determinism student", "resume student", "placement teacher", "placement student"], "pass")
+         "determinism student", "resume student", "placement teacher", "placement student",
+         "determinism teacher fp32", "determinism student fp32"], "pass")
     jobs = [r for r in rows if r["check"] == "workflow job"]
     # 2 teachers and 8 trained students (the scratch student is the signal teacher's run) in 3
     # packs: kd-gaf, kd-sig and kd2 (α 0.1 and 0.5) in one, kd2-anneal's and kd2-anneal-sp's 2 each

@@ -335,6 +335,27 @@ def test_a_pack_killed_mid_training_resumes_every_member(fold, tmp_path, monkeyp
         assert not (killed / "resume.pt").exists()
 
 
+def test_a_pack_replayed_from_graphs_is_the_eager_pack(fold, tmp_path, stand_in_graphs):
+    """training.cuda_graphs on an SP pack (cached logits and similarity maps gathered by the batch
+    index the graph reads), through the CPU stand-in graph (conftest.ReplayedStep)."""
+    train_annealing_starts(fold)
+    members = [(1, 0.3), (2, 0.9), (1, 0.7)]
+
+    def pack(name, cuda_graphs):
+        training = {**TRAINING, "epochs": 2, "cuda_graphs": cuda_graphs}
+        return [student(fold, tmp_path / name / f"member{k}", "kd2-anneal-sp", seed, alpha,
+                        {"width": len(members), "member": k}, training) for k, (seed, alpha) in enumerate(members)]
+
+    eager, graphed = pack("eager", False), pack("graphed", True)
+    train_students(eager, CPU)
+    metrics = train_students(graphed, CPU)
+    assert sum(graph.replays for graph in stand_in_graphs) == metrics[0]["cuda_graphs"]["replayed_steps"] > 0
+    for a, b in zip(eager, graphed):
+        mine, theirs = weights(a), weights(b)
+        assert all(torch.equal(mine[name], theirs[name]) for name in mine)
+        assert a.outputs["history"].read_text() == b.outputs["history"].read_text()
+
+
 def test_runs_that_cannot_train_together_are_refused(fold, tmp_path):
     a = student(fold, tmp_path / "a", "kd2", 1, 0.3, {"width": 2, "member": 0})
     b = student(fold, tmp_path / "b", "kd2", 2, 0.5, {"width": 2, "member": 1}, {**TRAINING, "batch_size": 16})

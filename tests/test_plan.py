@@ -119,6 +119,49 @@ def test_a_pack_asks_for_more_as_it_widens_and_with_similarity():
     assert with_sp.mem_mb > same_width.mem_mb and with_sp.runtime >= same_width.runtime
 
 
+def test_a_gpu_model_is_asked_for_by_every_gpu_job_and_no_other(tmp_path, gene_config):
+    """cluster.gpu_model: each GPU job declares Snakemake's gpu_model resource, which the SLURM
+    executor sends as --gpus=<model>:1; a job that takes no GPU asks for no model."""
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    config = yaml.safe_load(gene_config.read_text())
+    config["cluster"] = {"gpu_model": "a100"}
+    gene_config.write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "-n", configfile=gene_config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    models = collections.Counter()
+    for rule, fields in dry_run_jobs(run.stdout):
+        if rule in ("all", "report"):
+            continue
+        found = dict(item.split("=", 1) for item in fields["resources"])
+        model = found.get("gpu_model", "")
+        assert model == ("a100" if found["gpu"] == "1" else ""), (rule, found)
+        job = collections.namedtuple("Job", "resources")(DotDict(
+            {key: int(value) if value.isdigit() else value for key, value in found.items()}))
+        assert set_gres_string(job).strip() == ("--gpus=a100:1" if model else ""), rule
+        models[model] += 1
+    assert models["a100"] and models[""]        # GPU jobs, and CPU jobs (windows, images, a derived scratch)
+    assert "gpu: 1 of model a100 (sbatch --gpus=a100:1)" in subprocess.run(
+        [sys.executable, "-m", "gafkd.plan", "--configfile", str(gene_config)], capture_output=True, text=True,
+        cwd=tmp_path).stdout
+
+
+class DotDict(dict):
+    """A job's resources as the executor reads them: job.resources.get(...) and job.resources.gres."""
+    __getattr__ = dict.get
+
+
+def test_a_gpu_model_that_sbatch_could_not_take_is_a_config_error(tmp_path):
+    from gafkd.errors import ConfigError
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["cluster"] = {"gpu_model": "a100:2"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="cluster.gpu_model"):
+        check_config_file(path)
+
+
 def test_runtime_factor_scales_every_runtime_above_its_floor():
     config = check_config_file(REPO / "configs" / "gene14_w500.yaml")
     slow = {**config, "cluster": {"runtime_factor": 3}}

@@ -150,11 +150,13 @@ def render(jobs, config, name, list_jobs=False):
              for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.insert(-1, lines[1])
-    factor = config.get("cluster", {}).get("runtime_factor", 1.0)
+    cluster = config.get("cluster", {})
+    model = cluster.get("gpu_model")
     lines += [
         "",
         f"Runtimes are what the jobs ask for: {needs.SAFETY:g}x the time counted at H200 rates"
-        f" (x cluster.runtime_factor {factor:g}); GPU jobs ask for gpu: 1 (sbatch --gpus=1).",
+        f" (x cluster.runtime_factor {cluster.get('runtime_factor', 1.0):g}); GPU jobs ask for "
+        + (f"gpu: 1 of model {model} (sbatch --gpus={model}:1)." if model else "gpu: 1 (sbatch --gpus=1)."),
         f"Runs land in {RESULTS}/<dataset>/<fold>/; the tables, figures and runs.csv in "
         f"{report_dir(name)}/; the report: snakemake --report {report_dir(name)}/report.html",
     ]

@@ -65,13 +65,16 @@ ITEM_BYTES = {"float16": 2, "float32": 4}
 
 @dataclass(frozen=True)
 class Needs:
-    """A job's request: gpu 0 or 1, mem_mb and runtime in minutes."""
+    """A job's request: gpu 0 or 1, mem_mb, runtime in minutes, and for a GPU job the GPU model
+    the config names (cluster.gpu_model; "" for any)."""
     gpu: int
     mem_mb: int
     runtime: int
+    gpu_model: str = ""
 
     def resources(self):
-        return {"gpu": self.gpu, "mem_mb": self.mem_mb, "runtime": self.runtime}
+        model = {"gpu_model": self.gpu_model} if self.gpu_model else {}
+        return {"gpu": self.gpu, "mem_mb": self.mem_mb, "runtime": self.runtime, **model}
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,12 @@ class Data:
 
 
 def _needs(device, seconds, loaded_bytes, config):
-    factor = config.get("cluster", {}).get("runtime_factor", 1.0)
-    minutes = math.ceil(SAFETY * factor * (STARTUP_SECONDS + seconds) / 60)
+    cluster = config.get("cluster", {})
+    minutes = math.ceil(SAFETY * cluster.get("runtime_factor", 1.0) * (STARTUP_SECONDS + seconds) / 60)
     memory = MEMORY_HEADROOM * (PROCESS_BYTES[device] + LOADED_COPIES * loaded_bytes)
     return Needs(gpu=int(device == "gpu"), mem_mb=max(MEM_FLOOR_MB[device], math.ceil(memory / MB)),
-                 runtime=max(RUNTIME_FLOOR[device], minutes))
+                 runtime=max(RUNTIME_FLOOR[device], minutes),
+                 gpu_model=(cluster.get("gpu_model") or "") if device == "gpu" else "")
 
 
 # --- the data -------------------------------------------------------------------------------

@@ -198,14 +198,16 @@ REPORT_OPTIONS = canonical(config["report"])
 
 
 def declared(needs_of):
-    """A rule's resources from the plan (gafkd.resources): gpu, mem_mb and runtime, each a
+    """A rule's resources from the plan (gafkd.resources): gpu, mem_mb, runtime and, when
+    cluster.gpu_model names one, gpu_model ("" for a job of the rule that takes no GPU), each a
     function of the job's wildcards. `needs_of`: {wildcard: value} -> gafkd.resources.Needs.
     """
+    keys = ("gpu", "mem_mb", "runtime") + (("gpu_model",) if config["cluster"]["gpu_model"] else ())
     return {
         key: (
             lambda wildcards, key=key: getattr(needs_of(dict(wildcards.items())), key)
         )
-        for key in ("gpu", "mem_mb", "runtime")
+        for key in keys
     }
 
 

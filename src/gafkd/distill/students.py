@@ -51,6 +51,11 @@ class OnlineTeachers:
         self.staging = {m: PinnedStaging(device, inputs.dtype) for m, (_, inputs) in teachers.items()
                         if inputs.device != device and device.type == "cuda"}
 
+    @property
+    def resident(self):
+        """Whether the teachers' inputs live on the device (no batch gathered by the CPU)."""
+        return all(inputs.device == self.device for _, inputs in self.teachers.values())
+
     def grams(self, index, host_index=None):
         with torch.inference_mode(), torch.autocast(self.device.type, enabled=False):
             grams = {}
@@ -70,6 +75,11 @@ class CachedTeachers:
 
     def __init__(self, caches):
         self.caches = caches                      # {'gaf'/'sig': loaded SimilarityCache}
+
+    @property
+    def resident(self):
+        """Whether every cache lives on the device (no batch gathered by the CPU)."""
+        return all(cache.on_device for cache in self.caches.values())
 
     def grams(self, index, host_index=None):
         return {modality: cache.grams(index, host_index) for modality, cache in self.caches.items()}
@@ -94,6 +104,13 @@ class DistillationLoss:
         self.sp_teachers = sp_teachers
         self.batch_orders = batch_orders
         self._on_device = {}                      # the members' α and numbers, per device
+
+    @property
+    def resident(self):
+        """Whether every step reads device memory only (gafkd.train.graphs): no SP source gathers
+        its batch on the CPU."""
+        sources = self.sp_teachers if self.packed else [self.sp_teachers]
+        return all(source is None or source.resident for source in sources or [])
 
     def _member_tensors(self, device):
         if device not in self._on_device:

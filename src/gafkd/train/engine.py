@@ -23,6 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from gafkd.errors import GafkdError
+from gafkd.train import graphs
 from gafkd.train.memory import human_bytes, peak_memory, reset_device_peak
 from gafkd.train.metrics import summarize
 from gafkd.train.run_output import write_run
@@ -61,6 +62,7 @@ class TrainSettings:
     seed: int = 0
     eval_batch_size: int = 512
     channels_last: bool | None = None   # None: with bf16 (see use_memory_format); benchmarks force it
+    cuda_graphs: bool = False           # replay the training step from a CUDA graph (gafkd.train.graphs)
 
     @property
     def bf16(self):
@@ -103,9 +105,9 @@ def use_memory_format(model, device, settings):
     return True
 
 
-def _autocast(device, bf16):
+def _autocast(device, bf16, cache=True):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=bf16 and device.type == "cuda")
+                          enabled=bf16 and device.type == "cuda", cache_enabled=cache)
 
 
 @torch.inference_mode()
@@ -185,6 +187,7 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
     progress = load_resumes(runs, members, optimizer, generators) or [Progress() for _ in runs]
     job = _Job(model, members, data, settings, device, runs, optimizer, generators, progress,
                trainable_windows(model, members, data, settings, device, runs), time.perf_counter())
+    job.step = make_stepper(job, loss_fn)
     started_at = datetime.now(timezone.utc).isoformat()
     epochs_here = 0
     with StopFlag() as stop:
@@ -193,7 +196,7 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
             lr = learning_rate(epoch, settings.epochs, settings.lr, settings.lr_boundaries)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss_sum, correct = _train_epoch(job, epoch, loss_fn, stop)
+            loss_sum, correct = _train_epoch(job, epoch, stop)
             tests = _end_epoch(job, epoch, lr, loss_sum, correct)
             epochs_here += 1
             if progress[0].epoch % settings.checkpoint_every == 0 and progress[0].epoch < settings.epochs:
@@ -205,6 +208,9 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
              f"{human_bytes(memory['device_reserved_peak_bytes'])} reserved"
              if device.type == "cuda" else "(the host)")
     logits = best_test_logits(model, members, data, settings, device, progress)
+    if settings.cuda_graphs:
+        for run in runs:
+            run.record = {**(run.record or {}), "cuda_graphs": graphs.record(job.step, device, data, loss_fn)}
     return [write_run(run, state, tests[k], data, settings, memory, epochs_here, seconds_here,
                        started_at, logits[k]) for k, (run, state) in enumerate(zip(runs, progress))]
 
@@ -213,7 +219,7 @@ def train_runs(model, data, settings, device, runs, loss_fn=cross_entropy):
 class _Job:
     """What each step of train_runs works on: the network and its members, the data, the recipe,
     the runs with their optimizer, batch-order generators and progress, the training windows per
-    epoch (`n`) and when this process started training."""
+    epoch (`n`), when this process started training and its training step."""
     model: torch.nn.Module
     members: object
     data: object
@@ -225,13 +231,49 @@ class _Job:
     progress: list
     n: int
     started: float
+    step: Callable | None = None        # make_stepper's
 
 
-def _train_epoch(job, epoch, loss_fn, stop):
+def training_step(job, loss_fn, index, host_index):
+    """One optimisation step of every member on its batch `index` (members, B), gathered on the
+    device (or by the CPU with `host_index`, the same numbers); returns the members' losses
+    (float32) and correct counts. autocast keeps no cast cache, which a CUDA graph cannot hold
+    (gafkd.train.graphs); each weight is cast once per step either way."""
+    model, members, data, device = job.model, job.members, job.data, job.device
+    inputs = data.train.rows(index.reshape(-1), None if host_index is None else host_index.reshape(-1), device)
+    targets = data.train.y[index]
+    with _autocast(device, job.settings.bf16, cache=False):
+        logits, groups = model(members.join(data.normalize(inputs)))
+        member_logits, member_groups = members.member_major(logits, groups)
+        if members.members == 1:
+            losses = loss_fn(logits, groups, targets[0], index[0],
+                             None if host_index is None else host_index[0]).reshape(1)
+        else:
+            losses = loss_fn(member_logits, member_groups, targets, index, host_index)
+    job.optimizer.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    job.optimizer.step()
+    return losses.detach().float(), (member_logits.argmax(-1) == targets).sum(-1)
+
+
+def make_stepper(job, loss_fn):
+    """The job's training step: training_step, replayed from a CUDA graph when training.cuda_graphs
+    asks for it and the step can be captured (gafkd.train.graphs; each run's metrics.json says
+    which, and why not)."""
+    def step(index, host_index):
+        return training_step(job, loss_fn, index, host_index)
+
+    if not job.settings.cuda_graphs:
+        return step
+    return graphs.graphed_if_possible(step, job.optimizer, (job.members.members, job.settings.batch_size),
+                                      job.device, job.data, loss_fn)
+
+
+def _train_epoch(job, epoch, stop):
     """One epoch's steps from the batch it stopped at (a resumed epoch redraws its batch order
     from the saved generator state); returns each member's loss sum and correct count. SIGTERM
     saves the resume checkpoints after the current step and raises TrainingInterrupted."""
-    model, members, data, settings, device = job.model, job.members, job.data, job.settings, job.device
+    data, settings, device = job.data, job.settings, job.device
     first_batch = job.progress[0].batch
     for generator, state in zip(job.generators, job.progress):
         if first_batch == 0:
@@ -242,30 +284,19 @@ def _train_epoch(job, epoch, loss_fn, stop):
     order = host_order.to(device)       # the same tensor on the CPU
     loss_sum = torch.tensor([state.loss_sum for state in job.progress], device=device)
     correct = torch.tensor([state.correct for state in job.progress], device=device)
-    model.train()
+    job.model.train()
     starts = range(0, job.n, settings.batch_size)
     for b in range(first_batch, len(starts)):
         index = order[:, starts[b]:starts[b] + settings.batch_size]       # (runs, B)
         host_index = host_order[:, starts[b]:starts[b] + settings.batch_size]
-        inputs = data.train.rows(index.reshape(-1), host_index.reshape(-1), device)
-        targets = data.train.y[index]
-        with _autocast(device, settings.bf16):
-            logits, groups = model(members.join(data.normalize(inputs)))
-            member_logits, member_groups = members.member_major(logits, groups)
-            if members.members == 1:
-                losses = loss_fn(logits, groups, targets[0], index[0], host_index[0]).reshape(1)
-            else:
-                losses = loss_fn(member_logits, member_groups, targets, index, host_index)
-        job.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        job.optimizer.step()
-        loss_sum += losses.detach().float() * index.shape[1]
-        correct += (member_logits.argmax(-1) == targets).sum(-1)
+        losses, batch_correct = job.step(index, host_index)
+        loss_sum += losses * index.shape[1]
+        correct += batch_correct
         if stop.raised:
             for k, state in enumerate(job.progress):
                 state.batch, state.loss_sum, state.correct = b + 1, float(loss_sum[k]), int(correct[k])
                 state.elapsed += time.perf_counter() - job.started
-            save_resumes(job.runs, members, job.optimizer, job.generators, job.progress)
+            save_resumes(job.runs, job.members, job.optimizer, job.generators, job.progress)
             raise TrainingInterrupted(
                 f"stopped by SIGTERM in epoch {epoch + 1}, batch {b + 1}; resume checkpoint "
                 f"saved to {', '.join(str(run.resume_path) for run in job.runs)}")
