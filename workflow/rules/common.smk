@@ -202,7 +202,9 @@ def declared(needs_of):
     cluster.gpu_model names one, gpu_model ("" for a job of the rule that takes no GPU), each a
     function of the job's wildcards. `needs_of`: {wildcard: value} -> gafkd.resources.Needs.
     """
-    keys = ("gpu", "mem_mb", "runtime") + (("gpu_model",) if config["cluster"]["gpu_model"] else ())
+    keys = ("gpu", "mem_mb", "runtime") + (
+        ("gpu_model",) if config["cluster"]["gpu_model"] else ()
+    )
     return {
         key: (
             lambda wildcards, key=key: getattr(needs_of(dict(wildcards.items())), key)
