@@ -72,7 +72,8 @@ from gafkd.train.models import build_model  # noqa: E402
 from gafkd.train.packed import pack_models  # noqa: E402
 from gafkd.methods import method  # noqa: E402
 from gafkd.data.readers import geneactiv, pamap2  # noqa: E402
-from gafkd.distill.similarity_cache import SimilarityCache, cache_bytes, choose_forms, teacher_passes  # noqa: E402
+from gafkd.distill.cache_layout import cache_bytes, choose_forms, teacher_passes  # noqa: E402
+from gafkd.distill.similarity_cache import SimilarityCache  # noqa: E402
 from gafkd.distill.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
 from gafkd.distill.teacher_outputs import Teacher  # noqa: E402
 from harness import median_seconds, print_table, standardization, step_seconds, write_csv  # noqa: E402

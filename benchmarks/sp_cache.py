@@ -33,8 +33,8 @@ from gafkd.train.numerics import use_numerics  # noqa: E402
 from gafkd.h5checked import create_h5  # noqa: E402
 from gafkd.distill.losses import merged_gram_map, similarity_preserving  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402
-from gafkd.distill.similarity_cache import (TILE, cache_bytes, choose_forms, teacher_passes,  # noqa: E402
-                                            write_groups)
+from gafkd.distill.cache_layout import TILE, cache_bytes, choose_forms, teacher_passes  # noqa: E402
+from gafkd.distill.similarity_cache import write_groups  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402
 
 CHANNELS, CLASSES = 3, 14

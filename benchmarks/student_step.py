@@ -29,7 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gafkd.train.numerics import use_numerics  # noqa: E402
 from gafkd.train.models import build_model  # noqa: E402
-from gafkd.distill.similarity_cache import SimilarityCache, choose_forms  # noqa: E402
+from gafkd.distill.cache_layout import choose_forms  # noqa: E402
+from gafkd.distill.similarity_cache import SimilarityCache  # noqa: E402
 from gafkd.distill.students import CachedTeachers, DistillationLoss, OnlineTeachers  # noqa: E402
 from gafkd.distill.teacher_outputs import Teacher  # noqa: E402
 from harness import median_seconds, print_table, write_csv  # noqa: E402

@@ -80,12 +80,9 @@ SHARED_EXCEPTIONS = {
     ("gafkd.resources", "data"):
         "resources sizes each stage's jobs for the scheduler and plan: a PAMAP2 raw folder's "
         "windows come from its reader (gafkd.data.readers.pamap2)",
-    ("gafkd.resources", "train"):
-        "resources sizes each stage's jobs: a network's parameters and activations come from "
-        "building it (gafkd.train.models)",
     ("gafkd.resources", "distill"):
         "resources sizes each stage's jobs: a similarity cache's bytes and the teachers' passes "
-        "come from the cache's own layout (gafkd.distill.similarity_cache)",
+        "come from the cache's own layout (gafkd.distill.cache_layout)",
 }
 
 

@@ -52,3 +52,30 @@ def test_bad_architecture_names(name, match):
         parse_arch(name)
     with pytest.raises(ConfigError, match=match):
         build_model(name, 3, 4, dims=1)
+
+
+@pytest.mark.parametrize("arch, channels, shape, classes", [
+    ("wrn16-1", 3, (500,), 14), ("wrn28-3", 40, (33,), 12), ("wrn22-2", 2, (7,), 3),
+    ("wrn10-2", 6, (16, 16), 4), ("wrn16-3", 9, (31, 17), 5), ("wrn28-1", 3, (64, 64), 14)])
+def test_the_counted_cost_is_what_torch_counts_in_a_forward(arch, channels, shape, classes):
+    """gafkd.archs.wrn_cost (torch-free, for the workflow's job sizes) against torch's FLOP counter
+    on a forward of the network on the meta device: FLOPs, parameters and group output sizes."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gafkd.archs import wrn_cost
+
+    with torch.device("meta"):
+        model = build_model(arch, channels, classes, len(shape))
+        x = torch.zeros((1, channels, *shape))
+    with FlopCounterMode(display=False) as counter:
+        _, groups = model(x)
+    assert wrn_cost(arch, channels, shape, classes) == (
+        counter.get_total_flops(), sum(p.numel() for p in model.parameters()),
+        tuple(g[0].numel() for g in groups))
+
+
+def test_the_cost_of_a_network_on_3d_inputs_is_refused():
+    from gafkd.archs import wrn_cost
+
+    with pytest.raises(ValueError, match="1-D or 2-D inputs, not 3-D"):
+        wrn_cost("wrn16-1", 3, (4, 4, 4), 2)

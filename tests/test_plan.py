@@ -1,6 +1,7 @@
 """The plan (gafkd.plan, gafkd.resources): the jobs a config expands to and what each asks its
 scheduler for, as the rules declare it; the lab configs' cluster requests; the plan command."""
 import collections
+import os
 import subprocess
 import sys
 
@@ -18,7 +19,7 @@ from gafkd.config import check_config_file, fold_names
 from gafkd.methods import method
 from gafkd.train.models import build_model
 from gafkd.plan import plan, report_name
-from gafkd.distill.similarity_cache import cache_bytes, choose_forms
+from gafkd.distill.cache_layout import cache_bytes, choose_forms
 
 SHIPPED = sorted((REPO / "configs").glob("*.yaml")) + [REPO / "config.yaml"]
 
@@ -238,3 +239,17 @@ def test_the_plan_command_gives_the_checkers_message_for_a_bad_config(tmp_path):
     assert run.returncode == 1
     assert "training.epochs" in run.stderr and str(bad) in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_the_workflow_sizes_its_jobs_without_importing_torch():
+    """What the Snakefile imports while it parses, and every job's resources from the plan, leave
+    torch unimported: every snakemake command, and every cluster job, parses the workflow."""
+    script = ("import sys; from gafkd import config, grid, names, runfiles, resources, plan, archs, methods; "
+              "from gafkd.data import rawfolder, splits, download; "
+              "from gafkd.config import check_config_file; "
+              f"[plan.plan(check_config_file(p), 'x') for p in {[str(p) for p in SHIPPED]!r}]; "
+              "print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip() == "False"

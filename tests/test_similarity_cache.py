@@ -12,7 +12,8 @@ from gafkd.config import training_defaults
 from gafkd.errors import InputError
 from gafkd.images.cache import read_images
 from gafkd.distill.losses import raw_gram
-from gafkd.distill.similarity_cache import SimilarityCache, build_similarity_cache, choose_forms, open_similarity_caches
+from gafkd.distill.cache_layout import choose_forms
+from gafkd.distill.similarity_cache import SimilarityCache, build_similarity_cache, open_similarity_caches
 from gafkd.distill.students import CachedTeachers, DistillationLoss, OnlineTeachers, train_student
 from gafkd.distill.teacher_outputs import load_teacher, read_teacher_logits, write_teacher_outputs
 from gafkd.distill.teachers import train_teacher

@@ -1,5 +1,7 @@
-"""WideResNet names (torch-free, so the workflow can check them when it parses the config)."""
+"""WideResNet names and costs (torch-free, so the workflow can check names and count each job's
+work when it parses the config)."""
 
+import math
 import re
 
 from gafkd.errors import ConfigError
@@ -23,3 +25,38 @@ def parse_arch(name):
     if width < 1:
         raise ConfigError(f"architecture '{name}': width must be at least 1")
     return depth, width
+
+
+def wrn_cost(arch, channels, shape, classes):
+    """(forward FLOPs of one input, parameters, values of each group's output) of gafkd.train.models'
+    WideResNet `arch` on inputs of `channels` x `shape` (1-D or 2-D), counted as
+    torch.utils.flop_counter counts a forward (2 per multiply-add of each convolution and the
+    linear layer), without torch: the workflow asks it of every training job while it parses."""
+    depth, width = parse_arch(arch)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"a WideResNet takes 1-D or 2-D inputs, not {len(shape)}-D ({shape})")
+    kernel = 3 ** len(shape)
+    widths = [16, 16 * width, 32 * width, 64 * width]
+    flops, parameters, feature_sizes = 0, 0, []
+
+    def conv(in_planes, out_planes, spatial, stride, size):
+        nonlocal flops, parameters
+        out = tuple((s - 1) // stride + 1 for s in spatial)    # 3-wide padded or 1-wide: the same
+        flops += 2 * math.prod(out) * out_planes * in_planes * size
+        parameters += out_planes * in_planes * size
+        return out
+
+    spatial = conv(channels, widths[0], shape, 1, kernel)
+    for g, stride in enumerate((1, 2, 2)):
+        for b in range((depth - 4) // 6):
+            in_planes, block_stride = (widths[g], stride) if b == 0 else (widths[g + 1], 1)
+            parameters += 2 * in_planes + 2 * widths[g + 1]                  # the block's two BNs
+            out = conv(in_planes, widths[g + 1], spatial, block_stride, kernel)
+            conv(widths[g + 1], widths[g + 1], out, 1, kernel)
+            if in_planes != widths[g + 1] or block_stride != 1:
+                conv(in_planes, widths[g + 1], spatial, block_stride, 1)     # the shortcut
+            spatial = out
+        feature_sizes.append(widths[g + 1] * math.prod(spatial))
+    flops += 2 * widths[3] * classes
+    parameters += 2 * widths[3] + widths[3] * classes + classes              # the last BN, the linear layer
+    return flops, parameters, tuple(feature_sizes)

@@ -3,8 +3,9 @@ wall time (runtime, minutes), computed from the config and the data the job read
 declare these (Snakemake's `resources:`), so a workstation run (`--resources gpu=N`) and SLURM
 read the same numbers, and `python -m gafkd.plan` prints them.
 
-Time is counted, not guessed: a network's forward FLOPs per window come from a forward on
-torch's meta device (no memory, no data); a training step costs 3x its forward over a batch
+Time is counted, not guessed: a network's forward FLOPs per window are counted from its layers'
+shapes (gafkd.archs.wrn_cost, without torch: the workflow sizes every job while it parses, and a
+cluster job parses the workflow again); a training step costs 3x its forward over a batch
 (forward, backward, update), run at a sustained rate per convolution dimensionality with a
 floor per step (small 1-D steps are bound by kernel latency, not arithmetic); every epoch also
 predicts the validation and test windows. The rates are measured H200 numbers under the
@@ -32,6 +33,8 @@ from pathlib import Path
 
 from gafkd import grid
 from gafkd import names
+from gafkd.archs import wrn_cost
+from gafkd.distill.cache_layout import cache_bytes, choose_forms, teacher_passes
 from gafkd.config import series_length
 from gafkd.encodings import encoding_parts
 from gafkd.methods import method
@@ -205,18 +208,9 @@ class Cost:
 
 @functools.lru_cache(maxsize=64)
 def network_cost(arch, channels, shape, classes):
-    """Cost of `arch` on windows of `channels` x `shape`, from one forward on the meta device."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from gafkd.train.models import build_model
-    with torch.device("meta"):
-        model = build_model(arch, channels, classes, len(shape))
-        x = torch.zeros((1, channels, *shape))
-    with FlopCounterMode(display=False) as counter:
-        _, groups = model(x)
-    return Cost(float(counter.get_total_flops()), sum(p.numel() for p in model.parameters()),
-                tuple(int(g[0].numel()) for g in groups))
+    """Cost of `arch` on windows of `channels` x `shape` (gafkd.archs.wrn_cost, counted without torch)."""
+    flops, parameters, feature_sizes = wrn_cost(arch, channels, tuple(shape), classes)
+    return Cost(float(flops), parameters, feature_sizes)
 
 
 def _input_shape(config, data, modality):
@@ -291,7 +285,6 @@ def outputs_needs(config, run):
 def _similarity(teacher):
     """(seconds, cache bytes) of a teacher's similarity cache over its fold's training windows:
     the builder's teacher passes, the Gram products, the write."""
-    from gafkd.distill.similarity_cache import cache_bytes, choose_forms, teacher_passes
     n, sizes = teacher.data.train, teacher.cost.feature_sizes
     forms = choose_forms(sizes, n)
     stored = cache_bytes(forms, sizes, n)

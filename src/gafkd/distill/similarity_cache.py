@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from gafkd.atomic import atomic_path
+from gafkd.distill.cache_layout import (DEFAULT_BLOCK_BYTES, FORMS, GROUPS, STORED_DTYPE, TILE, cache_bytes,
+                                        choose_forms, row_block)
 from gafkd.train.checkpoint import check_trained_on
 from gafkd.errors import REBUILD, InputError, check_identity
 from gafkd.h5checked import CheckedH5, create_h5, seal
@@ -37,39 +39,7 @@ from gafkd.data.windows import read_windows
 
 log = logging.getLogger(__name__)
 
-GROUPS = 3
-FORMS = ("gram", "features")
-STORED_DTYPE = np.float32
-TILE = 256                       # chunk edge of the N×N datasets and the batch of the build
-DEFAULT_BLOCK_BYTES = 4 << 30    # the outputs kept per row block, at most (and a quarter of free memory)
 WHAT = "teacher similarity cache"
-
-
-def choose_forms(feature_sizes, n):
-    """Per group: 'gram' when a window's output has more values than there are windows."""
-    return ["gram" if size > n else "features" for size in feature_sizes]
-
-
-def cache_bytes(forms, feature_sizes, n):
-    """Bytes of the stored (and loaded) cache."""
-    item = np.dtype(STORED_DTYPE).itemsize
-    return sum(n * (n if form == "gram" else size) * item for form, size in zip(forms, feature_sizes))
-
-
-def _row_block(gram_sizes, n, budget_bytes, batch):
-    """Rows per block: as many as the budget holds for the kept outputs, a multiple of `batch`."""
-    per_row = 4 * max(1, sum(gram_sizes))
-    rows = max(batch, budget_bytes // per_row // batch * batch)
-    return min(rows, math.ceil(n / batch) * batch)
-
-
-def teacher_passes(feature_sizes, forms, n, block_bytes=DEFAULT_BLOCK_BYTES, batch=TILE):
-    """Teacher forward passes of a build, in passes over all n windows (the builder's plan)."""
-    gram = [size for size, form in zip(feature_sizes, forms) if form == "gram"]
-    if not gram:
-        return 1.0
-    block = _row_block(gram, n, block_bytes, batch)
-    return sum(n - start for start in range(0, n, block)) / n
 
 
 def build_similarity_cache(model_pt, windows_h5, images_h5, out_h5, device, batch_size=TILE,
@@ -115,7 +85,7 @@ def write_groups(f, outputs, n, device, batch_size=TILE, block_bytes=None, forms
     gram_groups = [g for g in range(GROUPS) if forms[g] == "gram"]
     if block_bytes is None:
         block_bytes = min(DEFAULT_BLOCK_BYTES, device_budget_bytes(device) // 4)
-    block = _row_block([sizes[g] for g in gram_groups], n, block_bytes, batch_size)
+    block = row_block([sizes[g] for g in gram_groups], n, block_bytes, batch_size)
     datasets = []
     for g in range(GROUPS):
         width = n if forms[g] == "gram" else sizes[g]
