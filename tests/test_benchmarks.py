@@ -53,3 +53,15 @@ def test_sp_cache_benchmark_runs(tmp_path):
         expected_gb = sum(1000 * (1000 if s > 1000 else s) * 4 for s in sizes) / 1e9
         assert float(row["fold_gb"]) == round(expected_gb, 2)
         assert float(row["build_s"]) > 0 and float(row["fold_build_s_projected"]) > 0
+
+
+def test_workflow_parse_benchmark_runs(tmp_path):
+    out = tmp_path / "workflow_parse.csv"
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks/workflow_parse.py"), "--repeats", "1",
+                          "--csv", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [r["command"] for r in rows] == ["import torch", "import snakemake", "snakemake -n config.yaml",
+                                            "gafkd.plan gene14_w500.yaml", "gafkd.plan pamap2_loso.yaml"]
+    assert all(float(r["median_s"]) > 0 for r in rows)
+    assert [r["ratio_to_first"] for r in rows[2:]] == ["1.0"] * 3          # one checkout: itself
