@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from gafkd.configfile import load_yaml, merge_config, non_finite_numbers, schema_errors
+from gafkd.configfile import load_schema, load_yaml, merge_config, non_finite_numbers, schema_errors
 from gafkd.errors import ConfigError, GafkdError
 from gafkd.encodings import PI_MIN_LENGTH, encoding_parts
 from gafkd.data.splits import fold_names as split_fold_names
@@ -236,9 +236,7 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 def training_defaults(schema_path=SCHEMA):
     """{key: default} of the config schema's `training:` section (gafkd.train.engine.TrainSettings
     takes them from here where no validated config is at hand)."""
-    import yaml
-
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(str(schema_path))
     return {key: spec["default"] for key, spec in schema["properties"]["training"]["properties"].items()
             if "default" in spec}
 

@@ -3,19 +3,27 @@ bounded (load_yaml); files merged as Snakemake merges them (merge_config); the s
 error in one line that names the key, and a retired key with what replaced it (schema_errors).
 gafkd.config checks what the schema cannot."""
 
+import functools
 import math
 from pathlib import Path
 
 from gafkd.errors import ConfigError
 
 
+@functools.lru_cache(maxsize=4)
+def load_schema(schema_path):
+    """The config schema (read once per process, with libyaml's loader where PyYAML has it)."""
+    import yaml
+
+    return yaml.load(Path(schema_path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def schema_errors(config, schema_path):
     """'key.path: message' of the config's first schema error (None when valid): one line that
     names the key, where a schema validator would print the whole schema."""
     import jsonschema
-    import yaml
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(str(schema_path))
     retired = retired_key(config)
     if retired:
         return retired
