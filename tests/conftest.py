@@ -66,7 +66,7 @@ class ReplayedStep:
 
     made = []
 
-    def __init__(self, device, pool):
+    def __init__(self, pool):
         self.step, self.replays = None, 0
         ReplayedStep.made.append(self)
 
