@@ -146,7 +146,7 @@ MUTATIONS = [
     Mutation("the short last batch replays the full batch's graph", "src/gafkd/train/graphs.py",
              "if index.shape != self.index.shape:", "if index.shape[1] > self.index.shape[1]:", GRAPHS),
     Mutation("network cost without the shortcut convolutions", "src/gafkd/archs.py",
-             "conv(in_planes, widths[g + 1], spatial, block_stride, 1)     # the shortcut", "pass",
+             "conv(in_planes, out_planes, spatial, stride, 1)              # the shortcut", "pass",
              ("tests/test_models.py",)),
     Mutation("network cost with unstrided group outputs", "src/gafkd/archs.py",
              "            spatial = out\n", "", ("tests/test_models.py",)),

@@ -27,16 +27,27 @@ def parse_arch(name):
     return depth, width
 
 
+def wrn_layout(arch):
+    """WRN-d-k's channel widths (stem, groups 1-3) and, group by group, each basic block's
+    (in_planes, out_planes, stride): n = (d - 4) / 6 blocks per group, strides 1, 2, 2 at each
+    group's first block. The one description the networks (gafkd.train.models, .packed) and
+    their cost (wrn_cost) are built from."""
+    depth, width = parse_arch(arch)
+    widths = [16, 16 * width, 32 * width, 64 * width]
+    groups = [[(widths[g] if b == 0 else widths[g + 1], widths[g + 1], stride if b == 0 else 1)
+               for b in range((depth - 4) // 6)] for g, stride in enumerate((1, 2, 2))]
+    return widths, groups
+
+
 def wrn_cost(arch, channels, shape, classes):
     """(forward FLOPs of one input, parameters, values of each group's output) of gafkd.train.models'
     WideResNet `arch` on inputs of `channels` x `shape` (1-D or 2-D), counted as
     torch.utils.flop_counter counts a forward (2 per multiply-add of each convolution and the
     linear layer), without torch: the workflow asks it of every training job while it parses."""
-    depth, width = parse_arch(arch)
+    widths, groups = wrn_layout(arch)
     if len(shape) not in (1, 2):
         raise ValueError(f"a WideResNet takes 1-D or 2-D inputs, not {len(shape)}-D ({shape})")
     kernel = 3 ** len(shape)
-    widths = [16, 16 * width, 32 * width, 64 * width]
     flops, parameters, feature_sizes = 0, 0, []
 
     def conv(in_planes, out_planes, spatial, stride, size):
@@ -47,16 +58,15 @@ def wrn_cost(arch, channels, shape, classes):
         return out
 
     spatial = conv(channels, widths[0], shape, 1, kernel)
-    for g, stride in enumerate((1, 2, 2)):
-        for b in range((depth - 4) // 6):
-            in_planes, block_stride = (widths[g], stride) if b == 0 else (widths[g + 1], 1)
-            parameters += 2 * in_planes + 2 * widths[g + 1]                  # the block's two BNs
-            out = conv(in_planes, widths[g + 1], spatial, block_stride, kernel)
-            conv(widths[g + 1], widths[g + 1], out, 1, kernel)
-            if in_planes != widths[g + 1] or block_stride != 1:
-                conv(in_planes, widths[g + 1], spatial, block_stride, 1)     # the shortcut
+    for blocks in groups:
+        for in_planes, out_planes, stride in blocks:
+            parameters += 2 * in_planes + 2 * out_planes                     # the block's two BNs
+            out = conv(in_planes, out_planes, spatial, stride, kernel)
+            conv(out_planes, out_planes, out, 1, kernel)
+            if in_planes != out_planes or stride != 1:
+                conv(in_planes, out_planes, spatial, stride, 1)              # the shortcut
             spatial = out
-        feature_sizes.append(widths[g + 1] * math.prod(spatial))
+        feature_sizes.append(blocks[-1][1] * math.prod(spatial))
     flops += 2 * widths[3] * classes
     parameters += 2 * widths[3] + widths[3] * classes + classes              # the last BN, the linear layer
     return flops, parameters, tuple(feature_sizes)

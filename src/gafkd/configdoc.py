@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
+from gafkd.configfile import load_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -62,7 +62,7 @@ def _rows(spec, key):
 
 
 def render(schema_path=SCHEMA):
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(str(schema_path))
     lines = ["# Configuration reference", "",
              "Every key a config may hold, from `workflow/schemas/config.schema.yaml` (written by "
              "`python -m gafkd.configdoc --write`; a test checks that this page matches the schema). "

@@ -8,7 +8,7 @@ returns the logits and the three group outputs (used by similarity-preserving KD
 from torch import nn
 from torch.nn import functional as F
 
-from gafkd.archs import parse_arch
+from gafkd.archs import wrn_layout
 
 
 def _layers(dims):
@@ -42,17 +42,12 @@ class BasicBlock(nn.Module):
 class WideResNet(nn.Module):
     def __init__(self, arch, in_channels, num_classes, dims):
         super().__init__()
-        depth, width = parse_arch(arch)
+        widths, groups = wrn_layout(arch)
         self.arch, self.dims = arch, dims
         conv, norm = _layers(dims)
-        blocks = (depth - 4) // 6
-        widths = [16, 16 * width, 32 * width, 64 * width]
         self.conv1 = conv(in_channels, widths[0], 3, padding=1, bias=False)
-        self.groups = nn.ModuleList()
-        for g, stride in enumerate((1, 2, 2)):
-            layers = [BasicBlock(dims, widths[g] if b == 0 else widths[g + 1], widths[g + 1],
-                                 stride if b == 0 else 1) for b in range(blocks)]
-            self.groups.append(nn.Sequential(*layers))
+        self.groups = nn.ModuleList(nn.Sequential(*(BasicBlock(dims, *block) for block in blocks))
+                                    for blocks in groups)
         self.bn = norm(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
         for m in self.modules():

@@ -41,7 +41,7 @@ from torch.func import functional_call
 from torch import nn
 from torch.nn import functional as F
 
-from gafkd.archs import parse_arch
+from gafkd.archs import wrn_layout
 from gafkd.train.models import WideResNet, _layers
 
 
@@ -133,7 +133,7 @@ class PackedWideResNet(nn.Module):
 
     def __init__(self, arch, in_channels, num_classes, dims, members, fusion=None):
         super().__init__()
-        depth, width = parse_arch(arch)
+        widths, groups = wrn_layout(arch)
         if fusion not in (None, *self.FUSIONS):
             raise ValueError(f"fusion must be one of {self.FUSIONS} or None (by device), got {fusion!r}")
         if fusion == "gemm" and dims != 1:
@@ -145,14 +145,9 @@ class PackedWideResNet(nn.Module):
         self.in_channels, self.num_classes = in_channels, num_classes
         conv, norm = _packed_layers(dims)
         k = self.members
-        blocks = (depth - 4) // 6
-        widths = [16, 16 * width, 32 * width, 64 * width]
         self.conv1 = conv(k * in_channels, k * widths[0], 3, padding=1, bias=False, groups=k)
-        self.groups = nn.ModuleList()
-        for g, stride in enumerate((1, 2, 2)):
-            layers = [PackedBlock(k, dims, widths[g] if b == 0 else widths[g + 1], widths[g + 1],
-                                  stride if b == 0 else 1) for b in range(blocks)]
-            self.groups.append(nn.Sequential(*layers))
+        self.groups = nn.ModuleList(nn.Sequential(*(PackedBlock(k, dims, *block) for block in blocks))
+                                    for blocks in groups)
         self.bn = norm(k * widths[3])
         self.fc = GroupedLinear(k, widths[3], num_classes)
 
